@@ -1,0 +1,330 @@
+package org.dbos.kernel;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import org.dbos.kernel.db.Database;
+import org.dbos.kernel.security.AuditLog;
+import org.dbos.kernel.security.Principal;
+import org.dbos.kernel.security.Principals;
+import org.dbos.kernel.security.Secrets;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The kernel: sessions and system calls over the OS database. Every service (files, scheduler,
+ * messages, key-value) is built from {@link #call} and {@link #callChecked}: one database
+ * transaction that checks the caller's right, does the work and appends one audit record, all or
+ * nothing.
+ *
+ * <p>A kernel is either a <em>node</em> ({@link Node} boots one: embedded database, migrations,
+ * membership) or a <em>client</em> ({@link #connect}: the CLI talking straight to the database).
+ */
+public final class Kernel implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Kernel.class);
+  /** How long a password login lasts. Front-end sessions opened by a node last until it closes them. */
+  public static final Duration LOGIN_TTL = Duration.ofHours(12);
+  public static final String SYSTEM = "system";
+  public static final String ADMIN = "admin";
+
+  /** The body of a system call. */
+  @FunctionalInterface
+  public interface Body<T> {
+    T run(Tx tx) throws SQLException;
+  }
+
+  private final Database db;
+  private final UUID nodeId;
+  private final MeterRegistry meters;
+  private final Principals principals;
+  private final ConcurrentHashMap<String, Counter> counters = new ConcurrentHashMap<>();
+  private final List<AutoCloseable> closeables = new ArrayList<>();
+  private volatile Session system;
+
+  Kernel(Database db, UUID nodeId, MeterRegistry meters) {
+    this.db = db;
+    this.nodeId = nodeId;
+    this.meters = meters;
+    this.principals = new Principals(this);
+  }
+
+  /** A client kernel on an already migrated database: no node, no embedded server. */
+  public static Kernel connect(String url, String user, String password) {
+    var meters = new SimpleMeterRegistry();
+    var db = Database.connect(url, user, password, 4, meters);
+    try (Connection c = db.connection()) {
+      var rs = c.createStatement().executeQuery("SELECT to_regclass('dbos.audit_log') IS NOT NULL");
+      rs.next();
+      if (!rs.getBoolean(1)) {
+        db.close();
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION,
+            "the database at " + Database.redact(url) + " has no DBOS schema: start a node on it with `dbos up --db`");
+      }
+    } catch (SQLException e) {
+      db.close();
+      throw Database.translate(e);
+    }
+    return new Kernel(db, null, meters);
+  }
+
+  public Database database() {
+    return db;
+  }
+
+  /** This node's id, or empty for a client kernel. */
+  public Optional<UUID> nodeId() {
+    return Optional.ofNullable(nodeId);
+  }
+
+  public MeterRegistry meters() {
+    return meters;
+  }
+
+  public Principals principals() {
+    return principals;
+  }
+
+  /** Closes {@code c} when the kernel closes, in reverse order of registration (services, front ends). */
+  public synchronized void onClose(AutoCloseable c) {
+    closeables.add(c);
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+
+  /**
+   * Authenticates {@code name} with {@code secret} and opens a session for {@link #LOGIN_TTL}. A wrong
+   * secret, an unknown or disabled principal all fail alike with PERMISSION_DENIED (and are audited).
+   */
+  public Session login(String name, String secret) {
+    Optional<Principal> p = db.transaction(c -> principals.lookup(c, name));
+    boolean ok = p.isPresent() && !p.get().disabled() && Secrets.verify(secret, principals.secretHash(name));
+    if (!ok) {
+      UUID id = Ids.uuid7();
+      db.transaction(c -> {
+        Session who = p.map(pr -> pr.session(null, nodeId, null)).orElse(null);
+        AuditLog.append(c, id, who, "session.login", "principal:" + name, "denied", "authentication failed");
+        return null;
+      });
+      throw SyscallException.denied("authentication failed for principal '" + name + "'");
+    }
+    return open(p.get(), LOGIN_TTL, "session.login");
+  }
+
+  /**
+   * Opens a session for {@code name} without a secret. For front ends in this process that have
+   * authenticated the caller themselves (a FUSE request's uid, an etcd token) and for the kernel's
+   * own work. Fails with NOT_FOUND for an unknown principal, PERMISSION_DENIED for a disabled one.
+   */
+  public Session openSession(String name, Duration ttl) {
+    Principal p = db.transaction(c -> principals.lookup(c, name))
+        .orElseThrow(() -> SyscallException.notFound("no principal named '" + name + "'"));
+    if (p.disabled()) {
+      throw SyscallException.denied("principal '" + name + "' is disabled");
+    }
+    return open(p, ttl, "session.open");
+  }
+
+  private Session open(Principal p, Duration ttl, String call) {
+    UUID sid = UUID.randomUUID();
+    Session s = p.session(sid, nodeId, null);
+    db.transaction(c -> {
+      try (var ps = c.prepareStatement(
+          "INSERT INTO sessions (id, principal_id, node_id, expires_at) VALUES (?, ?, ?, now() + ?::interval)")) {
+        ps.setObject(1, sid);
+        ps.setLong(2, p.id());
+        ps.setObject(3, nodeId);
+        ps.setString(4, ttl.toSeconds() + " seconds");
+        ps.executeUpdate();
+      }
+      AuditLog.append(c, Ids.uuid7(), s, call, "principal:" + p.name(), "ok", null);
+      return null;
+    });
+    return s;
+  }
+
+  /** Closes a session: later calls in it are denied. Closing twice is harmless. */
+  public void closeSession(Session s) {
+    callChecked(s, "session.close", "session:" + s.id(), false, tx ->
+        tx.update("UPDATE sessions SET closed_at = now() WHERE id = ? AND closed_at IS NULL", s.id()));
+  }
+
+  /** The kernel's own session (principal {@value #SYSTEM}, an admin) for housekeeping calls. */
+  public Session system() {
+    Session s = system;
+    if (s == null) {
+      synchronized (this) {
+        if (system == null) {
+          system = openSession(SYSTEM, Duration.ofDays(3650));
+        }
+        s = system;
+      }
+    }
+    return s;
+  }
+
+  // ---- system calls --------------------------------------------------------------------------
+
+  /**
+   * Runs a system call: in one transaction, checks that {@code session} is valid and holds
+   * {@code right} on {@code object} (admins hold every right), runs {@code body}, appends the audit
+   * record and commits. Denied calls are audited and fail with PERMISSION_DENIED; a call whose body
+   * fails is rolled back and audited as {@code error} (or {@code denied} for PERMISSION_DENIED).
+   *
+   * <p>Serialization failures, deadlocks and dropped connections re-run the whole transaction, so
+   * {@code body} must do nothing outside the database it would regret doing twice ({@link
+   * Tx#afterCommit} runs once, after the commit). A COMMIT whose answer was lost is resolved by looking
+   * up the call's audit id: the call is never applied twice.
+   *
+   * <p>Calls with {@link Right#READ} commit asynchronously (no WAL flush wait): they change nothing but
+   * the audit log, and a crash may lose only the last fraction of a second of read records.
+   */
+  public <T> T call(Session session, String call, Right right, String object, Body<T> body) {
+    return run(session, call, object, right, right == Right.READ, body);
+  }
+
+  /**
+   * Like {@link #call} for services that check rights themselves inside {@code body} (the file system
+   * checks POSIX modes): the kernel still validates the session and audits; the body throws
+   * PERMISSION_DENIED to refuse.
+   */
+  public <T> T callChecked(Session session, String call, String object, boolean readOnly, Body<T> body) {
+    return run(session, call, object, null, readOnly, body);
+  }
+
+  private <T> T run(Session s, String call, String object, Right right, boolean readOnly, Body<T> body) {
+    UUID id = Ids.uuid7();
+    for (int attempt = 1; ; attempt++) {
+      boolean commitSent = false;
+      T result = null;
+      Tx tx = null;
+      try (Connection c = db.connection()) {
+        c.setAutoCommit(false);
+        try {
+          if (readOnly) {
+            c.createStatement().execute("SET LOCAL synchronous_commit = off");
+          }
+          AuditLog.Verdict v = AuditLog.checkAndAppend(c, id, s, call, object, right);
+          if (v != AuditLog.Verdict.ALLOWED) {
+            c.commit();
+            count(call, "denied");
+            throw SyscallException.denied(v == AuditLog.Verdict.INVALID_SESSION
+                ? "session of '" + s.principal() + "' is closed or expired"
+                : "'" + s.principal() + "' lacks " + right + " on " + object);
+          }
+          tx = new Tx(c, s, id);
+          result = body.run(tx);
+          commitSent = true;
+          c.commit();
+        } catch (SQLException | RuntimeException e) {
+          Database.rollbackQuietly(c);
+          throw e;
+        } finally {
+          restoreAutoCommit(c);
+        }
+      } catch (SQLException e) {
+        if (commitSent && Database.isConnectionLoss(e)) {
+          if (committedAfterLoss(id)) {
+            tx.runAfterCommit();
+            count(call, "ok");
+            return result;
+          }
+        }
+        if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e)) && attempt < Database.MAX_ATTEMPTS) {
+          Database.backoff(attempt);
+          continue;
+        }
+        SyscallException se = Database.translate(e);
+        auditFailure(id, s, call, object, se);
+        throw se;
+      } catch (SyscallException e) {
+        if (e.code() != SyscallException.Code.PERMISSION_DENIED || right == null) {
+          auditFailure(id, s, call, object, e);
+        }
+        throw e;
+      } catch (RuntimeException e) {
+        auditFailure(id, s, call, object, new SyscallException(SyscallException.Code.INTERNAL, e.toString(), e));
+        throw e;
+      }
+      tx.runAfterCommit();
+      count(call, "ok");
+      return result;
+    }
+  }
+
+  private static void restoreAutoCommit(Connection c) {
+    try {
+      if (!c.isClosed()) {
+        c.setAutoCommit(true);
+      }
+    } catch (SQLException ignored) {
+      // broken connection: the pool discards it
+    }
+  }
+
+  /** After a COMMIT whose reply was lost: did it land? Asks until the database answers. */
+  private boolean committedAfterLoss(UUID id) {
+    for (int attempt = 1; ; attempt++) {
+      try (Connection c = db.connection()) {
+        return AuditLog.committed(c, id);
+      } catch (SQLException e) {
+        if (attempt >= Database.MAX_ATTEMPTS) {
+          throw new SyscallException(SyscallException.Code.UNAVAILABLE,
+              "lost the database while committing; the call may or may not have been applied (audit id " + id + ")", e);
+        }
+        Database.backoff(attempt);
+      }
+    }
+  }
+
+  private void auditFailure(UUID id, Session s, String call, String object, SyscallException e) {
+    String outcome = e.code() == SyscallException.Code.PERMISSION_DENIED ? "denied" : "error";
+    count(call, outcome);
+    try {
+      db.transaction(c -> {
+        AuditLog.append(c, id, s, call, object, outcome, e.code() + ": " + e.getMessage());
+        return null;
+      });
+    } catch (RuntimeException auditError) {
+      log.warn("could not audit failed call {} on {}: {}", call, object, auditError.getMessage());
+    }
+  }
+
+  private void count(String call, String outcome) {
+    counters.computeIfAbsent(call + '\0' + outcome, k -> Counter.builder("dbos.syscalls")
+        .description("System calls by name and outcome").tag("call", call).tag("outcome", outcome)
+        .register(meters)).increment();
+  }
+
+  @Override
+  public void close() {
+    List<AutoCloseable> toClose;
+    synchronized (this) {
+      toClose = new ArrayList<>(closeables);
+      closeables.clear();
+    }
+    for (int i = toClose.size() - 1; i >= 0; i--) {
+      try {
+        toClose.get(i).close();
+      } catch (Exception e) {
+        log.warn("error while closing {}: {}", toClose.get(i), e.toString());
+      }
+    }
+    Session s = system;
+    if (s != null) {
+      try {
+        closeSession(s);
+      } catch (RuntimeException e) {
+        log.debug("could not close the system session: {}", e.getMessage());
+      }
+    }
+    db.close();
+  }
+}

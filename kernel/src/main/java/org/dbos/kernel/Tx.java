@@ -1,0 +1,117 @@
+package org.dbos.kernel;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+
+/**
+ * The transaction a system call runs in. Everything done through it commits or rolls back together
+ * with the call's audit record. Statements are prepared on the connection, so pgjdbc's statement
+ * cache turns repeated SQL into server-side prepared statements.
+ */
+public final class Tx {
+  /** Maps the current row of a result set to a value. */
+  @FunctionalInterface
+  public interface Row<T> {
+    T map(ResultSet rs) throws SQLException;
+  }
+
+  private final Connection connection;
+  private final Session session;
+  private final UUID callId;
+  private List<Runnable> afterCommit;
+
+  public Tx(Connection connection, Session session, UUID callId) {
+    this.connection = connection;
+    this.session = session;
+    this.callId = callId;
+  }
+
+  public Connection connection() {
+    return connection;
+  }
+
+  /** The caller. */
+  public Session session() {
+    return session;
+  }
+
+  /** The id of this call's audit record. */
+  public UUID callId() {
+    return callId;
+  }
+
+  public int update(String sql, Object... args) throws SQLException {
+    try (PreparedStatement ps = prepare(sql, args)) {
+      return ps.executeUpdate();
+    }
+  }
+
+  public <T> List<T> query(String sql, Row<T> row, Object... args) throws SQLException {
+    try (PreparedStatement ps = prepare(sql, args); ResultSet rs = ps.executeQuery()) {
+      var out = new ArrayList<T>();
+      while (rs.next()) {
+        out.add(row.map(rs));
+      }
+      return out;
+    }
+  }
+
+  public <T> Optional<T> queryOne(String sql, Row<T> row, Object... args) throws SQLException {
+    try (PreparedStatement ps = prepare(sql, args); ResultSet rs = ps.executeQuery()) {
+      return rs.next() ? Optional.ofNullable(row.map(rs)) : Optional.empty();
+    }
+  }
+
+  public long queryLong(String sql, Object... args) throws SQLException {
+    return queryOne(sql, rs -> rs.getLong(1), args).orElseThrow(() -> new SQLException("no row: " + sql));
+  }
+
+  /** Sends a NOTIFY that PostgreSQL delivers only if this transaction commits. */
+  public void notify(String channel, String payload) throws SQLException {
+    try (PreparedStatement ps = prepare("SELECT pg_notify(?, ?)", channel, payload)) {
+      ps.execute();
+    }
+  }
+
+  /** Runs {@code action} after the commit succeeded (never if the call fails): wake-ups, cache updates. */
+  public void afterCommit(Runnable action) {
+    if (afterCommit == null) {
+      afterCommit = new ArrayList<>(2);
+    }
+    afterCommit.add(action);
+  }
+
+  void runAfterCommit() {
+    if (afterCommit != null) {
+      afterCommit.forEach(Runnable::run);
+    }
+  }
+
+  public PreparedStatement prepare(String sql, Object... args) throws SQLException {
+    PreparedStatement ps = connection.prepareStatement(sql);
+    bind(ps, args);
+    return ps;
+  }
+
+  public static void bind(PreparedStatement ps, Object... args) throws SQLException {
+    for (int i = 0; i < args.length; i++) {
+      Object a = args[i];
+      if (a instanceof Instant t) {
+        ps.setObject(i + 1, OffsetDateTime.ofInstant(t, ZoneOffset.UTC));
+      } else if (a instanceof byte[] b) {
+        ps.setBytes(i + 1, b);
+      } else {
+        ps.setObject(i + 1, a);
+      }
+    }
+  }
+}

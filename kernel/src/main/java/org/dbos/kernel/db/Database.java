@@ -1,0 +1,216 @@
+package org.dbos.kernel.db;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.util.concurrent.ThreadLocalRandom;
+import javax.sql.DataSource;
+import org.dbos.kernel.SyscallException;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.output.MigrateResult;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The connection pool to the OS database and the rules for running a transaction on it: which
+ * failures are retried (serialization failures, deadlocks, dropped connections) and how often.
+ */
+public final class Database implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Database.class);
+  public static final String SCHEMA = "dbos";
+  public static final int MAX_ATTEMPTS = 8;
+
+  private final HikariDataSource pool;
+  private final String url;
+
+  private Database(HikariDataSource pool, String url) {
+    this.pool = pool;
+    this.url = url;
+  }
+
+  /**
+   * Connects to {@code url}. Fails with UNAVAILABLE and a one-line message when the server cannot be
+   * reached or refuses the credentials, INVALID_ARGUMENT when the URL is not a PostgreSQL JDBC URL.
+   */
+  public static Database connect(String url, String user, String password, int poolSize, MeterRegistry meters) {
+    if (url == null || !url.startsWith("jdbc:postgresql://")) {
+      throw SyscallException.invalid("not a PostgreSQL JDBC URL: " + url
+          + " (expected jdbc:postgresql://HOST:PORT/DATABASE)");
+    }
+    var cfg = new HikariConfig();
+    cfg.setJdbcUrl(url);
+    if (user != null) {
+      cfg.setUsername(user);
+    }
+    if (password != null) {
+      cfg.setPassword(password);
+    }
+    cfg.setMaximumPoolSize(poolSize);
+    cfg.setMinimumIdle(Math.min(2, poolSize));
+    cfg.setPoolName("dbos");
+    cfg.setAutoCommit(true);
+    cfg.setConnectionTimeout(10_000);
+    cfg.setInitializationFailTimeout(-1);
+    cfg.setSchema(SCHEMA);
+    cfg.addDataSourceProperty("connectTimeout", "5");
+    cfg.addDataSourceProperty("tcpKeepAlive", "true");
+    cfg.addDataSourceProperty("ApplicationName", "dbos");
+    cfg.addDataSourceProperty("reWriteBatchedInserts", "true");
+    if (meters != null) {
+      cfg.setMetricRegistry(meters);
+    }
+    var pool = new HikariDataSource(cfg);
+    var db = new Database(pool, url);
+    db.probe();
+    return db;
+  }
+
+  /** Fails fast, with the server's own words, if the database is unreachable or refuses us. */
+  private void probe() {
+    try (Connection c = pool.getConnection()) {
+      c.createStatement().execute("SELECT 1");
+    } catch (SQLException e) {
+      pool.close();
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE,
+          "cannot reach the database at " + redact(url) + ": " + rootMessage(e), e);
+    }
+  }
+
+  /** Applies the kernel's and the services' migrations; Flyway serializes concurrent nodes with a lock. */
+  public MigrateResult migrate() {
+    Flyway flyway = Flyway.configure()
+        .dataSource(pool)
+        .schemas(SCHEMA)
+        .createSchemas(true)
+        .locations("classpath:db/migration")
+        .load();
+    MigrateResult result = flyway.migrate();
+    if (result.migrationsExecuted > 0) {
+      log.info("schema migrated to version {} ({} migrations)", result.targetSchemaVersion, result.migrationsExecuted);
+    }
+    return result;
+  }
+
+  public DataSource dataSource() {
+    return pool;
+  }
+
+  public String url() {
+    return url;
+  }
+
+  public Connection connection() throws SQLException {
+    return pool.getConnection();
+  }
+
+  /** A unit of work on one connection inside one transaction. */
+  @FunctionalInterface
+  public interface Work<T> {
+    T run(Connection c) throws SQLException;
+  }
+
+  /**
+   * Runs {@code work} in one transaction and commits it, retrying the whole transaction when the
+   * database reports a serialization failure or deadlock. Dropped connections are retried only before
+   * the commit was sent: this runner cannot tell whether a lost commit landed (system calls can; see
+   * {@code Kernel.call}). Not for work with side effects outside the database.
+   */
+  public <T> T transaction(Work<T> work) {
+    for (int attempt = 1; ; attempt++) {
+      try (Connection c = pool.getConnection()) {
+        c.setAutoCommit(false);
+        try {
+          T result = work.run(c);
+          c.commit();
+          return result;
+        } catch (SQLException | RuntimeException e) {
+          rollbackQuietly(c);
+          throw e;
+        } finally {
+          c.setAutoCommit(true);
+        }
+      } catch (SQLException e) {
+        if (isSerializationFailure(e) && attempt < MAX_ATTEMPTS) {
+          backoff(attempt);
+          continue;
+        }
+        throw translate(e);
+      }
+    }
+  }
+
+  public static void rollbackQuietly(Connection c) {
+    try {
+      if (!c.isClosed() && !c.getAutoCommit()) {
+        c.rollback();
+      }
+    } catch (SQLException ignored) {
+      // the connection is gone; the server rolls back for us
+    }
+  }
+
+  /** 40001 serialization_failure, 40P01 deadlock_detected: the transaction may simply be run again. */
+  public static boolean isSerializationFailure(SQLException e) {
+    String s = e.getSQLState();
+    return "40001".equals(s) || "40P01".equals(s);
+  }
+
+  /** Class 08 (connection exception), 57P01-03 (server shutting down or restarting). */
+  public static boolean isConnectionLoss(SQLException e) {
+    String s = e.getSQLState();
+    return s != null && (s.startsWith("08") || s.equals("57P01") || s.equals("57P02") || s.equals("57P03"));
+  }
+
+  public static void backoff(int attempt) {
+    long max = Math.min(200, 2L << Math.min(attempt, 7));
+    try {
+      Thread.sleep(ThreadLocalRandom.current().nextLong(1, max + 1));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE, "interrupted");
+    }
+  }
+
+  /** Maps a database error to the kernel's error codes, keeping PostgreSQL's one-line message. */
+  public static SyscallException translate(SQLException e) {
+    String state = e.getSQLState() == null ? "" : e.getSQLState();
+    String msg = rootMessage(e);
+    SyscallException.Code code;
+    if (isConnectionLoss(e)) {
+      code = SyscallException.Code.UNAVAILABLE;
+    } else if (state.equals("42501")) {
+      code = SyscallException.Code.PERMISSION_DENIED;
+    } else if (state.equals("25006")) {
+      code = SyscallException.Code.PERMISSION_DENIED;
+    } else if (state.equals("23505")) {
+      code = SyscallException.Code.ALREADY_EXISTS;
+    } else if (state.startsWith("42") || state.startsWith("22") || state.startsWith("23")) {
+      code = SyscallException.Code.INVALID_ARGUMENT;
+    } else {
+      code = SyscallException.Code.INTERNAL;
+    }
+    return new SyscallException(code, msg, e);
+  }
+
+  static String rootMessage(Throwable e) {
+    Throwable t = e;
+    while (t.getCause() != null && t.getCause() != t && t.getMessage() == null) {
+      t = t.getCause();
+    }
+    String m = t.getMessage() == null ? t.toString() : t.getMessage();
+    int nl = m.indexOf('\n');
+    return nl < 0 ? m : m.substring(0, nl);
+  }
+
+  /** The URL without a password parameter, for messages and logs. */
+  public static String redact(String url) {
+    return url == null ? null : url.replaceAll("(?i)(password=)[^&]*", "$1***");
+  }
+
+  @Override
+  public void close() {
+    pool.close();
+  }
+}

@@ -1,0 +1,371 @@
+package org.dbos.kernel.db;
+
+import io.zonky.test.db.postgres.embedded.DefaultPostgresBinaryResolver;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import org.dbos.kernel.SyscallException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The embedded PostgreSQL server: real PostgreSQL 18 binaries from zonky's artifact, run as a child
+ * process on a data directory with durable settings, listening on loopback only, password required.
+ *
+ * <p>We drive initdb/postgres ourselves instead of through zonky's {@code EmbeddedPostgres}: that class
+ * is built for tests (fsync off via {@code -F}, {@code trust} authentication, no orphan adoption).
+ *
+ * <p>If the JVM dies by SIGKILL, a watchdog process (a shell loop on the JVM's pid) shuts PostgreSQL
+ * down with a fast shutdown; should the watchdog die too, the next start finds the orphaned postmaster
+ * through {@code postmaster.pid} and stops it before starting its own. Crash recovery is PostgreSQL's.
+ */
+public final class PostgresServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(PostgresServer.class);
+  public static final String SUPERUSER = "postgres";
+  private static final Duration STARTUP_TIMEOUT = Duration.ofSeconds(120);
+
+  private final Path binDir;
+  private final Path pgData;
+  private final Path socketDir;
+  private final Path logFile;
+  private final int port;
+  private final String password;
+  private Process postmaster;
+  private Process watchdog;
+
+  private PostgresServer(Path binDir, Path pgData, Path socketDir, Path logFile, int port, String password) {
+    this.binDir = binDir;
+    this.pgData = pgData;
+    this.socketDir = socketDir;
+    this.logFile = logFile;
+    this.port = port;
+    this.password = password;
+  }
+
+  /**
+   * Starts PostgreSQL on {@code pgData}, creating the cluster (and the {@code dbos} database) on first
+   * use. The caller must hold the node lock of the data directory, so a live postmaster found here is
+   * an orphan of a dead node and is shut down first.
+   */
+  public static PostgresServer start(Path pgData, Path socketDir, Path logFile, int port, String password) {
+    Path bin = Binaries.ensureExtracted();
+    var server = new PostgresServer(bin, pgData, socketDir, logFile, port, password);
+    server.initIfNeeded();
+    server.stopOrphan();
+    server.launch();
+    return server;
+  }
+
+  public int port() {
+    return port;
+  }
+
+  public String jdbcUrl(String database) {
+    return "jdbc:postgresql://127.0.0.1:" + port + "/" + database;
+  }
+
+  private void initIfNeeded() {
+    try {
+      if (Files.exists(pgData.resolve("PG_VERSION"))) {
+        return;
+      }
+      if (Files.isDirectory(pgData) && Files.list(pgData).findAny().isPresent()) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION,
+            pgData + " is not empty but holds no PostgreSQL cluster (no PG_VERSION): refusing to touch it");
+      }
+      Files.createDirectories(pgData);
+      Files.setPosixFilePermissions(pgData, PosixFilePermissions.fromString("rwx------"));
+      Path pwFile = Files.createTempFile(pgData.getParent(), "initdb-", ".pw",
+          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+      try {
+        Files.writeString(pwFile, password);
+        long t0 = System.nanoTime();
+        run(List.of(bin("initdb"), "-D", pgData.toString(), "-U", SUPERUSER, "--pwfile=" + pwFile,
+            "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions"), "initdb");
+        log.atInfo().addKeyValue("ms", (System.nanoTime() - t0) / 1_000_000).log("initdb created {}", pgData);
+      } finally {
+        Files.deleteIfExists(pwFile);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Stops a postmaster still running on our data directory (its node died without shutting it down). */
+  private void stopOrphan() {
+    Path pidFile = pgData.resolve("postmaster.pid");
+    if (!Files.exists(pidFile)) {
+      return;
+    }
+    long pid;
+    try {
+      pid = Long.parseLong(Files.readAllLines(pidFile).getFirst().trim());
+    } catch (IOException | RuntimeException e) {
+      return; // unreadable or half-written: postgres itself decides whether it is stale
+    }
+    var handle = ProcessHandle.of(pid);
+    if (handle.isEmpty() || !isPostgres(pid)) {
+      return; // stale pid file: postgres removes it on start
+    }
+    log.warn("PostgreSQL (pid {}) of a node that died still runs on {}: shutting it down", pid, pgData);
+    run(List.of(bin("pg_ctl"), "stop", "-D", pgData.toString(), "-m", "fast", "-w", "-t", "60"), "pg_ctl stop");
+  }
+
+  private static boolean isPostgres(long pid) {
+    try {
+      String cmd = new String(Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline")), StandardCharsets.UTF_8);
+      return cmd.contains("postgres");
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  private void launch() {
+    try {
+      Files.createDirectories(socketDir);
+      Files.setPosixFilePermissions(socketDir, PosixFilePermissions.fromString("rwx------"));
+      List<String> cmd = new ArrayList<>(List.of(bin("postgres"), "-D", pgData.toString()));
+      for (String setting : settings()) {
+        cmd.add("-c");
+        cmd.add(setting);
+      }
+      // setsid: a Ctrl-C on the terminal reaches the JVM only, which then shuts PostgreSQL down in order.
+      var pb = new ProcessBuilder(withSetsid(wrap(cmd))).redirectErrorStream(true)
+          .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
+      long t0 = System.nanoTime();
+      postmaster = pb.start();
+      startWatchdog();
+      awaitReady();
+      log.atInfo().addKeyValue("port", port).addKeyValue("ms", (System.nanoTime() - t0) / 1_000_000)
+          .log("PostgreSQL started on {}", pgData);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Durable by construction: these are passed on the command line, so ALTER SYSTEM cannot undo them. */
+  private List<String> settings() {
+    return List.of(
+        "listen_addresses=127.0.0.1",
+        "port=" + port,
+        "unix_socket_directories=" + socketDir,
+        "fsync=on",
+        "synchronous_commit=on",
+        "full_page_writes=on",
+        "max_connections=300",
+        "shared_buffers=256MB",
+        "wal_level=replica",
+        "max_wal_size=2GB",
+        "password_encryption=scram-sha-256");
+  }
+
+  /** A shell loop that fast-shuts PostgreSQL down once this JVM is gone, whatever killed it. */
+  private void startWatchdog() throws IOException {
+    long jvm = ProcessHandle.current().pid();
+    String script = "while kill -0 " + jvm + " 2>/dev/null; do sleep 1; done; "
+        + "exec " + String.join(" ", wrap(List.of(bin("pg_ctl"), "stop", "-D", quote(pgData.toString()), "-m", "fast")));
+    watchdog = new ProcessBuilder("setsid", "sh", "-c", script)
+        .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
+  }
+
+  private static String quote(String s) {
+    return "'" + s.replace("'", "'\\''") + "'";
+  }
+
+  private void awaitReady() {
+    long deadline = System.nanoTime() + STARTUP_TIMEOUT.toNanos();
+    SQLException last = null;
+    while (System.nanoTime() < deadline) {
+      if (!postmaster.isAlive()) {
+        throw new SyscallException(SyscallException.Code.UNAVAILABLE,
+            "PostgreSQL failed to start on " + pgData + ": " + lastLogError());
+      }
+      try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), credentials())) {
+        c.createStatement().execute("SELECT 1");
+        ensureDatabase(c);
+        return;
+      } catch (SQLException e) {
+        last = e;
+      }
+      sleep(25);
+    }
+    throw new SyscallException(SyscallException.Code.UNAVAILABLE,
+        "PostgreSQL did not become ready within " + STARTUP_TIMEOUT.toSeconds() + " s: "
+            + (last == null ? "" : last.getMessage()));
+  }
+
+  private Properties credentials() {
+    var p = new Properties();
+    p.setProperty("user", SUPERUSER);
+    p.setProperty("password", password);
+    p.setProperty("connectTimeout", "2");
+    return p;
+  }
+
+  private static void ensureDatabase(Connection c) throws SQLException {
+    try (var rs = c.createStatement().executeQuery("SELECT 1 FROM pg_database WHERE datname = 'dbos'")) {
+      if (rs.next()) {
+        return;
+      }
+    }
+    c.createStatement().execute("CREATE DATABASE dbos");
+  }
+
+  private String lastLogError() {
+    try {
+      List<String> lines = Files.readAllLines(logFile, StandardCharsets.UTF_8);
+      for (int i = lines.size() - 1; i >= Math.max(0, lines.size() - 50); i--) {
+        String l = lines.get(i);
+        if (l.contains("FATAL") || l.contains("PANIC") || l.contains("ERROR")) {
+          return l.substring(l.indexOf(l.contains("FATAL") ? "FATAL" : l.contains("PANIC") ? "PANIC" : "ERROR"));
+        }
+      }
+      return lines.isEmpty() ? "no output (see " + logFile + ")" : lines.getLast();
+    } catch (IOException e) {
+      return "see " + logFile;
+    }
+  }
+
+  @Override
+  public void close() {
+    if (postmaster == null) {
+      return;
+    }
+    try {
+      run(List.of(bin("pg_ctl"), "stop", "-D", pgData.toString(), "-m", "fast", "-w", "-t", "60"), "pg_ctl stop");
+    } catch (RuntimeException e) {
+      log.warn("pg_ctl stop failed: {}", e.getMessage());
+      postmaster.destroy();
+    }
+    if (watchdog != null) {
+      watchdog.descendants().forEach(ProcessHandle::destroy);
+      watchdog.destroy();
+    }
+    postmaster = null;
+  }
+
+  private String bin(String name) {
+    return binDir.resolve("bin").resolve(name).toString();
+  }
+
+  /** PostgreSQL refuses to run as root; as root we run it in a fresh user namespace, as zonky does. */
+  private static List<String> wrap(List<String> cmd) {
+    if (!isRoot()) {
+      return cmd;
+    }
+    var out = new ArrayList<String>(List.of("unshare", "-U"));
+    out.addAll(cmd);
+    return out;
+  }
+
+  private static List<String> withSetsid(List<String> cmd) {
+    var out = new ArrayList<String>(List.of("setsid"));
+    out.addAll(cmd);
+    return out;
+  }
+
+  private static boolean isRoot() {
+    return "root".equals(System.getProperty("user.name"));
+  }
+
+  private void run(List<String> cmd, String what) {
+    try {
+      var p = new ProcessBuilder(wrap(cmd)).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (p.waitFor() != 0) {
+        throw new SyscallException(SyscallException.Code.UNAVAILABLE, what + " failed: " + out.strip());
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE, what + " interrupted");
+    }
+  }
+
+  private static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE, "interrupted");
+    }
+  }
+
+  /** The PostgreSQL binaries, unpacked once per machine from zonky's artifact into the user's cache. */
+  static final class Binaries {
+    private static Path extracted;
+
+    static synchronized Path ensureExtracted() {
+      if (extracted != null) {
+        return extracted;
+      }
+      try {
+        var url = DefaultPostgresBinaryResolver.class.getClassLoader()
+            .getResource("postgres-linux-x86_64.txz");
+        String key = url == null ? "unknown" : Integer.toHexString(url.toString().hashCode());
+        Path cache = Path.of(System.getProperty("user.home"), ".cache", "dbos");
+        Path dir = cache.resolve("postgresql-" + key);
+        if (!Files.exists(dir.resolve(".complete"))) {
+          Files.createDirectories(cache);
+          try (FileChannel ch = FileChannel.open(cache.resolve(".unpack.lock"),
+                  StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+               FileLock ignored = ch.lock()) {
+            if (!Files.exists(dir.resolve(".complete"))) {
+              unpack(dir);
+            }
+          }
+        }
+        extracted = dir;
+        return dir;
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot unpack the PostgreSQL binaries", e);
+      }
+    }
+
+    private static void unpack(Path dir) throws IOException {
+      Path tmp = Files.createTempDirectory(dir.getParent(), "unpack-");
+      try (InputStream txz = DefaultPostgresBinaryResolver.INSTANCE.getPgBinary("Linux", "x86_64")) {
+        var p = new ProcessBuilder("tar", "-xJ", "-C", tmp.toString()).redirectErrorStream(true).start();
+        try (var in = p.getOutputStream()) {
+          txz.transferTo(in);
+        }
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+          throw new IOException("tar failed: " + out);
+        }
+        Files.writeString(tmp.resolve(".complete"), "");
+        if (Files.exists(dir)) {
+          deleteTree(dir);
+        }
+        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted", e);
+      }
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+      try (var s = Files.walk(dir)) {
+        for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.delete(p);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,132 @@
+package org.dbos.kernel.security;
+
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.List;
+import java.util.Optional;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Right;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
+
+/** Principals and their grants. Changing them is an admin's system call like any other. */
+public final class Principals {
+  private static final String COLUMNS = "id, name, kind, uid, gid, is_admin, disabled";
+  private static final String LOOKUP = "SELECT " + COLUMNS + " FROM principals WHERE name = ?";
+  private static final String BY_UID = "SELECT " + COLUMNS + " FROM principals WHERE uid = ?";
+  private static final String LIST = "SELECT " + COLUMNS + " FROM principals ORDER BY name";
+  private static final String SECRET = "SELECT secret_hash FROM principals WHERE name = ?";
+  private static final String INSERT = """
+      INSERT INTO principals (name, kind, uid, gid, is_admin, secret_hash)
+      VALUES (?, ?, COALESCE(?, nextval('principal_uid')), COALESCE(?, ?, currval('principal_uid')), ?, ?)
+      RETURNING""" + " " + COLUMNS;
+  private static final String GRANT = """
+      INSERT INTO grants (principal_id, right_name, object_prefix)
+      SELECT id, ?, ? FROM principals WHERE name = ? ON CONFLICT DO NOTHING""";
+  private static final String REVOKE = """
+      DELETE FROM grants g USING principals p
+      WHERE g.principal_id = p.id AND p.name = ? AND g.right_name = ? AND g.object_prefix = ?""";
+
+  private final Kernel kernel;
+
+  public Principals(Kernel kernel) {
+    this.kernel = kernel;
+  }
+
+  /**
+   * Creates a principal (admin only). {@code uid}/{@code gid} null: the next free uid from 1000, and a
+   * gid equal to it. {@code secret} null: the principal cannot log in with a password. Fails with
+   * ALREADY_EXISTS for a taken name or uid, INVALID_ARGUMENT for a malformed name or kind.
+   */
+  public Principal create(Session s, String name, String kind, String secret, Integer uid, Integer gid, boolean admin) {
+    if (name == null || !name.matches("[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")) {
+      throw SyscallException.invalid("invalid principal name '" + name + "': letters, digits and _ . @ - (at most 64)");
+    }
+    if (!List.of("user", "service", "node").contains(kind)) {
+      throw SyscallException.invalid("kind must be user, service or node, not '" + kind + "'");
+    }
+    String hash = secret == null ? null : Secrets.hash(secret);
+    return kernel.call(s, "principal.create", Right.ADMIN, "principal:" + name, tx ->
+        tx.queryOne(INSERT, Principals::map, name, kind, uid, gid, uid, admin, hash).orElseThrow());
+  }
+
+  /** Grants {@code right} on every object whose name starts with {@code prefix} (admin only). */
+  public void grant(Session s, String name, Right right, String prefix) {
+    kernel.call(s, "principal.grant", Right.ADMIN, "principal:" + name, tx -> {
+      if (tx.update(GRANT, right.name(), prefix, name) == 0 && find(tx.connection(), name).isEmpty()) {
+        throw SyscallException.notFound("no principal named '" + name + "'");
+      }
+      return null;
+    });
+  }
+
+  public void revoke(Session s, String name, Right right, String prefix) {
+    kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name,
+        tx -> tx.update(REVOKE, name, right.name(), prefix));
+  }
+
+  /** Sets a principal's password: an admin for anyone, a principal for itself. */
+  public void setSecret(Session s, String name, String secret) {
+    kernel.callChecked(s, "principal.passwd", "principal:" + name, false, tx -> {
+      if (!s.admin() && !s.principal().equals(name)) {
+        throw SyscallException.denied("only an admin may set another principal's password");
+      }
+      if (tx.update("UPDATE principals SET secret_hash = ? WHERE name = ?", Secrets.hash(secret), name) == 0) {
+        throw SyscallException.notFound("no principal named '" + name + "'");
+      }
+      return null;
+    });
+  }
+
+  /** Disables or enables a principal (admin only); its open sessions stop working at once. */
+  public void setDisabled(Session s, String name, boolean disabled) {
+    kernel.call(s, "principal.disable", Right.ADMIN, "principal:" + name, tx -> {
+      if (tx.update("UPDATE principals SET disabled = ? WHERE name = ?", disabled, name) == 0) {
+        throw SyscallException.notFound("no principal named '" + name + "'");
+      }
+      return null;
+    });
+  }
+
+  public List<Principal> list(Session s) {
+    return kernel.call(s, "principal.list", Right.READ, "principal:", tx -> tx.query(LIST, Principals::map));
+  }
+
+  /** The principal with POSIX uid {@code uid}: how the FUSE front end maps a calling process. */
+  public Optional<Principal> byUid(Session s, int uid) {
+    return kernel.call(s, "principal.byuid", Right.READ, "principal:",
+        tx -> tx.queryOne(BY_UID, Principals::map, uid));
+  }
+
+  // ---- kernel-internal, no session: used by login and bootstrap ----
+
+  public Optional<Principal> lookup(Connection c, String name) throws SQLException {
+    return find(c, name);
+  }
+
+  public String secretHash(String name) {
+    return kernel.database().transaction(c -> {
+      try (var ps = c.prepareStatement(SECRET)) {
+        ps.setString(1, name);
+        try (var rs = ps.executeQuery()) {
+          return rs.next() ? rs.getString(1) : null;
+        }
+      }
+    });
+  }
+
+  private static Optional<Principal> find(Connection c, String name) throws SQLException {
+    try (var ps = c.prepareStatement(LOOKUP)) {
+      ps.setString(1, name);
+      try (var rs = ps.executeQuery()) {
+        return rs.next() ? Optional.of(map(rs)) : Optional.empty();
+      }
+    }
+  }
+
+  static Principal map(ResultSet rs) throws SQLException {
+    return new Principal(rs.getLong(1), rs.getString(2), rs.getString(3), rs.getInt(4), rs.getInt(5),
+        rs.getBoolean(6), rs.getBoolean(7));
+  }
+}
