@@ -15,6 +15,11 @@ import org.dbos.kernel.Session;
  * own work plus one.
  */
 public final class AuditLog {
+  /** What a check-and-append decided. */
+  public enum Verdict {
+    ALLOWED, DENIED, INVALID_SESSION
+  }
+
   /** SQLSTATE raised by {@link #COMMIT_CHECKED} when the session is invalid or the right is missing. */
   public static final String DENIED_STATE = "DBOSD";
 
@@ -118,15 +123,18 @@ public final class AuditLog {
   /**
    * For front ends that run many calls in one transaction (batched writes): checks like
    * {@link #commitChecked} and appends the record with outcome 'ok' or 'denied', without raising and
-   * without committing. Returns null if allowed, else the reason ('invalid session', 'missing right X').
+   * without committing.
    */
-  public static String checkAndAppend(Connection c, UUID id, Session s, String call, String object, Right right)
+  public static Verdict checkAndAppend(Connection c, UUID id, Session s, String call, String object, Right right)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(CHECK_AND_APPEND)) {
       bindCall(ps, 1, id, s, call, object, right);
       try (ResultSet rs = ps.executeQuery()) {
         rs.next();
-        return rs.getString(1).equals("ok") ? null : rs.getString(2);
+        if (rs.getString(1).equals("ok")) {
+          return Verdict.ALLOWED;
+        }
+        return "invalid session".equals(rs.getString(2)) ? Verdict.INVALID_SESSION : Verdict.DENIED;
       }
     }
   }
