@@ -25,21 +25,21 @@ public final class AuditLog {
 
   /** The verdict of the session and right checks, as 'ok' or the reason for refusing. */
   private static final String VERDICT = """
-      CASE WHEN NOT EXISTS (
-             SELECT 1 FROM sessions s JOIN principals p ON p.id = s.principal_id
-             WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
-               AND s.expires_at > now() AND NOT p.disabled)
-           THEN 'invalid session'
-           WHEN v.right_name IS NULL
-             OR EXISTS (SELECT 1 FROM principals p WHERE p.id = v.principal_id AND p.is_admin)
+      CASE WHEN sp.is_admin IS NULL THEN 'invalid session'
+           WHEN v.right_name IS NULL OR sp.is_admin
              OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = v.principal_id
                           AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix))
            THEN 'ok'
            ELSE 'missing right ' || v.right_name END""";
 
+  /** The call's values, joined with its session if that is open, unexpired and of an enabled principal. */
   private static final String VALUES = """
       FROM (VALUES (?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text, ?::text))
-             AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name)""";
+             AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name)
+      LEFT JOIN LATERAL (
+             SELECT p.is_admin FROM sessions s JOIN principals p ON p.id = s.principal_id
+             WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
+               AND s.expires_at > now() AND NOT p.disabled) AS sp ON true""";
 
   /**
    * Appends the 'ok' record of a call that did its work, and commits, in one round trip; a refused
