@@ -611,6 +611,9 @@ public final class KvStore implements AutoCloseable {
 
   @Override
   public void close() {
+    if (closed) {
+      return;
+    }
     closed = true;
     sweeper.shutdownNow();
     writer.interrupt();

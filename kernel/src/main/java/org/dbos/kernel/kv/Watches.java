@@ -69,6 +69,8 @@ public final class Watches implements AutoCloseable {
     final boolean noDelete;
     final boolean progressNotify;
     final Sink sink;
+    /** The store's revision when the watch was created: the header of etcd's "created" response. */
+    long createdRevision;
     long nextRev;
     boolean synced;
     volatile boolean canceled;
@@ -88,6 +90,10 @@ public final class Watches implements AutoCloseable {
 
     public long id() {
       return id;
+    }
+
+    public long createdRevision() {
+      return createdRevision;
     }
 
     boolean matches(Event e) {
@@ -151,6 +157,7 @@ public final class Watches implements AutoCloseable {
         tx -> tx.queryOne(CLOCK, rs -> rs.getLong(1)).orElseThrow());
     var w = new Watcher(ids.incrementAndGet(), key, end, startRevision > 0 ? startRevision : current + 1,
         prevKv, noPut, noDelete, progressNotify, sink);
+    w.createdRevision = current;
     watchers.put(w.id, w);
     wake();
     return w;
