@@ -116,7 +116,7 @@ final class Protos {
     return out;
   }
 
-  /** The Txn's response; nested responses carry only their revision in the header, as etcd's do. */
+  /** The Txn's response; nested op responses carry only their revision in the header, nested Txns none, as etcd's. */
   static TxnResponse txn(TxnRequest req, Kv.TxnResponse r, ResponseHeader h) {
     var b = TxnResponse.newBuilder().setHeader(h).setSucceeded(r.succeeded());
     List<RequestOp> ops = r.succeeded() ? req.getSuccessList() : req.getFailureList();
@@ -127,7 +127,7 @@ final class Protos {
             range(rr, op.getRequestRange().getKeysOnly(), nested(rr.revision())));
         case Kv.PutResponse pr -> ResponseOp.newBuilder().setResponsePut(put(pr, nested(pr.revision())));
         case Kv.DeleteResponse dr -> ResponseOp.newBuilder().setResponseDeleteRange(delete(dr, nested(dr.revision())));
-        case Kv.TxnResponse tr -> ResponseOp.newBuilder().setResponseTxn(txn(op.getRequestTxn(), tr, nested(tr.revision())));
+        case Kv.TxnResponse tr -> ResponseOp.newBuilder().setResponseTxn(txn(op.getRequestTxn(), tr, ResponseHeader.getDefaultInstance()));
       });
     }
     return b.build();

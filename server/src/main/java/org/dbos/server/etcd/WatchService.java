@@ -146,9 +146,9 @@ final class WatchService extends WatchGrpc.WatchImplBase {
       @Override
       public void compacted(long compactRevision) {
         watchers.remove(id);
-        send(WatchResponse.newBuilder().setHeader(etcd.header(compactRevision)).setWatchId(id).setCanceled(true)
-            .setCompactRevision(compactRevision)
-            .setCancelReason("etcdserver: " + Kv.ERR_COMPACTED).build());
+        // as etcd: the header carries no revision, the compacted revision is in compact_revision
+        send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(id).setCanceled(true)
+            .setCompactRevision(compactRevision).build());
       }
 
       @Override
