@@ -94,7 +94,34 @@ final class KeyRanges {
     return a.substring(0, i);
   }
 
+  /**
+   * A key as object-name text: itself when it is UTF-8 without control characters (grants on such
+   * prefixes match byte for byte), else with every byte outside printable ASCII written as \xNN.
+   */
   static String text(byte[] b) {
-    return new String(b, StandardCharsets.UTF_8);
+    boolean plain = true;
+    for (byte x : b) {
+      if ((x & 0xff) < 0x20 || x == 0x7f) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) {
+      try {
+        return StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(b)).toString();
+      } catch (java.nio.charset.CharacterCodingException e) {
+        // not UTF-8: escape below
+      }
+    }
+    var sb = new StringBuilder(b.length * 2);
+    for (byte x : b) {
+      int v = x & 0xff;
+      if (v >= 0x20 && v < 0x7f && v != '\\') {
+        sb.append((char) v);
+      } else {
+        sb.append(String.format("\\x%02x", v));
+      }
+    }
+    return sb.toString();
   }
 }
