@@ -52,7 +52,6 @@ public final class KvStore implements AutoCloseable {
 
   private static final String LOCK_CLOCK = "SELECT revision, compacted FROM kv_revision FOR UPDATE";
   private static final String SET_CLOCK = "UPDATE kv_revision SET revision = ?, compacted = ?";
-  private static final String MARK_ERROR = "UPDATE audit_log SET outcome = 'error', detail = ? WHERE id = ?";
   private static final String PUT = """
       WITH prev AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value) VALUES (?, ?, ?, 1, ?, ?)
@@ -367,26 +366,38 @@ public final class KvStore implements AutoCloseable {
           }
           long start = clock.revision;
           long startCompacted = clock.compacted;
+          var rights = new java.util.HashMap<java.util.UUID, Rights>();
+          var run = new PutRun();
+          String[] outcomes = new String[batch.size()];
           for (int i = 0; i < batch.size(); i++) {
             Pending p = batch.get(i);
-            var verdict = AuditLog.checkAndAppend(c, p.auditId, p.session, p.call, p.object, p.right);
-            if (verdict != AuditLog.Verdict.ALLOWED) {
-              results[i] = SyscallException.denied(verdict == AuditLog.Verdict.INVALID_SESSION
+            Rights r = rights.get(p.session.id());
+            if (r == null) {
+              r = Rights.load(c, p.session);
+              rights.put(p.session.id(), r);
+            }
+            if (!r.valid || !r.allows(p.right, p.object)) {
+              results[i] = SyscallException.denied(!r.valid
                   ? "session of '" + p.session.principal() + "' is closed or expired"
                   : "'" + p.session.principal() + "' lacks " + p.right + " on " + p.object);
+              outcomes[i] = "denied";
               continue;
             }
+            if (p.request instanceof PutRequest put && run.accepts(put)) {
+              clock.revision++;
+              run.add(i, put, clock.revision);
+              continue;
+            }
+            run.flush(c, results);
             try {
               results[i] = apply(c, clock, p.request);
             } catch (SyscallException e) {
               results[i] = e;
-              try (PreparedStatement ps = c.prepareStatement(MARK_ERROR)) {
-                ps.setString(1, e.code() + ": " + e.getMessage());
-                ps.setObject(2, p.auditId);
-                ps.executeUpdate();
-              }
+              outcomes[i] = "error";
             }
           }
+          run.flush(c, results);
+          appendAudit(c, batch, results, outcomes);
           if (clock.revision != start || clock.compacted != startCompacted) {
             try (PreparedStatement ps = c.prepareStatement(SET_CLOCK)) {
               ps.setLong(1, clock.revision);
@@ -447,6 +458,136 @@ public final class KvStore implements AutoCloseable {
         }
       }
       return;
+    }
+  }
+
+  private static final String RIGHTS = """
+      SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled, p.is_admin,
+             ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id)
+      FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?""";
+  private static final String AUDIT = """
+      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""";
+
+  /**
+   * A session's standing, read once per batch inside the batch's transaction: the same check
+   * AuditLog.checkAndAppend makes (open, unexpired, enabled; admin or a grant on a prefix of the
+   * object), so a batch of many calls costs one query per caller instead of one per call.
+   */
+  private record Rights(boolean valid, boolean admin, List<String> grants) {
+    static Rights load(Connection c, Session s) throws SQLException {
+      try (PreparedStatement ps = c.prepareStatement(RIGHTS)) {
+        ps.setObject(1, s.id());
+        ps.setLong(2, s.principalId());
+        try (ResultSet rs = ps.executeQuery()) {
+          if (!rs.next()) {
+            return new Rights(false, false, List.of());
+          }
+          return new Rights(rs.getBoolean(1), rs.getBoolean(2), List.of((String[]) rs.getArray(3).getArray()));
+        }
+      }
+    }
+
+    boolean allows(Right right, String object) {
+      if (right == null || admin) {
+        return true;
+      }
+      String prefix = right.name() + ":";
+      for (String g : grants) {
+        if (g.startsWith(prefix) && object.startsWith(g.substring(prefix.length()))) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
+
+  /** One audit row per request of the batch, in one multi-row insert. */
+  private static void appendAudit(Connection c, List<Pending> batch, Object[] results, String[] outcomes)
+      throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(AUDIT)) {
+      for (int i = 0; i < batch.size(); i++) {
+        Pending p = batch.get(i);
+        ps.setObject(1, p.auditId);
+        ps.setLong(2, p.session.principalId());
+        ps.setObject(3, p.session.id());
+        ps.setObject(4, p.session.nodeId());
+        ps.setString(5, p.session.taskId());
+        ps.setString(6, p.call);
+        ps.setString(7, p.object);
+        ps.setString(8, outcomes[i] == null ? "ok" : outcomes[i]);
+        String detail = null;
+        if (results[i] instanceof SyscallException e) {
+          detail = outcomes[i].equals("denied") ? "missing right " + p.right : e.code() + ": " + e.getMessage();
+        }
+        ps.setString(9, detail);
+        ps.addBatch();
+      }
+      ps.executeBatch();
+    }
+  }
+
+  private static final String PUT_MANY = """
+      WITH input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
+      prev AS (SELECT k.key, k.create_revision, k.mod_revision, k.version, k.lease, k.value
+               FROM kv k JOIN input i ON k.key = i.key),
+      up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value)
+             SELECT key, rev, rev, 1, 0, value FROM input
+             ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, version = k.version + 1,
+               lease = 0, value = EXCLUDED.value
+             RETURNING key, create_revision, mod_revision, version, lease, value),
+      h AS (INSERT INTO kv_history (key, mod_revision, seq, create_revision, version, lease, value)
+            SELECT key, mod_revision, 0, create_revision, version, lease, value FROM up)
+      SELECT key, create_revision, mod_revision, version, lease, value FROM prev""";
+
+  /**
+   * Consecutive plain Puts (no lease, no ignore flags) on distinct keys, written by one statement;
+   * each still has its own revision, response and audit row.
+   */
+  private static final class PutRun {
+    final List<Integer> index = new ArrayList<>();
+    final List<PutRequest> puts = new ArrayList<>();
+    final List<Long> revs = new ArrayList<>();
+    final java.util.Set<java.nio.ByteBuffer> keys = new java.util.HashSet<>();
+
+    boolean accepts(PutRequest p) {
+      return p.key() != null && p.key().length > 0 && p.lease() == 0 && !p.ignoreLease() && !p.ignoreValue()
+          && !keys.contains(java.nio.ByteBuffer.wrap(p.key()));
+    }
+
+    void add(int i, PutRequest p, long rev) {
+      index.add(i);
+      puts.add(p);
+      revs.add(rev);
+      keys.add(java.nio.ByteBuffer.wrap(p.key()));
+    }
+
+    void flush(Connection c, Object[] results) throws SQLException {
+      if (puts.isEmpty()) {
+        return;
+      }
+      var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
+      try (PreparedStatement ps = c.prepareStatement(PUT_MANY)) {
+        ps.setArray(1, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
+        ps.setArray(2, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value()).toArray(byte[][]::new)));
+        ps.setArray(3, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            byte[] k = rs.getBytes(1);
+            prev.put(java.nio.ByteBuffer.wrap(k),
+                new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
+          }
+        }
+      }
+      for (int j = 0; j < puts.size(); j++) {
+        PutRequest p = puts.get(j);
+        KeyValue before = p.prevKv() ? prev.get(java.nio.ByteBuffer.wrap(p.key())) : null;
+        results[index.get(j)] = new PutResponse(revs.get(j), before);
+      }
+      index.clear();
+      puts.clear();
+      revs.clear();
+      keys.clear();
     }
   }
 

@@ -129,7 +129,9 @@ class JetcdTest {
       var seen = Collections.synchronizedList(new ArrayList<Long>());
       var done = new CountDownLatch(1);
       int n = 200;
-      try (Watch.Watcher w = c2.getWatchClient().watch(b("/two/"), WatchOption.builder().isPrefix(true).build(), r -> {
+      long from = c2.getKVClient().get(b("/two/")).get().getHeader().getRevision() + 1;
+      try (Watch.Watcher w = c2.getWatchClient().watch(b("/two/"), WatchOption.builder().isPrefix(true)
+          .withRevision(from).build(), r -> {
         r.getEvents().forEach(e -> seen.add(e.getKeyValue().getModRevision()));
         if (seen.size() >= n) {
           done.countDown();
@@ -143,8 +145,9 @@ class JetcdTest {
         for (var f : futures) {
           f.get();
         }
-        assertTrue(done.await(15, TimeUnit.SECONDS), "events seen: " + seen.size());
+        assertTrue(done.await(15, TimeUnit.SECONDS), "events seen: " + seen.size() + " " + seen);
       }
+      assertEquals(from, seen.getFirst());
       for (int i = 1; i < seen.size(); i++) {
         assertEquals(seen.get(i - 1) + 1, seen.get(i), "gap-free, in order");
       }
