@@ -52,13 +52,19 @@ public final class EtcdBench {
       return;
     }
     int seconds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
-    List<Result> etcdResults;
+    List<Result> etcdResults = List.of();
     List<Result> dbosResults;
-    try (RealEtcd real = RealEtcd.start()) {
-      etcdResults = run("etcd 3.4", real.endpoint(), seconds);
+    boolean dbosOnly = args.length > 1 && args[1].equals("dbos-only");
+    if (!dbosOnly) {
+      try (RealEtcd real = RealEtcd.start()) {
+        etcdResults = run("etcd 3.4", real.endpoint(), seconds);
+      }
     }
     try (Node node = TestNode.boot(); EtcdServer etcd = EtcdServer.start(node.kernel(), "127.0.0.1", 0)) {
       dbosResults = run("dbos", etcd.address(), seconds);
+    }
+    if (dbosOnly) {
+      return;
     }
     System.out.println();
     System.out.printf("%-22s %14s %14s %8s %12s %12s%n", "workload", "etcd ops/s", "dbos ops/s", "ratio",

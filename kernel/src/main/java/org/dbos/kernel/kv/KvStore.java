@@ -50,8 +50,16 @@ public final class KvStore implements AutoCloseable {
   public static final long MAX_LEASE_TTL = 9_000_000_000L;
   private static final int MAX_BATCH = 512;
 
-  private static final String LOCK_CLOCK = "SELECT revision, compacted FROM kv_revision FOR UPDATE";
-  private static final String SET_CLOCK = "UPDATE kv_revision SET revision = ?, compacted = ?";
+  /** Locks the clock and reads the first caller's rights in the same round trip. */
+  private static final String LOCK_CLOCK = """
+      SELECT c.revision, c.compacted, r.* FROM kv_revision c LEFT JOIN LATERAL (
+        SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled AS valid, p.is_admin,
+               ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id) AS grants
+        FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?) r ON true
+      FOR UPDATE OF c""";
+  /** Writes the clock back and, when the revision moved, wakes every node's watch hub at commit. */
+  private static final String SET_CLOCK = "UPDATE kv_revision SET revision = ?, compacted = ?"
+      + " RETURNING CASE WHEN ? THEN pg_notify('" + CHANNEL + "', revision::text) END";
   private static final String PUT = """
       WITH prev AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value) VALUES (?, ?, ?, 1, ?, ?)
@@ -359,14 +367,22 @@ public final class KvStore implements AutoCloseable {
         c.setAutoCommit(false);
         try {
           Clock clock = new Clock();
-          try (var rs = c.createStatement().executeQuery(LOCK_CLOCK)) {
-            rs.next();
-            clock.revision = rs.getLong(1);
-            clock.compacted = rs.getLong(2);
+          var rights = new java.util.HashMap<java.util.UUID, Rights>();
+          Session first = batch.getFirst().session;
+          try (PreparedStatement ps = c.prepareStatement(LOCK_CLOCK)) {
+            ps.setObject(1, first.id());
+            ps.setLong(2, first.principalId());
+            try (ResultSet rs = ps.executeQuery()) {
+              rs.next();
+              clock.revision = rs.getLong(1);
+              clock.compacted = rs.getLong(2);
+              var g = rs.getArray(5);
+              rights.put(first.id(), g == null ? new Rights(false, false, List.of())
+                  : new Rights(rs.getBoolean(3), rs.getBoolean(4), List.of((String[]) g.getArray())));
+            }
           }
           long start = clock.revision;
           long startCompacted = clock.compacted;
-          var rights = new java.util.HashMap<java.util.UUID, Rights>();
           var run = new PutRun();
           String[] outcomes = new String[batch.size()];
           for (int i = 0; i < batch.size(); i++) {
@@ -402,15 +418,11 @@ public final class KvStore implements AutoCloseable {
             try (PreparedStatement ps = c.prepareStatement(SET_CLOCK)) {
               ps.setLong(1, clock.revision);
               ps.setLong(2, clock.compacted);
-              ps.executeUpdate();
+              ps.setBoolean(3, clock.revision != start);
+              ps.executeQuery().close();
             }
           }
           if (clock.revision != start) {
-            try (PreparedStatement ps = c.prepareStatement("SELECT pg_notify(?, ?)")) {
-              ps.setString(1, CHANNEL);
-              ps.setString(2, Long.toString(clock.revision));
-              ps.execute();
-            }
             committedRevision = clock.revision;
           }
           commitSent = true;
