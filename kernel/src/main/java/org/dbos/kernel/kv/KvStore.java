@@ -128,8 +128,10 @@ public final class KvStore implements AutoCloseable {
     this.writer = Thread.ofPlatform().name("dbos-kv-writer").daemon().start(this::writeLoop);
     this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dbos-lease-sweeper")
         .daemon().unstarted(r));
-    long ms = sweepEvery.toMillis();
-    sweeper.scheduleWithFixedDelay(this::sweepExpired, ms, ms, TimeUnit.MILLISECONDS);
+    if (sweepEvery != null) {
+      long ms = sweepEvery.toMillis();
+      sweeper.scheduleWithFixedDelay(this::sweepExpired, ms, ms, TimeUnit.MILLISECONDS);
+    }
   }
 
   /** Starts the store's writer, lease sweeper and watch hub on a node's kernel; closed with the kernel. */
@@ -137,6 +139,11 @@ public final class KvStore implements AutoCloseable {
     var s = new KvStore(kernel, java.time.Duration.ofMillis(250));
     kernel.onClose(s);
     return s;
+  }
+
+  /** The store for a client kernel (the CLI): the same calls, but it leaves lease expiry to the nodes. */
+  public static KvStore client(Kernel kernel) {
+    return new KvStore(kernel, null);
   }
 
   public Kernel kernel() {
