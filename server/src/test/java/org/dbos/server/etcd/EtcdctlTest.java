@@ -131,6 +131,29 @@ class EtcdctlTest {
   }
 
   @Test
+  void usersAndAuth() {
+    String admin = "admin:" + node.dataDirectory().adminCredential().orElseThrow();
+    var denied = ctl.run("user", "add", "alice:pw1");
+    assertTrue(denied.err().contains("etcdserver: permission denied"), denied.toString());
+    assertEquals("User alice created\n", ctl.run("--user", admin, "user", "add", "alice:pw1").ok().out());
+    assertTrue(ctl.run("--user", admin, "user", "list").ok().out().contains("alice"));
+    var wrong = ctl.run("--user", "alice:nope", "get", "x");
+    assertTrue(wrong.err().contains("etcdserver: authentication failed, invalid user ID or password"), wrong.toString());
+    assertEquals("Authentication Enabled\n", ctl.run("--user", admin, "auth", "enable").ok().out());
+    try {
+      var anonymous = ctl.run("put", "/auth/k", "v");
+      assertTrue(anonymous.err().contains("etcdserver: user name is empty"), anonymous.toString());
+      var noRight = ctl.run("--user", "alice:pw1", "put", "/auth/k", "v");
+      assertTrue(noRight.err().contains("etcdserver: permission denied"), noRight.toString());
+      node.kernel().principals().grant(node.kernel().system(), "alice", org.dbos.kernel.Right.WRITE, "kv:/auth/");
+      assertEquals("OK\n", ctl.run("--user", "alice:pw1", "put", "/auth/k", "v").ok().out());
+    } finally {
+      ctl.run("--user", admin, "auth", "disable").ok();
+    }
+    assertEquals("/auth/k\nv\n", ctl.run("get", "/auth/k").ok().out());
+  }
+
+  @Test
   void endpointStatusHealthAndMembers() {
     String status = ctl.run("endpoint", "status", "-w", "json").ok().out();
     assertTrue(status.contains("\"version\":\"3.5.13\""), status);
