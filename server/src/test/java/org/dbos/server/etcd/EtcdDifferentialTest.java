@@ -147,6 +147,18 @@ class EtcdDifferentialTest {
     t.record("delete range prev", () -> t.kv.deleteRange(DeleteRangeRequest.newBuilder().setKey(bs("/d/b")).setRangeEnd(bs("/d/d")).setPrevKv(true).build()));
     t.record("put b again", () -> t.kv.put(PutRequest.newBuilder().setKey(bs("/d/b")).setValue(bs("again")).setPrevKv(true).build()));
 
+    // bad input: etcd's limits and codes; the server keeps serving afterwards
+    t.record("put 1.6 MiB", () -> t.kv.put(PutRequest.newBuilder().setKey(bs("/d/big"))
+        .setValue(ByteString.copyFrom(new byte[1_600_000])).build()));
+    try {
+      t.kv.put(PutRequest.newBuilder().setKey(bs("/d/big")).setValue(ByteString.copyFrom(new byte[3_000_000])).build());
+      t.transcript.add("put 3 MB -> accepted");
+    } catch (StatusRuntimeException e) {
+      t.transcript.add("put 3 MB -> " + e.getStatus().getCode()); // the text is Go's or Java's gRPC, not etcd's
+    }
+    t.record("lease ttl too large", () -> t.lease.leaseGrant(LeaseGrantRequest.newBuilder().setTTL(9_000_000_001L).build()));
+    t.record("revoke unknown lease", () -> t.lease.leaseRevoke(LeaseRevokeRequest.newBuilder().setID(999).build()));
+
     // leases, with explicit ids so both servers agree
     t.record("lease grant", () -> t.lease.leaseGrant(LeaseGrantRequest.newBuilder().setID(4242).setTTL(60).build()));
     t.record("lease grant dup", () -> t.lease.leaseGrant(LeaseGrantRequest.newBuilder().setID(4242).setTTL(60).build()));
