@@ -1,0 +1,68 @@
+package org.dbos.kernel.scheduler;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Savepoint;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.Tx;
+
+/** What a running function task sees: its id, attempt, input, and the transaction its completion commits in. */
+public final class TaskContext {
+  private final long taskId;
+  private final int attempt;
+  private final String input;
+  private final Connection connection;
+  private final Session session;
+  private Tx tx;
+  private Savepoint savepoint;
+
+  TaskContext(long taskId, int attempt, String input, Connection connection, Session session) {
+    this.taskId = taskId;
+    this.attempt = attempt;
+    this.input = input;
+    this.connection = connection;
+    this.session = session;
+  }
+
+  public long taskId() {
+    return taskId;
+  }
+
+  /** 1 for the first run, 2 for the first retry, … */
+  public int attempt() {
+    return attempt;
+  }
+
+  /** The task's JSON input. */
+  public String input() {
+    return input;
+  }
+
+  /**
+   * The transaction that will mark this task succeeded: work done here commits with it, or not at all.
+   * Other tasks of the same batch share the transaction, each behind its own savepoint.
+   */
+  public Tx tx() throws SQLException {
+    if (tx == null) {
+      savepoint = connection.setSavepoint();
+      tx = new Tx(connection, session, null);
+    }
+    return tx;
+  }
+
+  boolean usedTx() {
+    return tx != null;
+  }
+
+  void release() throws SQLException {
+    if (savepoint != null) {
+      connection.releaseSavepoint(savepoint);
+    }
+  }
+
+  void rollback() throws SQLException {
+    if (savepoint != null) {
+      connection.rollback(savepoint);
+    }
+  }
+}
