@@ -28,6 +28,8 @@ public final class SqlConsole {
   public record Result(List<String> columns, List<List<String>> rows, long updateCount, boolean truncated) {}
 
   private static final ObjectMapper json = new ObjectMapper();
+  private static final java.util.regex.Pattern QUERY =
+      java.util.regex.Pattern.compile("(?is)\\s*(\\(\\s*)*(select|with|values|table)\\b");
   private final Kernel kernel;
 
   public SqlConsole(Kernel kernel) {
@@ -41,6 +43,10 @@ public final class SqlConsole {
    */
   public Result run(Session s, String sql, boolean write, int maxRows) {
     String stmt = singleStatement(sql);
+    if (!write && !QUERY.matcher(stmt).lookingAt()) {
+      throw SyscallException.invalid("dbos sql runs queries only (SELECT, WITH, VALUES, TABLE); "
+          + "to change data pass --write (needs the ADMIN right on sql)");
+    }
     if (write) {
       return kernel.call(s, "sql.write", Right.ADMIN, "sql", tx -> {
         try (Statement st = tx.connection().createStatement()) {
