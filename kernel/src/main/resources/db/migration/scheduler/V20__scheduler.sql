@@ -13,6 +13,9 @@ CREATE TABLE queues (
   rate_limit       integer CHECK (rate_limit > 0),         -- at most this many starts ...
   rate_period_ms   integer CHECK (rate_period_ms > 0),     -- ... per this period
   fair_share       boolean NOT NULL DEFAULT false,         -- interleave owners instead of strict order
+  -- The rate limit is a token bucket kept here (claimers lock this row), so counting starts needs no index.
+  rate_tokens      double precision,
+  rate_refilled_at timestamptz,
   owner_id         bigint  REFERENCES principals,
   created_at       timestamptz NOT NULL DEFAULT now(),
   CHECK ((rate_limit IS NULL) = (rate_period_ms IS NULL))
@@ -51,12 +54,19 @@ CREATE TABLE tasks (
   finished_at    timestamptz,
   CHECK (depends_on <> id)
 );
--- The claim query's index: queued work of a queue in order; partial, so it stays small.
+-- The claim query's index: queued work of a queue in order; partial, so it stays small. Each index
+-- costs an insert on every claim and completion (state changes are never HOT), so there are few.
 CREATE INDEX tasks_claimable ON tasks (queue, priority DESC, id) WHERE state = 'queued';
 CREATE INDEX tasks_running ON tasks (node_id) WHERE state = 'running';
 CREATE INDEX tasks_waiting ON tasks (depends_on) WHERE state = 'waiting';
-CREATE INDEX tasks_started ON tasks (queue, started_at) WHERE started_at IS NOT NULL;
-CREATE INDEX tasks_owner ON tasks (owner_id, id);
+
+-- Fair share: when each owner of a fair queue was last served, so ties go to the one waiting longest.
+CREATE TABLE queue_owners (
+  queue          text        NOT NULL REFERENCES queues ON DELETE CASCADE ON UPDATE CASCADE,
+  owner_id       bigint      NOT NULL REFERENCES principals,
+  last_served_at timestamptz NOT NULL,
+  PRIMARY KEY (queue, owner_id)
+);
 
 -- stdout/stderr of process tasks, in chunks as they were read.
 CREATE TABLE task_output (

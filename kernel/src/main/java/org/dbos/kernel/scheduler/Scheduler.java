@@ -72,14 +72,10 @@ public final class Scheduler {
              finished_at = CASE WHEN o.state IN ('queued', 'waiting') THEN now() ELSE o.finished_at END
       FROM (SELECT id, state, finished_at FROM tasks WHERE id = ? FOR UPDATE) o
       WHERE t.id = o.id RETURNING o.state, t.node_id""";
-  /** Fails every waiting task that (transitively) depends on the given ones. */
+  /** Fails the waiting tasks that depend on the given ones; run until it returns none (see failDependents). */
   static final String FAIL_DEPENDENTS = """
-      WITH RECURSIVE doomed(id) AS (
-        SELECT t.id FROM tasks t WHERE t.depends_on = ANY(?) AND t.state = 'waiting'
-        UNION SELECT t.id FROM tasks t JOIN doomed d ON t.depends_on = d.id WHERE t.state = 'waiting')
-      UPDATE tasks t SET state = 'failed', finished_at = now(),
-             error = 'dependency ' || t.depends_on || ' did not succeed'
-      FROM doomed WHERE t.id = doomed.id""";
+      UPDATE tasks SET state = 'failed', finished_at = now(), error = 'dependency ' || depends_on || ' did not succeed'
+      WHERE depends_on = ANY(?) AND state = 'waiting' RETURNING id""";
   /** Makes the waiting tasks of succeeded ones claimable; returns their queues to wake. */
   static final String RELEASE_DEPENDENTS = """
       UPDATE tasks SET state = 'queued', not_before = greatest(not_before, now())
@@ -95,7 +91,7 @@ public final class Scheduler {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""";
   private static final String QUEUE_UPDATE = """
       UPDATE queues SET policy = ?, concurrency = ?, node_concurrency = ?, rate_limit = ?, rate_period_ms = ?,
-             fair_share = ? WHERE name = ?""";
+             fair_share = ?, rate_tokens = NULL, rate_refilled_at = NULL WHERE name = ?""";
   private static final String CRON_COLUMNS = """
       c.name, p.name, c.spec, c.time_zone, c.queue, c.kind, c.task_name, c.args::text, c.next_run_at, c.last_run_at,
       c.last_task""";
@@ -371,9 +367,16 @@ public final class Scheduler {
     });
   }
 
+  /**
+   * Fails the tasks that (transitively) depend on {@code ids}, one level per statement: each statement
+   * sees the tasks submitted by transactions it waited for, so a dependent committed meanwhile is not missed.
+   */
   static void failDependents(Tx tx, List<Long> ids) throws SQLException {
-    Array a = tx.connection().createArrayOf("bigint", ids.toArray());
-    tx.update(FAIL_DEPENDENTS, a);
+    List<Long> frontier = ids;
+    while (!frontier.isEmpty()) {
+      Array a = tx.connection().createArrayOf("bigint", frontier.toArray());
+      frontier = tx.query(FAIL_DEPENDENTS, rs -> rs.getLong(1), a);
+    }
   }
 
   /** Output chunks of a task after {@code afterSeq}, at most {@code limit}. */

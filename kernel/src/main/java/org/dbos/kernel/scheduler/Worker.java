@@ -67,12 +67,20 @@ public final class Worker implements AutoCloseable {
 
   private static final String QUEUES = """
       SELECT name, policy, concurrency, node_concurrency, rate_limit, rate_period_ms, fair_share FROM queues""";
+  /**
+   * Locks a limited queue's row, so concurrent claimers count in turn, and refills its token bucket:
+   * rate_limit tokens per rate_period, at most rate_limit banked.
+   */
   private static final String QUEUE_LOCK = """
-      SELECT concurrency, node_concurrency, rate_limit, rate_period_ms FROM queues WHERE name = ? FOR UPDATE""";
+      UPDATE queues SET
+        rate_tokens = CASE WHEN rate_limit IS NULL THEN NULL ELSE least(rate_limit::float8,
+          COALESCE(rate_tokens, rate_limit) + rate_limit * extract(epoch FROM clock_timestamp()
+            - COALESCE(rate_refilled_at, clock_timestamp())) * 1000 / rate_period_ms) END,
+        rate_refilled_at = CASE WHEN rate_limit IS NULL THEN NULL ELSE clock_timestamp() END
+      WHERE name = ? RETURNING concurrency, node_concurrency, floor(rate_tokens)::int""";
   private static final String QUEUE_COUNTS = """
-      SELECT (SELECT count(*) FROM tasks WHERE queue = ? AND state = 'running'),
-             (SELECT count(*) FROM tasks WHERE queue = ? AND state = 'running' AND node_id = ?),
-             (SELECT count(*) FROM tasks WHERE queue = ? AND started_at > clock_timestamp() - ? * interval '1 millisecond')""";
+      SELECT count(*), count(*) FILTER (WHERE node_id = ?) FROM tasks WHERE queue = ? AND state = 'running'""";
+  private static final String SPEND_TOKENS = "UPDATE queues SET rate_tokens = rate_tokens - ? WHERE name = ?";
   /** least_loaded: claim only if no live node has more free CPU slots (running tasks weigh at least one). */
   private static final String LEAST_LOADED = """
       WITH load AS (
@@ -87,19 +95,27 @@ public final class Worker implements AutoCloseable {
         AND ((t.kind = 'process' AND ?) OR (t.kind = 'function' AND t.name = ANY(?)))
         AND t.cpus <= ? AND t.memory_mb <= ? AND (? OR t.labels <@ ?::jsonb)
       ORDER BY %s LIMIT ?""";
-  /** Fair share: the same candidates per owner, so one owner's backlog cannot hide the others'. */
+  /**
+   * Fair share: the same candidates per owner, so one owner's backlog cannot hide the others', each
+   * ranked by its place in its owner's line plus the owner's running tasks: the least served owner goes first.
+   */
   private static final String FAIR_CANDIDATES = """
-      SELECT c.* FROM (SELECT DISTINCT owner_id FROM tasks WHERE queue = ? AND state = 'queued') o
+      SELECT c.*, row_number() OVER (PARTITION BY c.owner_id ORDER BY %s)
+               + (SELECT count(*) FROM tasks r WHERE r.queue = ? AND r.state = 'running' AND r.owner_id = c.owner_id)
+               AS orank,
+             (SELECT last_served_at FROM queue_owners s WHERE s.queue = ? AND s.owner_id = c.owner_id) AS served
+      FROM (SELECT DISTINCT owner_id FROM tasks WHERE queue = ? AND state = 'queued') o
       CROSS JOIN LATERAL (SELECT t.id, t.cpus, t.memory_mb, t.priority, t.owner_id FROM tasks t
         WHERE t.owner_id = o.owner_id AND t.queue = ? AND t.state = 'queued' AND t.not_before <= now()
           AND ((t.kind = 'process' AND ?) OR (t.kind = 'function' AND t.name = ANY(?)))
           AND t.cpus <= ? AND t.memory_mb <= ? AND (? OR t.labels <@ ?::jsonb)
         ORDER BY %s LIMIT ?) c""";
   private static final String RANK = "row_number() OVER (ORDER BY %s)";
-  /** Fair share rank: an owner's n-th candidate plus its running tasks, so the least served owner goes first. */
-  private static final String FAIR_RANK = """
-      row_number() OVER (ORDER BY row_number() OVER (PARTITION BY t.owner_id ORDER BY %s)
-        + (SELECT count(*) FROM tasks r WHERE r.queue = ? AND r.state = 'running' AND r.owner_id = t.owner_id), t.id)""";
+  private static final String FAIR_RANK = "row_number() OVER (ORDER BY t.orank, t.served NULLS FIRST, t.id)";
+  private static final String SERVED = """
+      INSERT INTO queue_owners (queue, owner_id, last_served_at)
+      SELECT ?, owner_id, clock_timestamp() FROM tasks WHERE id = ANY(?) GROUP BY owner_id
+      ON CONFLICT (queue, owner_id) DO UPDATE SET last_served_at = excluded.last_served_at""";
   /**
    * The claim: candidates ranked by policy, cut where the running sum of CPUs or memory would exceed
    * what this node has free, then locked with SKIP LOCKED (so concurrent claimers take disjoint rows
@@ -346,7 +362,20 @@ public final class Worker implements AutoCloseable {
       if (queue.policy().equals("least_loaded") && !leastLoaded(c)) {
         return List.<Run>of();
       }
-      return claim(c, queue, n, freeCpus, freeMem);
+      List<Run> got = claim(c, queue, n, freeCpus, freeMem);
+      if (queue.fairShare() && !got.isEmpty()) {
+        try (var ps = c.prepareStatement(SERVED)) {
+          Tx.bind(ps, queue.name(), c.createArrayOf("bigint", got.stream().map(Run::id).toArray()));
+          ps.executeUpdate();
+        }
+      }
+      if (queue.rateLimit() != null && !got.isEmpty()) {
+        try (var ps = c.prepareStatement(SPEND_TOKENS)) {
+          Tx.bind(ps, got.size(), queue.name());
+          ps.executeUpdate();
+        }
+      }
+      return got;
     });
     for (Run r : runs) {
       inFlight.incrementAndGet();
@@ -365,8 +394,7 @@ public final class Worker implements AutoCloseable {
   private int headroom(Connection c, String queue) throws SQLException {
     Integer conc;
     Integer nodeConc;
-    Integer rate;
-    Integer period;
+    Integer tokens;
     try (var ps = c.prepareStatement(QUEUE_LOCK)) {
       ps.setString(1, queue);
       try (ResultSet rs = ps.executeQuery()) {
@@ -375,27 +403,25 @@ public final class Worker implements AutoCloseable {
         }
         conc = (Integer) rs.getObject(1);
         nodeConc = (Integer) rs.getObject(2);
-        rate = (Integer) rs.getObject(3);
-        period = (Integer) rs.getObject(4);
+        tokens = (Integer) rs.getObject(3);
       }
     }
-    try (var ps = c.prepareStatement(QUEUE_COUNTS)) {
-      Tx.bind(ps, queue, queue, self, queue, period == null ? 0 : period);
-      try (ResultSet rs = ps.executeQuery()) {
-        rs.next();
-        int n = Integer.MAX_VALUE;
-        if (conc != null) {
-          n = Math.min(n, conc - rs.getInt(1));
+    int n = tokens == null ? Integer.MAX_VALUE : tokens;
+    if (conc != null || nodeConc != null) {
+      try (var ps = c.prepareStatement(QUEUE_COUNTS)) {
+        Tx.bind(ps, self, queue);
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          if (conc != null) {
+            n = Math.min(n, conc - rs.getInt(1));
+          }
+          if (nodeConc != null) {
+            n = Math.min(n, nodeConc - rs.getInt(2));
+          }
         }
-        if (nodeConc != null) {
-          n = Math.min(n, nodeConc - rs.getInt(2));
-        }
-        if (rate != null) {
-          n = Math.min(n, rate - rs.getInt(3));
-        }
-        return n;
       }
     }
+    return n;
   }
 
   private boolean leastLoaded(Connection c) throws SQLException {
@@ -416,9 +442,10 @@ public final class Worker implements AutoCloseable {
     String rank;
     String candidates;
     if (q.fairShare()) {
-      rank = FAIR_RANK.formatted(order);
+      rank = FAIR_RANK;
+      candidates = FAIR_CANDIDATES.formatted(order.replace("t.", "c."), order);
       args.add(q.name());
-      candidates = FAIR_CANDIDATES.formatted(order);
+      args.add(q.name());
       args.add(q.name());
     } else {
       rank = RANK.formatted(order);
@@ -442,6 +469,7 @@ public final class Worker implements AutoCloseable {
   }
 
   private void finished(Run r) {
+    dirty.add(r.queue()); // its slot is free again, here and, for a limited queue, in the cluster
     inFlight.decrementAndGet();
     usedCpus.addAndGet(-r.cpus());
     usedMemory.addAndGet(-r.memoryMb());
@@ -568,6 +596,7 @@ public final class Worker implements AutoCloseable {
       }
       okIds.add(r.id());
       okResults.add(result);
+      freed(r, wakeQueues);
     }
     if (!okIds.isEmpty()) {
       succeed(tx, okIds, okResults, new Integer[okIds.size()], wakeQueues);
@@ -590,12 +619,21 @@ public final class Worker implements AutoCloseable {
     wakeQueues.addAll(tx.query(Scheduler.RELEASE_DEPENDENTS, rs -> rs.getString(1), idArray));
   }
 
+  /** A finished run of a queue with a concurrency limit frees a slot any node may take: wake them. */
+  private void freed(Run r, Set<String> wakeQueues) {
+    QueueSpec q = queues.get(r.queue());
+    if (q != null && q.concurrency() != null) {
+      wakeQueues.add(r.queue());
+    }
+  }
+
   private void outcome(Connection c, Run r, boolean retry, String finalState, String error, Integer exitCode,
                        List<Long> done, List<Long> failedFinal, Set<String> wakeQueues) throws SQLException {
     String state = fail(c, r, retry, finalState, error, exitCode);
     if (state == null) {
       return;
     }
+    freed(r, wakeQueues);
     if (state.equals("queued")) {
       wakeQueues.add(r.queue());
     } else {
@@ -727,6 +765,7 @@ public final class Worker implements AutoCloseable {
         Scheduler.failDependents(tx, List.of(r.id()));
       } else if (ok) {
         succeed(tx, List.of(r.id()), java.util.Collections.singletonList(null), new Integer[] {exitCode}, wakeQueues);
+        freed(r, wakeQueues);
         done.add(r.id());
       } else {
         var failedFinal = new ArrayList<Long>();

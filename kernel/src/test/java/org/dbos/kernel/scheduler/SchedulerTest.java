@@ -195,6 +195,86 @@ class SchedulerTest {
     assertEquals(List.of(ids.get(1), ids.get(2), ids.get(0)), order);
   }
 
+  static List<Instant[]> runs(List<Long> ids) {
+    var out = new ArrayList<Instant[]>();
+    for (long id : ids) {
+      TaskInfo t = scheduler.get(admin, id);
+      out.add(new Instant[] {t.startedAt(), t.finishedAt()});
+    }
+    return out;
+  }
+
+  @Test
+  void concurrencyLimitCapsRunningTasks() {
+    scheduler.createQueue(admin, QueueSpec.named("two").withConcurrency(2, null));
+    var ids = new ArrayList<Long>();
+    for (int i = 0; i < 5; i++) {
+      ids.add(scheduler.submit(admin, TaskSpec.process(List.of("sleep", "0.2")).withQueue("two")));
+    }
+    for (long id : ids) {
+      assertEquals("succeeded", scheduler.await(admin, id, Duration.ofSeconds(10)).state());
+    }
+    var r = runs(ids);
+    for (Instant[] a : r) {
+      long overlapping = r.stream().filter(b -> b[0].isBefore(a[0].plusMillis(1)) && b[1].isAfter(a[0])).count();
+      assertTrue(overlapping <= 2, overlapping + " tasks ran at once");
+    }
+  }
+
+  @Test
+  void rateLimitSpreadsStarts() {
+    scheduler.createQueue(admin, QueueSpec.named("slow").withRateLimit(5, Duration.ofSeconds(1)));
+    var ids = scheduler.submitAll(admin, java.util.stream.IntStream.range(0, 10)
+        .mapToObj(i -> TaskSpec.function("record", null).withQueue("slow")).toList());
+    for (long id : ids) {
+      assertEquals("succeeded", scheduler.await(admin, id, Duration.ofSeconds(10)).state());
+    }
+    var starts = runs(ids).stream().map(a -> a[0]).sorted().toList();
+    long spread = Duration.between(starts.getFirst(), starts.getLast()).toMillis();
+    // 5 banked tokens start at once, the other 5 come at 5 per second
+    assertTrue(spread >= 700, "10 starts within " + spread + " ms");
+  }
+
+  @Test
+  void fairShareInterleavesOwners() {
+    scheduler.createQueue(admin, QueueSpec.named("fair").withConcurrency(1, null).withFairShare(true));
+    kernel.principals().create(admin, "bob", "user", "pw-bob", null, null, false);
+    kernel.principals().grant(admin, "bob", org.dbos.kernel.Right.WRITE, "queue:fair");
+    Session bob = kernel.login("bob", "pw-bob");
+    long blocker = scheduler.submit(admin, TaskSpec.process(List.of("sleep", "0.3")).withQueue("fair"));
+    await(() -> scheduler.get(admin, blocker).state().equals("running"));
+    var adminIds = scheduler.submitAll(admin, java.util.stream.IntStream.range(0, 8)
+        .mapToObj(i -> TaskSpec.function("record", null).withQueue("fair")).toList());
+    var bobIds = scheduler.submitAll(bob, java.util.stream.IntStream.range(0, 3)
+        .mapToObj(i -> TaskSpec.function("record", null).withQueue("fair")).toList());
+    for (long id : adminIds) {
+      scheduler.await(admin, id, Duration.ofSeconds(10));
+    }
+    for (long id : bobIds) {
+      scheduler.await(admin, id, Duration.ofSeconds(10));
+    }
+    Instant lastBob = bobIds.stream().map(id -> scheduler.get(admin, id).startedAt()).max(Instant::compareTo).orElseThrow();
+    long adminBefore = adminIds.stream().filter(id -> scheduler.get(admin, id).startedAt().isBefore(lastBob)).count();
+    // strict FIFO would run all 8 of admin's first; fair share alternates
+    assertTrue(adminBefore <= 4, adminBefore + " of admin's tasks ran before bob's last: "
+        + scheduler.list(admin, new TaskFilter(null, "fair", null, null, 20)).stream()
+            .map(t -> t.owner() + "@" + t.startedAt()).toList());
+  }
+
+  @Test
+  void localityRunsTasksOnlyOnMatchingNodes() {
+    scheduler.createQueue(admin, QueueSpec.named("local").withPolicy("locality"));
+    long elsewhere = scheduler.submit(admin, TaskSpec.function("record", null).withQueue("local")
+        .withLabels(java.util.Map.of("zone", "mars")));
+    long anywhere = scheduler.submit(admin, TaskSpec.function("record", null).withQueue("local"));
+    assertEquals("succeeded", scheduler.await(admin, anywhere, Duration.ofSeconds(10)).state());
+    assertEquals("queued", scheduler.get(admin, elsewhere).state());
+    scheduler.cancel(admin, elsewhere);
+    scheduler.createQueue(admin, QueueSpec.named("balanced").withPolicy("least_loaded"));
+    long balanced = scheduler.submit(admin, TaskSpec.function("record", null).withQueue("balanced"));
+    assertEquals("succeeded", scheduler.await(admin, balanced, Duration.ofSeconds(10)).state());
+  }
+
   @Test
   void badInputIsRejectedWithNothingCreated() {
     long before = count("SELECT count(*) FROM tasks");
