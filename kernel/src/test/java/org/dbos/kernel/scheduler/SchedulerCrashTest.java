@@ -18,13 +18,13 @@ import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.Test;
 
 /**
- * Three nodes on one database run thousands of tasks; one of them, a child JVM, is killed with
+ * Three nodes on one database run 10,000 tasks (functions and processes); one of them, a child JVM, is killed with
  * SIGKILL mid-run. Every task must finish exactly once: the side-effect counter equals the number of
  * function tasks, and each task's committed effect comes from the one lease that completed it.
  */
 class SchedulerCrashTest {
-  static final int FUNCTIONS = 4000;
-  static final int PROCESSES = 40;
+  static final int FUNCTIONS = 9900;
+  static final int PROCESSES = 100;
 
   @Test
   void sigkilledNodeLosesNoTaskAndRunsNoneTwice() throws Exception {
