@@ -352,6 +352,11 @@ public final class Worker implements AutoCloseable {
     int freeCpus = cpus - usedCpus.get();
     long freeMem = memoryMb - usedMemory.get();
     List<Run> runs = db.transaction(c -> {
+      // A claim is a reservation, not a fact: if a database crash loses it, the task is simply queued
+      // again, and the lost lease fences every write of the run that used it. So it skips the WAL flush.
+      try (var st = c.createStatement()) {
+        st.execute("SET LOCAL synchronous_commit = off");
+      }
       int n = limit;
       if (queue.concurrency() != null || queue.nodeConcurrency() != null || queue.rateLimit() != null) {
         n = Math.min(n, headroom(c, queue.name()));
