@@ -52,7 +52,7 @@ import org.dbos.kernel.testing.TestNode;
  *   <li>messages: round-trip latency and throughput for 64 B / 1 KiB / 8 KiB, single and batched,
  *       DBOS mailboxes vs a plain grpc-java ping-pong over loopback.
  * </ol>
- * Run: {@code java -cp ... org.dbos.bench.SchedulerBench [tasks]} (see docs/BENCHMARKS.md).
+ * Run: {@code java -cp ... org.dbos.bench.SchedulerBench [tasks] [tasks,idle,messages]} (see docs/BENCHMARKS.md).
  */
 public final class SchedulerBench {
   private static final int BATCH = 500;
@@ -62,8 +62,21 @@ public final class SchedulerBench {
 
   public static void main(String[] args) throws Exception {
     int tasks = args.length > 0 ? Integer.parseInt(args[0]) : 20_000;
+    String parts = args.length > 1 ? args[1] : "tasks,idle,messages";
     System.out.printf("SchedulerBench: %d tasks per run, %d cores, Java %s%n", tasks,
         Runtime.getRuntime().availableProcessors(), Runtime.version());
+    if (parts.contains("tasks")) {
+      tasks(tasks);
+    }
+    if (parts.contains("idle")) {
+      idleDispatch(300);
+    }
+    if (parts.contains("messages")) {
+      messages();
+    }
+  }
+
+  static void tasks(int tasks) throws Exception {
     var results = new ArrayList<Throughput>();
     // warm-up runs (JIT, PostgreSQL caches), not reported
     dbos(1, tasks / 4);
@@ -86,9 +99,6 @@ public final class SchedulerBench {
       double k = results.stream().filter(r -> r.name().equals("db-scheduler") && r.nodes() == n).findFirst().orElseThrow().perSecond();
       System.out.printf("ratio dbos / db-scheduler, %d node(s): %.2fx%n", nodes, d / k);
     }
-
-    idleDispatch(300);
-    messages();
   }
 
   static String fmt(double v) {

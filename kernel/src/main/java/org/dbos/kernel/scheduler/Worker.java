@@ -705,6 +705,9 @@ public final class Worker implements AutoCloseable {
       out.join();
       err.join();
       processes.remove(r.id());
+      if (!running) {
+        return; // stopped by close(): the run goes back to the queue, not into the books as a failure
+      }
       if (timedOut) {
         complete(r, false, true, "timed_out", "timed out after " + r.timeoutMs() + " ms", code);
       } else if (code == 0) {
