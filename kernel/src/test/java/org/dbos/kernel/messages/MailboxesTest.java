@@ -136,6 +136,33 @@ class MailboxesTest {
   }
 
   @Test
+  void sigkilledReceiverLosesNothing() throws Exception {
+    mail.create(admin, "fragile", null);
+    mail.send(admin, "fragile", b("m1"), null);
+    mail.send(admin, "fragile", b("m2"), null);
+    var db = node.kernel().database();
+    String url = db.url();
+    var props = node.dataDirectory().properties();
+    String javaBin = java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    Process child = new ProcessBuilder(javaBin, "--enable-native-access=ALL-UNNAMED", "-cp",
+        System.getProperty("java.class.path"), ReceiverCrashMain.class.getName(), url, props.getProperty("database.user"),
+        node.dataDirectory().storedDatabasePassword().orElseThrow(), node.dataDirectory().adminCredentialFile().toString(),
+        "fragile").redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    try {
+      var out = new java.io.BufferedReader(new java.io.InputStreamReader(child.getInputStream()));
+      assertEquals("took 2", out.readLine());
+      // the receiver holds both messages in its open transaction: nobody else sees them
+      assertTrue(mail.recv(admin, "fragile", 10, Duration.ZERO).isEmpty());
+      new ProcessBuilder("kill", "-9", String.valueOf(child.pid())).start().waitFor();
+      child.waitFor();
+      var got = mail.recv(admin, "fragile", 10, Duration.ofSeconds(10));
+      assertEquals(List.of("m1", "m2"), got.stream().map(MailboxesTest::s).toList());
+    } finally {
+      child.destroyForcibly();
+    }
+  }
+
+  @Test
   void sendInsideTheCallersTransactionCommitsWithIt() {
     mail.create(admin, "txbox", null);
     assertThrows(IllegalStateException.class, () -> kernel.callChecked(admin, "test.send", "mailbox:txbox", false, tx -> {
