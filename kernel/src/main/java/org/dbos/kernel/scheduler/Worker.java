@@ -134,11 +134,23 @@ public final class Worker implements AutoCloseable {
       FROM pick WHERE t.id = pick.id
       RETURNING t.id, t.kind, t.name, t.args::text, t.attempts, t.max_attempts, t.cpus, t.memory_mb, t.timeout_ms,
                 t.queue, t.deadline_at""";
-  /** Locks this batch's runs that still hold their lease; the others were re-queued or superseded. */
-  private static final String LOCK_LEASES = """
-      SELECT t.id, t.cancel_requested, t.deadline_at < clock_timestamp() FROM tasks t
-      JOIN unnest(?::bigint[], ?::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
-      WHERE t.node_id = ? AND t.state = 'running' ORDER BY t.id FOR UPDATE OF t""";
+  /** Locks one run's lease before its function touches the database; no row: the lease is lost. */
+  private static final String LOCK_LEASE = """
+      SELECT cancel_requested FROM tasks WHERE id = ? AND node_id = ? AND attempts = ? AND state = 'running'
+      FOR UPDATE""";
+  /**
+   * Completes a batch of function runs whose leases still hold. A run whose function used the
+   * transaction has its lease locked already, so it always matches; one that did not has no database
+   * effects to undo if it does not.
+   */
+  private static final String SUCCEED_LEASED = """
+      UPDATE tasks t SET state = 'succeeded', result = u.result::jsonb, error = NULL, finished_at = clock_timestamp()
+      FROM unnest(?::bigint[], ?::int[], ?::text[]) AS u(id, attempt, result)
+      WHERE t.id = u.id AND t.attempts = u.attempt AND t.node_id = ? AND t.state = 'running' AND NOT t.cancel_requested
+      RETURNING t.id""";
+  private static final String CANCELLED_LEASES = """
+      SELECT t.id FROM tasks t JOIN unnest(?::bigint[], ?::int[]) AS l(id, attempt) ON t.id = l.id AND t.attempts = l.attempt
+      WHERE t.node_id = ? AND t.state = 'running' AND t.cancel_requested FOR UPDATE OF t""";
   private static final String SUCCEED = """
       UPDATE tasks t SET state = 'succeeded', result = u.result::jsonb, exit_code = u.exit_code, error = NULL,
              finished_at = clock_timestamp()
@@ -545,49 +557,57 @@ public final class Worker implements AutoCloseable {
     }
   }
 
+  /** A function's lease was lost before it touched the database: the run is someone else's now. */
+  private static final class LeaseLost extends RuntimeException {
+    LeaseLost(long task) {
+      super("task " + task + ": lease lost", null, false, false);
+    }
+  }
+
+  private void lockLease(Connection c, Run r) throws SQLException {
+    try (var ps = c.prepareStatement(LOCK_LEASE)) {
+      Tx.bind(ps, r.id(), self, r.attempt());
+      try (ResultSet rs = ps.executeQuery()) {
+        if (!rs.next()) {
+          throw new LeaseLost(r.id());
+        }
+        if (rs.getBoolean(1)) {
+          throw new java.util.concurrent.CancellationException("task " + r.id() + " was cancelled");
+        }
+      }
+    }
+  }
+
   private void runFunctions(Connection c, List<Run> batch) throws SQLException {
     for (Run r : batch) {
       finishedRuns.add(r.id());
     }
     Tx tx = new Tx(c, system, null);
-    var leased = new java.util.HashMap<Long, Boolean[]>();
-    Long[] ids = batch.stream().map(Run::id).toArray(Long[]::new);
-    Integer[] attempts = batch.stream().map(Run::attempt).toArray(Integer[]::new);
-    try (var ps = tx.prepare(LOCK_LEASES, c.createArrayOf("bigint", ids), c.createArrayOf("int", attempts), self);
-         ResultSet rs = ps.executeQuery()) {
-      while (rs.next()) {
-        leased.put(rs.getLong(1), new Boolean[] {rs.getBoolean(2), rs.getBoolean(3)});
-      }
-    }
-    var okIds = new ArrayList<Long>();
+    var ok = new ArrayList<Run>();
     var okResults = new ArrayList<String>();
     var done = new ArrayList<Long>();
     var wakeQueues = new HashSet<String>();
     var failedFinal = new ArrayList<Long>();
     for (Run r : batch) {
-      Boolean[] lease = leased.get(r.id());
-      if (lease == null) {
-        continue; // fenced: the cluster gave this task to someone else
-      }
-      if (lease[0]) {
-        outcome(c, r, false, "cancelled", "cancelled", null, done, failedFinal, wakeQueues);
-        continue;
-      }
-      if (lease[1]) {
+      if (r.deadline() != null && Instant.now().isAfter(r.deadline())) {
         outcome(c, r, true, "timed_out", "timed out after " + r.timeoutMs() + " ms", null, done, failedFinal, wakeQueues);
         continue;
       }
       TaskFunction f = functions.get(r.name());
-      var ctx = new TaskContext(r.id(), r.attempt(), r.args(), c, system.forTask(String.valueOf(r.id())));
+      var ctx = new TaskContext(r.id(), r.attempt(), r.args(), c, system.forTask(String.valueOf(r.id())),
+          () -> lockLease(c, r));
       String result;
       functionThreadsByTask.put(r.id(), Thread.currentThread());
       try {
         result = f.run(ctx);
         ctx.release();
+      } catch (LeaseLost e) {
+        ctx.rollback();
+        continue; // fenced: the cluster gave this task to someone else
       } catch (Exception e) {
         ctx.rollback();
         Thread.interrupted();
-        boolean cancelled = e instanceof InterruptedException;
+        boolean cancelled = e instanceof InterruptedException || e instanceof java.util.concurrent.CancellationException;
         outcome(c, r, !cancelled, cancelled ? "cancelled" : "failed", cancelled ? "cancelled" : e.toString(), null,
             done, failedFinal, wakeQueues);
         continue;
@@ -599,13 +619,31 @@ public final class Worker implements AutoCloseable {
         outcome(c, r, true, "timed_out", "timed out after " + r.timeoutMs() + " ms", null, done, failedFinal, wakeQueues);
         continue;
       }
-      okIds.add(r.id());
+      ok.add(r);
       okResults.add(result);
-      freed(r, wakeQueues);
     }
-    if (!okIds.isEmpty()) {
-      succeed(tx, okIds, okResults, new Integer[okIds.size()], wakeQueues);
-      done.addAll(okIds);
+    if (!ok.isEmpty()) {
+      Array ids = c.createArrayOf("bigint", ok.stream().map(Run::id).toArray());
+      Array attempts = c.createArrayOf("int", ok.stream().map(Run::attempt).toArray());
+      List<Long> succeeded = tx.query(SUCCEED_LEASED, rs -> rs.getLong(1), ids, attempts,
+          c.createArrayOf("text", okResults.toArray()), self);
+      if (succeeded.size() < ok.size()) {
+        // cancelled while it ran (a lost lease needs nothing)
+        var cancelled = new HashSet<>(tx.query(CANCELLED_LEASES, rs -> rs.getLong(1), ids, attempts, self));
+        for (Run r : ok) {
+          if (cancelled.contains(r.id())) {
+            outcome(c, r, false, "cancelled", "cancelled", null, done, failedFinal, wakeQueues);
+          }
+        }
+      }
+      if (!succeeded.isEmpty()) {
+        wakeQueues.addAll(tx.query(Scheduler.RELEASE_DEPENDENTS, rs -> rs.getString(1),
+            c.createArrayOf("bigint", succeeded.toArray())));
+        done.addAll(succeeded);
+        for (Run r : ok) {
+          freed(r, wakeQueues);
+        }
+      }
     }
     if (!failedFinal.isEmpty()) {
       Scheduler.failDependents(tx, failedFinal);
