@@ -6,7 +6,6 @@ import java.nio.file.Path;
 import java.sql.Array;
 import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZonedDateTime;
@@ -61,11 +60,19 @@ public final class Scheduler {
       ORDER BY t.id DESC LIMIT ?""";
   private static final String QUEUE_EXISTS = "SELECT 1 FROM queues WHERE name = ?";
   private static final String DEPENDENCY = "SELECT state FROM tasks WHERE id = ? FOR SHARE";
+  /** A batch of tasks in one statement, one array per column; ids come back in list order. */
   private static final String INSERT = """
       INSERT INTO tasks (queue, owner_id, kind, name, args, priority, cpus, memory_mb, labels, state, max_attempts,
                          backoff_ms, timeout_ms, not_before, depends_on, cron, error, finished_at)
-      VALUES (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, COALESCE(?, now()), ?, ?, ?,
-              CASE WHEN ? THEN now() END)""";
+      SELECT u.queue, ?, u.kind, u.name, u.args::jsonb, u.priority, u.cpus, u.mem, u.labels::jsonb, u.state,
+             u.max_attempts, u.backoff, u.timeout, COALESCE(u.not_before::timestamptz, now()), u.depends_on, ?,
+             u.error, CASE WHEN u.error IS NOT NULL THEN now() END
+      FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[], ?::bigint[], ?::text[], ?::text[],
+                  ?::int[], ?::int[], ?::int[], ?::text[], ?::bigint[], ?::text[])
+             WITH ORDINALITY AS u(queue, kind, name, args, priority, cpus, mem, labels, state, max_attempts, backoff,
+                                  timeout, not_before, depends_on, error, n)
+      ORDER BY u.n
+      RETURNING id""";
   private static final String CANCEL = """
       UPDATE tasks t SET cancel_requested = true,
              state = CASE WHEN o.state IN ('queued', 'waiting') THEN 'cancelled' ELSE o.state END,
@@ -272,46 +279,44 @@ public final class Scheduler {
         throw SyscallException.notFound("no queue named '" + t.queue() + "'");
       }
     }
-    var ids = new ArrayList<Long>(tasks.size());
-    try (var ps = tx.connection().prepareStatement(INSERT, Statement.RETURN_GENERATED_KEYS)) {
-      for (TaskSpec t : tasks) {
-        String state = "queued";
-        String error = null;
-        if (t.dependsOn() != null) {
-          String dep = tx.queryOne(DEPENDENCY, rs -> rs.getString(1), t.dependsOn())
-              .orElseThrow(() -> SyscallException.notFound("no task " + t.dependsOn() + " to depend on"));
-          switch (dep) {
-            case "succeeded" -> state = "queued";
-            case "failed", "cancelled", "timed_out" -> {
-              state = "failed";
-              error = "dependency " + t.dependsOn() + " did not succeed";
-            }
-            default -> state = "waiting";
+    int n = tasks.size();
+    Object[][] cols = new Object[15][n];
+    for (int i = 0; i < n; i++) {
+      TaskSpec t = tasks.get(i);
+      String state = "queued";
+      String error = null;
+      if (t.dependsOn() != null) {
+        String dep = tx.queryOne(DEPENDENCY, rs -> rs.getString(1), t.dependsOn())
+            .orElseThrow(() -> SyscallException.notFound("no task " + t.dependsOn() + " to depend on"));
+        switch (dep) {
+          case "succeeded" -> state = "queued";
+          case "failed", "cancelled", "timed_out" -> {
+            state = "failed";
+            error = "dependency " + t.dependsOn() + " did not succeed";
           }
+          default -> state = "waiting";
         }
-        Tx.bind(ps, t.queue(), tx.session().principalId(), t.kind(), t.name(), t.argsJson(), t.priority(), t.cpus(),
-            t.memoryMb(), Json.map(t.labels()), state, t.maxAttempts(),
-            t.backoff() == null ? 1000 : (int) Math.min(Integer.MAX_VALUE, t.backoff().toMillis()),
-            t.timeout() == null ? null : (int) Math.min(Integer.MAX_VALUE, t.timeout().toMillis()),
-            t.notBefore(), t.dependsOn(), cron, error, error != null);
-        if (t.notBefore() == null) {
-          ps.setNull(14, java.sql.Types.TIMESTAMP_WITH_TIMEZONE);
-        }
-        if (t.timeout() == null) {
-          ps.setNull(13, java.sql.Types.INTEGER);
-        }
-        if (t.dependsOn() == null) {
-          ps.setNull(15, java.sql.Types.BIGINT);
-        }
-        ps.addBatch();
       }
-      ps.executeBatch();
-      try (ResultSet rs = ps.getGeneratedKeys()) {
-        while (rs.next()) {
-          ids.add(rs.getLong("id"));
-        }
+      Object[] row = {t.queue(), t.kind(), t.name(), t.argsJson(), t.priority(), t.cpus(), t.memoryMb(),
+          Json.map(t.labels()), state, t.maxAttempts(),
+          t.backoff() == null ? 1000 : (int) Math.min(Integer.MAX_VALUE, t.backoff().toMillis()),
+          t.timeout() == null ? null : (int) Math.min(Integer.MAX_VALUE, t.timeout().toMillis()),
+          t.notBefore() == null ? null : t.notBefore().toString(), t.dependsOn(), error};
+      for (int col = 0; col < row.length; col++) {
+        cols[col][i] = row[col];
       }
     }
+    String[] types = {"text", "text", "text", "text", "int", "int", "bigint", "text", "text", "int", "int", "int",
+        "text", "bigint", "text"};
+    Object[] args = new Object[17];
+    args[0] = tx.session().principalId();
+    args[1] = cron;
+    var c = tx.connection();
+    for (int col = 0; col < types.length; col++) {
+      args[col + 2] = c.createArrayOf(types[col], cols[col]);
+    }
+    List<Long> ids = new ArrayList<>(tx.query(INSERT, rs -> rs.getLong(1), args));
+    ids.sort(null); // identity values follow the insertion order, which is list order
     for (String q : queues) {
       tx.notify(CH_WORK, q);
     }
