@@ -54,9 +54,10 @@ CREATE TABLE tasks (
   finished_at    timestamptz,
   CHECK (depends_on <> id)
 );
--- The claim query's index: queued work of a queue in order; partial, so it stays small. Each index
+-- The claim query's indexes: queued work of a queue in policy order; partial, so they stay small. Each index
 -- costs an insert on every claim and completion (state changes are never HOT), so there are few.
-CREATE INDEX tasks_claimable ON tasks (queue, priority DESC, id) WHERE state = 'queued';
+CREATE INDEX tasks_claimable ON tasks (queue, id) WHERE state = 'queued';                 -- fifo and the others
+CREATE INDEX tasks_claimable_priority ON tasks (queue, priority DESC, id) WHERE state = 'queued'; -- priority
 CREATE INDEX tasks_running ON tasks (node_id) WHERE state = 'running';
 CREATE INDEX tasks_waiting ON tasks (depends_on) WHERE state = 'waiting';
 
