@@ -6,6 +6,10 @@
 
 CREATE SEQUENCE fs_inode_ids START 2;   -- 1 is the root directory
 
+-- The transaction's time in nanoseconds since the epoch (PostgreSQL keeps microseconds).
+CREATE FUNCTION fs_now() RETURNS bigint LANGUAGE sql STABLE AS
+  $$ SELECT (extract(epoch FROM now()) * 1000000000)::bigint $$;
+
 CREATE TABLE fs_inodes (
   ino        bigint      PRIMARY KEY,
   kind       char(1)     NOT NULL CHECK (kind IN ('f', 'd', 'l')),   -- file, directory, symlink
@@ -14,10 +18,12 @@ CREATE TABLE fs_inodes (
   gid        integer     NOT NULL,
   size       bigint      NOT NULL DEFAULT 0 CHECK (size >= 0),
   nlink      integer     NOT NULL CHECK (nlink >= 0),
-  atime      timestamptz NOT NULL DEFAULT now(),
-  mtime      timestamptz NOT NULL DEFAULT now(),
-  ctime      timestamptz NOT NULL DEFAULT now(),
-  btime      timestamptz NOT NULL DEFAULT now(),
+  -- Times in nanoseconds since the epoch, as POSIX keeps them (rsync and make compare nanoseconds);
+  -- the fs_files view shows them as timestamptz.
+  atime      bigint      NOT NULL DEFAULT fs_now(),
+  mtime      bigint      NOT NULL DEFAULT fs_now(),
+  ctime      bigint      NOT NULL DEFAULT fs_now(),
+  btime      bigint      NOT NULL DEFAULT fs_now(),
   version    bigint      NOT NULL DEFAULT 1,                          -- bumped by every change
   chunk_size integer     NOT NULL DEFAULT 262144 CHECK (chunk_size > 0),  -- per inode: changing the default is one UPDATE
   target     bytea                                                    -- symlink target

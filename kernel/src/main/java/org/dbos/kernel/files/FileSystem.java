@@ -12,8 +12,6 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.time.Instant;
-import java.time.OffsetDateTime;
-import java.time.ZoneOffset;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -100,9 +98,9 @@ public final class FileSystem {
   private static final String MOVE_ENTRY = "UPDATE fs_dentries SET parent = ?, name = ? WHERE parent = ? AND name = ? AND ino = ?";
   /** Locks a directory for a change of its entries and stamps it; 0 rows: it was removed meanwhile. */
   private static final String TOUCH_DIR =
-      "UPDATE fs_inodes SET mtime = now(), ctime = now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'";
+      "UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'";
   private static final String ADD_LINKS =
-      "UPDATE fs_inodes SET nlink = nlink + ?, ctime = now() WHERE ino = ? RETURNING nlink";
+      "UPDATE fs_inodes SET nlink = nlink + ?, ctime = fs_now() WHERE ino = ? RETURNING nlink";
   private static final String HAS_ENTRIES = "SELECT EXISTS (SELECT 1 FROM fs_dentries WHERE parent = ?)";
   private static final String LIST = "SELECT d.name, " + COLS
       + " FROM fs_dentries d JOIN fs_inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name";
@@ -127,10 +125,10 @@ public final class FileSystem {
       SELECT c.chunk_no, b.data FROM fs_chunks c JOIN fs_blobs b ON b.hash = c.hash
       WHERE c.ino = ? AND c.to_version IS NULL AND c.chunk_no = ANY (?)""";
   private static final String BUMP = """
-      UPDATE fs_inodes SET size = greatest(size, ?), version = version + 1, mtime = now(), ctime = now()
+      UPDATE fs_inodes SET size = greatest(size, ?), version = version + 1, mtime = fs_now(), ctime = fs_now()
       WHERE ino = ? RETURNING kind, version""";
   private static final String SET_SIZE =
-      "UPDATE fs_inodes SET size = ?, version = version + 1, mtime = now(), ctime = now() WHERE ino = ? RETURNING version";
+      "UPDATE fs_inodes SET size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version";
   private static final String NEW_BLOB = "INSERT INTO fs_blobs (hash, data) VALUES (?, ?) ON CONFLICT DO NOTHING";
   private static final String CLOSE_CHUNKS = """
       UPDATE fs_chunks SET to_version = ?, closed_at = now()
@@ -329,7 +327,7 @@ public final class FileSystem {
       if (!c.root() && (m & S_ISGID) != 0 && !st.isDirectory() && !c.inGroup(st.gid())) {
         m &= ~S_ISGID;
       }
-      tx.update("UPDATE fs_inodes SET mode = ?, ctime = now(), version = version + 1 WHERE ino = ?", m, st.ino());
+      tx.update("UPDATE fs_inodes SET mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ?", m, st.ino());
       return inode(tx, st.ino());
     });
   }
@@ -355,7 +353,7 @@ public final class FileSystem {
           m &= ~S_ISGID;
         }
       }
-      tx.update("UPDATE fs_inodes SET uid = ?, gid = ?, mode = ?, ctime = now(), version = version + 1 WHERE ino = ?",
+      tx.update("UPDATE fs_inodes SET uid = ?, gid = ?, mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ?",
           uid == -1 ? st.uid() : uid, gid == -1 ? st.gid() : gid, m, st.ino());
       return inode(tx, st.ino());
     });
@@ -377,16 +375,16 @@ public final class FileSystem {
         c.require(st, W, path);
       }
       tx.update("""
-          UPDATE fs_inodes SET atime = CASE WHEN ? THEN atime WHEN ? THEN now() ELSE ? END,
-                               mtime = CASE WHEN ? THEN mtime WHEN ? THEN now() ELSE ? END,
-                               ctime = now(), version = version + 1 WHERE ino = ?""",
+          UPDATE fs_inodes SET atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
+                               mtime = CASE WHEN ? THEN mtime WHEN ? THEN fs_now() ELSE ?::bigint END,
+                               ctime = fs_now(), version = version + 1 WHERE ino = ?""",
           atime == null, atime == NOW, time(atime), mtime == null, mtime == NOW, time(mtime), st.ino());
       return inode(tx, st.ino());
     });
   }
 
-  private static OffsetDateTime time(Instant t) {
-    return t == null || t == NOW ? null : OffsetDateTime.ofInstant(t, ZoneOffset.UTC);
+  private static Long time(Instant t) {
+    return t == null || t == NOW ? null : t.getEpochSecond() * 1_000_000_000L + t.getNano();
   }
 
   /**
@@ -464,7 +462,7 @@ public final class FileSystem {
       if (tx.update(MOVE_ENTRY, dst.parent().ino(), dst.name(), src.parent().ino(), src.name(), moved.ino()) == 0) {
         throw new FsException(Errno.ENOENT, from);
       }
-      tx.update("UPDATE fs_inodes SET ctime = now() WHERE ino = ?", moved.ino());
+      tx.update("UPDATE fs_inodes SET ctime = fs_now() WHERE ino = ?", moved.ino());
       if (dir && across) {
         touchDir(tx, src.parent().ino(), -1, from);
         touchDir(tx, dst.parent().ino(), 1, to);
@@ -1196,7 +1194,7 @@ public final class FileSystem {
   }
 
   private static Instant instant(ResultSet rs, int at) throws SQLException {
-    return rs.getObject(at, OffsetDateTime.class).toInstant();
+    return Instant.ofEpochSecond(0, rs.getLong(at));
   }
 
   private static MessageDigest sha256() {
