@@ -392,6 +392,32 @@ class FileSystemTest {
   }
 
   @Test
+  void analyticsViewsAnswerThroughDbosSql() {
+    Session carol = user("carol", 2101, 2101);
+    fs.mkdir(root, "/sql", 0777);
+    for (String f : new String[] {"/sql/a", "/sql/copy-of-a", "/sql/b"}) {
+      FileHandle h = fs.create(carol, f, 0644);
+      byte[] b = (f.equals("/sql/b") ? "other content" : "same content, written twice").repeat(20_000).getBytes();
+      fs.write(carol, h, 0, b, 0, b.length);
+      fs.close(h);
+    }
+    var sql = new org.dbos.kernel.sql.SqlConsole(kernel);
+    var largest = sql.run(root, "SELECT path, size, owner FROM fs_largest_files WHERE path LIKE '/sql/%' LIMIT 1", false, 10);
+    assertEquals(List.of(List.of("/sql/a", "540000", "carol")), largest.rows());
+    var usage = sql.run(root, "SELECT files, bytes FROM fs_usage_by_owner WHERE owner = 'carol'", false, 10);
+    assertEquals(List.of(List.of("3", String.valueOf(2 * 540000 + 260000))), usage.rows());
+    var dups = sql.run(root, "SELECT copies, wasted_bytes, paths FROM fs_duplicates", false, 10);
+    assertEquals(1, dups.rows().size(), dups.rows()::toString);
+    assertEquals("2", dups.rows().getFirst().get(0));
+    assertTrue(dups.rows().getFirst().get(2).contains("/sql/copy-of-a"));
+    var changed = sql.run(root, "SELECT path FROM fs_changed_since(now() - interval '1 hour') WHERE path LIKE '/sql/%' ORDER BY path",
+        false, 10);
+    assertEquals(List.of(List.of("/sql/a"), List.of("/sql/b"), List.of("/sql/copy-of-a")), changed.rows());
+    var mode = sql.run(root, "SELECT mode FROM fs_files WHERE path = '/sql'", false, 10);
+    assertEquals(List.of(List.of("0777")), mode.rows());
+  }
+
+  @Test
   void concurrentRenameStormStaysConsistent() throws Exception {
     fs.mkdir(root, "/storm", 0755);
     for (int i = 0; i < 4; i++) {
