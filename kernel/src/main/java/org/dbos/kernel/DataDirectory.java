@@ -51,7 +51,12 @@ public final class DataDirectory implements AutoCloseable {
       Files.createDirectories(root);
       Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwx------"));
       FileChannel ch = FileChannel.open(root.resolve("node.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-      FileLock lock = ch.tryLock();
+      FileLock lock;
+      try {
+        lock = ch.tryLock();
+      } catch (java.nio.channels.OverlappingFileLockException e) {
+        lock = null; // held by a node in this very JVM
+      }
       if (lock == null) {
         ch.close();
         String pid = readProperties(root).getProperty("pid", "?");

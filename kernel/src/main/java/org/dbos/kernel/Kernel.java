@@ -152,8 +152,16 @@ public final class Kernel implements AutoCloseable {
 
   /** Closes a session: later calls in it are denied. Closing twice is harmless. */
   public void closeSession(Session s) {
-    callChecked(s, "session.close", "session:" + s.id(), false, tx ->
-        tx.update("UPDATE sessions SET closed_at = now() WHERE id = ? AND closed_at IS NULL", s.id()));
+    // Not through call(): its check runs at commit and would see the session this call just closed.
+    db.transaction(c -> {
+      try (var ps = c.prepareStatement("UPDATE sessions SET closed_at = now() WHERE id = ? AND closed_at IS NULL")) {
+        ps.setObject(1, s.id());
+        if (ps.executeUpdate() == 1) {
+          AuditLog.append(c, Ids.uuid7(), s, "session.close", "session:" + s.id(), "ok", null);
+        }
+      }
+      return null;
+    });
   }
 
   /** The kernel's own session (principal {@value #SYSTEM}, an admin) for housekeeping calls. */
@@ -199,6 +207,13 @@ public final class Kernel implements AutoCloseable {
     return run(session, call, object, null, readOnly, body);
   }
 
+  /*
+   * The body runs first; the check-and-audit statement and the COMMIT then travel together in one
+   * round trip. A refused check raises inside that statement, so the body's work is rolled back
+   * with it: nothing of a denied call is ever visible, and an empty call costs one round trip, like a
+   * bare INSERT. Failed calls (denied or not) are recorded after the rollback in a transaction of
+   * their own, and a denied caller learns only that it was denied, never the body's error.
+   */
   private <T> T run(Session s, String call, String object, Right right, boolean readOnly, Body<T> body) {
     UUID id = Ids.uuid7();
     for (int attempt = 1; ; attempt++) {
@@ -209,20 +224,15 @@ public final class Kernel implements AutoCloseable {
         c.setAutoCommit(false);
         try {
           if (readOnly) {
-            c.createStatement().execute("SET LOCAL synchronous_commit = off");
-          }
-          AuditLog.Verdict v = AuditLog.checkAndAppend(c, id, s, call, object, right);
-          if (v != AuditLog.Verdict.ALLOWED) {
-            c.commit();
-            count(call, "denied");
-            throw SyscallException.denied(v == AuditLog.Verdict.INVALID_SESSION
-                ? "session of '" + s.principal() + "' is closed or expired"
-                : "'" + s.principal() + "' lacks " + right + " on " + object);
+            try (var st = c.createStatement()) {
+              st.execute("SET LOCAL synchronous_commit = off");
+            }
           }
           tx = new Tx(c, s, id);
           result = body.run(tx);
           commitSent = true;
-          c.commit();
+          AuditLog.commitChecked(c, id, s, call, object, right);
+          c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
         } catch (SQLException | RuntimeException e) {
           Database.rollbackQuietly(c);
           throw e;
@@ -230,33 +240,53 @@ public final class Kernel implements AutoCloseable {
           restoreAutoCommit(c);
         }
       } catch (SQLException e) {
-        if (commitSent && Database.isConnectionLoss(e)) {
-          if (committedAfterLoss(id)) {
-            tx.runAfterCommit();
-            count(call, "ok");
-            return result;
-          }
+        if (AuditLog.DENIED_STATE.equals(e.getSQLState())) {
+          throw fail(id, s, call, object, right, SyscallException.denied(
+              "'" + s.principal() + "' was refused " + call + " on " + object));
+        }
+        if (commitSent && Database.isConnectionLoss(e) && committedAfterLoss(id)) {
+          tx.runAfterCommit();
+          count(call, "ok");
+          return result;
         }
         if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e)) && attempt < Database.MAX_ATTEMPTS) {
           Database.backoff(attempt);
           continue;
         }
-        SyscallException se = Database.translate(e);
-        auditFailure(id, s, call, object, se);
-        throw se;
+        throw fail(id, s, call, object, right, Database.translate(e));
       } catch (SyscallException e) {
-        if (e.code() != SyscallException.Code.PERMISSION_DENIED || right == null) {
-          auditFailure(id, s, call, object, e);
-        }
-        throw e;
+        throw fail(id, s, call, object, right, e);
       } catch (RuntimeException e) {
-        auditFailure(id, s, call, object, new SyscallException(SyscallException.Code.INTERNAL, e.toString(), e));
+        fail(id, s, call, object, right, new SyscallException(SyscallException.Code.INTERNAL, e.toString(), e));
         throw e;
       }
       tx.runAfterCommit();
       count(call, "ok");
       return result;
     }
+  }
+
+  /**
+   * Records a failed call and returns the error its caller gets: PERMISSION_DENIED (with the reason)
+   * if the session or right checks refuse the call, whatever the body did; else the body's error.
+   */
+  private SyscallException fail(UUID id, Session s, String call, String object, Right right, SyscallException e) {
+    String refused;
+    try {
+      refused = db.transaction(c -> AuditLog.recordFailure(c, id, s, call, object, right, e.code() + ": " + e.getMessage()));
+    } catch (RuntimeException auditError) {
+      log.warn("could not audit failed call {} on {}: {}", call, object, auditError.getMessage());
+      count(call, "error");
+      return e;
+    }
+    if (refused == null) {
+      count(call, e.code() == SyscallException.Code.PERMISSION_DENIED ? "denied" : "error");
+      return e;
+    }
+    count(call, "denied");
+    return SyscallException.denied(refused.equals("invalid session")
+        ? "session of '" + s.principal() + "' is closed or expired"
+        : "'" + s.principal() + "' lacks " + right + " on " + object);
   }
 
   private static void restoreAutoCommit(Connection c) {
@@ -281,19 +311,6 @@ public final class Kernel implements AutoCloseable {
         }
         Database.backoff(attempt);
       }
-    }
-  }
-
-  private void auditFailure(UUID id, Session s, String call, String object, SyscallException e) {
-    String outcome = e.code() == SyscallException.Code.PERMISSION_DENIED ? "denied" : "error";
-    count(call, outcome);
-    try {
-      db.transaction(c -> {
-        AuditLog.append(c, id, s, call, object, outcome, e.code() + ": " + e.getMessage());
-        return null;
-      });
-    } catch (RuntimeException auditError) {
-      log.warn("could not audit failed call {} on {}: {}", call, object, auditError.getMessage());
     }
   }
 

@@ -51,7 +51,11 @@ public final class Node implements AutoCloseable {
    * for a malformed URL.
    */
   public static Node boot(NodeConfig cfg) {
-    DataDirectory dir = DataDirectory.lock(cfg.dataDir());
+    return boot(DataDirectory.lock(cfg.dataDir()), cfg);
+  }
+
+  /** Boots on a data directory the caller already locked; the node owns (and unlocks) it from here on. */
+  public static Node boot(DataDirectory dir, NodeConfig cfg) {
     PostgresServer embedded = null;
     Database db = null;
     try {

@@ -109,3 +109,10 @@ BEGIN
   RETURN QUERY EXECUTE 'SELECT to_json(q) FROM (' || query || E'\n) AS q';
 END $$;
 ALTER FUNCTION sql_read(text) OWNER TO dbos_reader;
+
+-- Raised by a system call's audit statement when the caller may not make the call: the statement
+-- runs just before COMMIT, in the same round trip, so the error aborts the call's transaction.
+CREATE FUNCTION deny(detail text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'DBOSD', MESSAGE = detail;
+END $$;

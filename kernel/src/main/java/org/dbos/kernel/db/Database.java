@@ -52,7 +52,7 @@ public final class Database implements AutoCloseable {
     cfg.setPoolName("dbos");
     cfg.setAutoCommit(true);
     cfg.setConnectionTimeout(10_000);
-    cfg.setInitializationFailTimeout(-1);
+    cfg.setInitializationFailTimeout(1); // fail at once, with the driver's reason, if the server is unreachable
     cfg.setSchema(SCHEMA);
     cfg.addDataSourceProperty("connectTimeout", "5");
     cfg.addDataSourceProperty("tcpKeepAlive", "true");
@@ -61,20 +61,15 @@ public final class Database implements AutoCloseable {
     if (meters != null) {
       cfg.setMetricRegistry(meters);
     }
-    var pool = new HikariDataSource(cfg);
-    var db = new Database(pool, url);
-    db.probe();
-    return db;
-  }
-
-  /** Fails fast, with the server's own words, if the database is unreachable or refuses us. */
-  private void probe() {
-    try (Connection c = pool.getConnection()) {
-      c.createStatement().execute("SELECT 1");
-    } catch (SQLException e) {
-      pool.close();
+    try {
+      return new Database(new HikariDataSource(cfg), url);
+    } catch (RuntimeException e) {
+      Throwable cause = e;
+      while (cause.getCause() != null) {
+        cause = cause.getCause();
+      }
       throw new SyscallException(SyscallException.Code.UNAVAILABLE,
-          "cannot reach the database at " + redact(url) + ": " + rootMessage(e), e);
+          "cannot reach the database at " + redact(url) + ": " + rootMessage(cause), e);
     }
   }
 

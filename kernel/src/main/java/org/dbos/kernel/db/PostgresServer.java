@@ -123,7 +123,21 @@ public final class PostgresServer implements AutoCloseable {
       return; // stale pid file: postgres removes it on start
     }
     log.warn("PostgreSQL (pid {}) of a node that died still runs on {}: shutting it down", pid, pgData);
-    run(List.of(bin("pg_ctl"), "stop", "-D", pgData.toString(), "-m", "fast", "-w", "-t", "60"), "pg_ctl stop");
+    try {
+      run(List.of(bin("pg_ctl"), "stop", "-D", pgData.toString(), "-m", "fast", "-w", "-t", "60"), "pg_ctl stop");
+    } catch (SyscallException e) {
+      if (handle.get().isAlive()) {
+        throw e; // else it was already on its way down (the dead node's watchdog stopped it)
+      }
+    }
+    long deadline = System.nanoTime() + STARTUP_TIMEOUT.toNanos();
+    while (handle.get().isAlive()) {
+      if (System.nanoTime() > deadline) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION,
+            "PostgreSQL (pid " + pid + ") on " + pgData + " does not stop; stop it by hand");
+      }
+      sleep(20);
+    }
   }
 
   private static boolean isPostgres(long pid) {
@@ -174,17 +188,15 @@ public final class PostgresServer implements AutoCloseable {
         "password_encryption=scram-sha-256");
   }
 
-  /** A shell loop that fast-shuts PostgreSQL down once this JVM is gone, whatever killed it. */
+  /**
+   * A shell loop that fast-shuts PostgreSQL down (SIGINT to the postmaster we started, not whatever
+   * runs on the directory later) once this JVM is gone, whatever killed it.
+   */
   private void startWatchdog() throws IOException {
     long jvm = ProcessHandle.current().pid();
-    String script = "while kill -0 " + jvm + " 2>/dev/null; do sleep 1; done; "
-        + "exec " + String.join(" ", wrap(List.of(bin("pg_ctl"), "stop", "-D", quote(pgData.toString()), "-m", "fast")));
+    String script = "while kill -0 " + jvm + " 2>/dev/null; do sleep 1; done; kill -INT " + postmaster.pid();
     watchdog = new ProcessBuilder("setsid", "sh", "-c", script)
         .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
-  }
-
-  private static String quote(String s) {
-    return "'" + s.replace("'", "'\\''") + "'";
   }
 
   private void awaitReady() {

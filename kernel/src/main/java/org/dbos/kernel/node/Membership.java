@@ -45,7 +45,7 @@ public final class Membership implements AutoCloseable {
       WHERE status = 'alive' AND id <> ? AND heartbeat_at < now() - ?::interval
       RETURNING id, host, pid""";
   private static final String LEAVE = "UPDATE nodes SET status = 'stopped', ended_at = now() WHERE id = ? AND status = 'alive'";
-  private static final String LIST = """
+  static final String LIST = """
       SELECT id, host, pid, data_dir, cpus, memory_mb, labels::text, http_address, version, status,
              started_at, heartbeat_at, ended_at
       FROM nodes ORDER BY status = 'alive' DESC, started_at DESC LIMIT ?""";
@@ -139,12 +139,7 @@ public final class Membership implements AutoCloseable {
     }
   }
 
-  /** All nodes, the live ones first, at most {@code limit}. */
-  public List<NodeInfo> list(Session s, int limit) {
-    return kernel.call(s, "node.list", Right.READ, "node:", tx -> tx.query(LIST, Membership::map, limit));
-  }
-
-  private static NodeInfo map(ResultSet rs) throws SQLException {
+  static NodeInfo map(ResultSet rs) throws SQLException {
     return new NodeInfo(rs.getObject(1, UUID.class), rs.getString(2), rs.getLong(3), rs.getString(4), rs.getInt(5),
         rs.getLong(6), rs.getString(7), rs.getString(8), rs.getString(9), rs.getString(10),
         instant(rs, 11), instant(rs, 12), instant(rs, 13));

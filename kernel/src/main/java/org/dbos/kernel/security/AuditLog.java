@@ -11,7 +11,8 @@ import org.dbos.kernel.Session;
 
 /**
  * The audit log: one row per system call, written in the call's own transaction. The rights check and
- * the append are a single statement, so an allowed call costs one round trip before its work.
+ * the append are one statement, sent together with the COMMIT: a call costs the round trips of its
+ * own work plus one.
  */
 public final class AuditLog {
   /** What a check-and-append decided. */
@@ -19,50 +20,115 @@ public final class AuditLog {
     ALLOWED, DENIED, INVALID_SESSION
   }
 
-  /**
-   * Checks that the session is open and its principal enabled, then (if {@code right} is non-null) that
-   * the principal is an admin or holds {@code right} on a prefix of {@code object}; appends the audit
-   * row with outcome {@code ok} or {@code denied} either way, and returns the verdict.
-   */
-  private static final String CHECK_AND_APPEND = """
-      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-      SELECT v.id, v.principal_id, v.session_id, v.node_id, v.task_id, v.call, v.object,
-             CASE WHEN s.ok AND r.ok THEN 'ok' ELSE 'denied' END,
-             CASE WHEN NOT s.ok THEN 'invalid session' WHEN NOT r.ok THEN 'missing right ' || v.right_name END
+  /** SQLSTATE raised by {@link #COMMIT_CHECKED} when the session is invalid or the right is missing. */
+  public static final String DENIED_STATE = "DBOSD";
+
+  /** The verdict of the session and right checks, as 'ok' or the reason for refusing. */
+  private static final String VERDICT = """
+      CASE WHEN sp.is_admin IS NULL THEN 'invalid session'
+           WHEN v.right_name IS NULL OR sp.is_admin
+             OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = v.principal_id
+                          AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix))
+           THEN 'ok'
+           ELSE 'missing right ' || v.right_name END""";
+
+  /** The call's values, joined with its session if that is open, unexpired and of an enabled principal. */
+  private static final String VALUES = """
       FROM (VALUES (?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text, ?::text))
              AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name)
-      CROSS JOIN LATERAL (SELECT EXISTS (
-             SELECT 1 FROM sessions s JOIN principals p ON p.id = s.principal_id
+      LEFT JOIN LATERAL (
+             SELECT p.is_admin FROM sessions s JOIN principals p ON p.id = s.principal_id
              WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
-               AND s.expires_at > now() AND NOT p.disabled) AS ok) s
-      CROSS JOIN LATERAL (SELECT v.right_name IS NULL
-             OR EXISTS (SELECT 1 FROM principals p WHERE p.id = v.principal_id AND p.is_admin)
-             OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = v.principal_id
-                          AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix)) AS ok) r
-      RETURNING outcome, detail
-      """;
+               AND s.expires_at > now() AND NOT p.disabled) AS sp ON true""";
+
+  /**
+   * Appends the 'ok' record of a call that did its work, and commits, in one round trip; a refused
+   * check raises {@link #DENIED_STATE} instead, which aborts the transaction and skips the COMMIT.
+   */
+  private static final String COMMIT_CHECKED = """
+      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome)
+      SELECT id, principal_id, session_id, node_id, task_id, call, object,
+             CASE WHEN verdict = 'ok' THEN 'ok' ELSE deny(verdict) END
+      FROM (SELECT v.*, %s AS verdict %s) AS checked;
+      COMMIT""".formatted(VERDICT, VALUES);
+
+  /** Records a failed call after its rollback: 'denied' if the checks refuse it, else 'error'. */
+  private static final String RECORD_FAILURE = """
+      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
+      SELECT id, principal_id, session_id, node_id, task_id, call, object,
+             CASE WHEN verdict = 'ok' THEN 'error' ELSE 'denied' END,
+             CASE WHEN verdict = 'ok' THEN ?::text ELSE verdict END
+      FROM (SELECT v.*, %s AS verdict %s) AS checked
+      ON CONFLICT (id) DO NOTHING
+      RETURNING outcome, detail""".formatted(VERDICT, VALUES);
+
+  /** Checks and appends without raising: the record says 'ok' or 'denied' (for batched front ends). */
+  private static final String CHECK_AND_APPEND = """
+      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
+      SELECT id, principal_id, session_id, node_id, task_id, call, object,
+             CASE WHEN verdict = 'ok' THEN 'ok' ELSE 'denied' END, NULLIF(verdict, 'ok')
+      FROM (SELECT v.*, %s AS verdict %s) AS checked
+      RETURNING outcome, detail""".formatted(VERDICT, VALUES);
 
   private static final String APPEND = """
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT (id) DO NOTHING
-      """;
+      ON CONFLICT (id) DO NOTHING""";
 
   private static final String COMMITTED = "SELECT outcome FROM audit_log WHERE id = ?";
 
   private AuditLog() {}
 
+  /**
+   * Checks {@code s} (open, unexpired, principal enabled) and, if {@code right} is non-null, that its
+   * principal is an admin or holds {@code right} on a prefix of {@code object}; then appends the
+   * 'ok' record and COMMITs the connection's transaction. Throws an SQLException with state
+   * {@link #DENIED_STATE} (transaction aborted, nothing committed) if a check fails.
+   */
+  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right)
+      throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(COMMIT_CHECKED)) {
+      bindCall(ps, 1, id, s, call, object, right);
+      ps.execute();
+    }
+  }
+
+  /**
+   * Records a call that failed (its transaction already rolled back) and returns the reason it was
+   * refused, or null if the checks pass and the failure was the call's own ({@code detail}).
+   */
+  public static String recordFailure(Connection c, UUID id, Session s, String call, String object, Right right,
+                                     String detail) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(RECORD_FAILURE)) {
+      ps.setString(1, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
+      bindCall(ps, 2, id, s, call, object, right);
+      try (ResultSet rs = ps.executeQuery()) {
+        return rs.next() && rs.getString(1).equals("denied") ? rs.getString(2) : null;
+      }
+    }
+  }
+
+  private static void bindCall(PreparedStatement ps, int from, UUID id, Session s, String call, String object,
+                               Right right) throws SQLException {
+    ps.setObject(from, id);
+    ps.setLong(from + 1, s.principalId());
+    ps.setObject(from + 2, s.id());
+    ps.setObject(from + 3, s.nodeId());
+    ps.setString(from + 4, s.taskId());
+    ps.setString(from + 5, call);
+    ps.setString(from + 6, object);
+    ps.setString(from + 7, right == null ? null : right.name());
+  }
+
+  /**
+   * For front ends that run many calls in one transaction (batched writes): checks like
+   * {@link #commitChecked} and appends the record with outcome 'ok' or 'denied', without raising and
+   * without committing.
+   */
   public static Verdict checkAndAppend(Connection c, UUID id, Session s, String call, String object, Right right)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(CHECK_AND_APPEND)) {
-      ps.setObject(1, id);
-      ps.setLong(2, s.principalId());
-      ps.setObject(3, s.id());
-      ps.setObject(4, s.nodeId());
-      ps.setString(5, s.taskId());
-      ps.setString(6, call);
-      ps.setString(7, object);
-      ps.setString(8, right == null ? null : right.name());
+      bindCall(ps, 1, id, s, call, object, right);
       try (ResultSet rs = ps.executeQuery()) {
         rs.next();
         if (rs.getString(1).equals("ok")) {
@@ -73,7 +139,7 @@ public final class AuditLog {
     }
   }
 
-  /** Appends a record without a check: for failed calls (after their rollback) and kernel events. */
+  /** Appends a record without a check: kernel events (node deaths, logins) and batched front ends. */
   public static void append(Connection c, UUID id, Session s, String call, String object, String outcome,
                             String detail) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(APPEND)) {

@@ -28,6 +28,11 @@ public final class SqlConsole {
   public record Result(List<String> columns, List<List<String>> rows, long updateCount, boolean truncated) {}
 
   private static final ObjectMapper json = new ObjectMapper();
+  /** Statements that change something: refused up front with a hint, instead of a puzzling syntax error. */
+  private static final java.util.regex.Pattern WRITE = java.util.regex.Pattern.compile(
+      "(?is)\\s*(insert|update|delete|merge|create|drop|alter|truncate|grant|revoke|copy|call|do|set|reset|"
+          + "vacuum|analyze|lock|comment|refresh|cluster|reindex|discard|listen|notify|begin|start|commit|"
+          + "rollback|savepoint|release|prepare|execute|deallocate|import|load|security|checkpoint)\\b");
   private final Kernel kernel;
 
   public SqlConsole(Kernel kernel) {
@@ -41,6 +46,10 @@ public final class SqlConsole {
    */
   public Result run(Session s, String sql, boolean write, int maxRows) {
     String stmt = singleStatement(sql);
+    if (!write && WRITE.matcher(stmt).lookingAt()) {
+      throw SyscallException.invalid("dbos sql runs queries only (SELECT, WITH, VALUES, TABLE); "
+          + "to change data pass --write (needs the ADMIN right on sql)");
+    }
     if (write) {
       return kernel.call(s, "sql.write", Right.ADMIN, "sql", tx -> {
         try (Statement st = tx.connection().createStatement()) {
@@ -56,8 +65,7 @@ public final class SqlConsole {
     }
     return kernel.call(s, "sql.read", Right.READ, "sql", tx -> {
       try (Statement st = tx.connection().createStatement()) {
-        st.execute("SET TRANSACTION READ ONLY");
-        st.execute("SET LOCAL statement_timeout = '60s'");
+        st.execute("SET LOCAL statement_timeout = '60s'"); // sql_read itself can write nothing
       }
       List<String> columns = new ArrayList<>();
       List<List<String>> rows = new ArrayList<>();

@@ -1,0 +1,129 @@
+package org.dbos.server.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Pattern;
+import org.dbos.kernel.testing.TestDatabase;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The README's promises, through the real launcher and real processes. */
+class CliIT {
+  @TempDir Path cwd;
+
+  @Test
+  void upThenStatusAndSqlWithoutFlagsThenCleanRestart() throws Exception {
+    String port = String.valueOf(TestDatabase.freePort());
+    String nodeId;
+    try (var up = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0")) {
+      nodeId = up.banner().getFirst().split(" ")[2];
+      assertTrue(up.banner().stream().anyMatch(l -> l.contains("new principal 'admin'")), up.banner().toString());
+
+      var status = Dbos.run(cwd, "status");
+      assertEquals(0, status.exit(), status.err());
+      assertTrue(status.out().contains("1 alive"), status.out());
+      assertTrue(status.out().contains(nodeId), status.out());
+
+      var sql = Dbos.run(cwd, "sql", "select call, outcome, principal from audit order by at");
+      assertEquals(0, sql.exit(), sql.err());
+      assertTrue(Pattern.compile("node\\.join\\s+\\| ok\\s+\\| system").matcher(sql.out()).find(), sql.out());
+      assertTrue(Pattern.compile("status\\.read\\s+\\| ok\\s+\\| admin").matcher(sql.out()).find(), sql.out());
+      up.stop();
+    }
+    assertTrue(Files.exists(cwd.resolve("dbos-data/pg/PG_VERSION")));
+    assertTrue(!Files.exists(cwd.resolve("dbos-data/pg/postmaster.pid")), "PostgreSQL was shut down with the node");
+
+    try (var up = Dbos.up(cwd, "--http", "127.0.0.1:0")) { // same port as last time, no flag needed
+      assertTrue(up.banner().stream().noneMatch(l -> l.contains("new principal")), "admin is bootstrapped once");
+      var sql = Dbos.run(cwd, "sql", "select status from nodes where id = '" + nodeId + "'");
+      assertEquals(0, sql.exit(), sql.err());
+      assertTrue(sql.out().contains("stopped"), "a clean stop is recorded: " + sql.out());
+    }
+  }
+
+  @Test
+  void twoNodesOnOneDatabaseSeeEachOtherAndAKilledOneIsDeclaredDead() throws Exception {
+    String port = String.valueOf(TestDatabase.freePort());
+    Path other = cwd.resolve("other");
+    try (var a = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0", "--heartbeat", "200ms", "--dead-after", "2s")) {
+      String url = "jdbc:postgresql://127.0.0.1:" + port + "/dbos?user=postgres";
+      try (var b = Dbos.up(cwd, "--data-dir", other.toString(), "--db", url, "--db-password-file", "dbos-data/db-password",
+          "--http", "127.0.0.1:0", "--heartbeat", "200ms", "--dead-after", "2s")) {
+        String bId = b.banner().getFirst().split(" ")[2];
+        var status = Dbos.run(cwd, "status");
+        assertTrue(status.out().contains("2 alive"), status.out());
+        // The CLI run in the second node's directory reaches the same database.
+        var fromB = Dbos.run(cwd, "status", "--data-dir", other.toString(), "--password-file", "dbos-data/admin.credential");
+        assertEquals(0, fromB.exit(), fromB.err());
+        assertTrue(fromB.out().contains("2 alive"), fromB.out());
+
+        b.kill9();
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        String row = "";
+        while (System.nanoTime() < deadline) {
+          var r = Dbos.run(cwd, "sql", "select status from nodes where id = '" + bId + "'");
+          row = r.out();
+          if (row.contains("dead")) {
+            break;
+          }
+        }
+        assertTrue(row.contains("dead"), "the killed node was not declared dead: " + row);
+        var audit = Dbos.run(cwd, "sql", "select principal, outcome from audit where call = 'node.declare-dead' and object = 'node:" + bId + "'");
+        assertTrue(audit.out().contains("(1 row)"), "declared dead exactly once: " + audit.out());
+      }
+    }
+  }
+
+  @Test
+  void badInputGetsAOneLineErrorAndANonZeroExit() throws Exception {
+    var wrongUrl = Dbos.run(cwd, "up", "--db", "postgres://localhost/x", "--http", "127.0.0.1:0");
+    assertEquals(2, wrongUrl.exit());
+    assertOneLine(wrongUrl, "not a PostgreSQL JDBC URL");
+
+    var unreachable = Dbos.run(cwd, "up", "--data-dir", "u", "--db", "jdbc:postgresql://127.0.0.1:1/dbos", "--http", "127.0.0.1:0");
+    assertEquals(5, unreachable.exit());
+    assertOneLine(unreachable, "cannot reach the database");
+
+    var noNode = Dbos.run(cwd, "status", "--data-dir", "nowhere");
+    assertEquals(4, noNode.exit());
+    assertOneLine(noNode, "no dbos node in");
+
+    String port = String.valueOf(TestDatabase.freePort());
+    try (var up = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0")) {
+      var inUse = Dbos.run(cwd, "up", "--http", "127.0.0.1:0");
+      assertEquals(1, inUse.exit());
+      assertOneLine(inUse, "is in use by a running dbos node (pid " + up.pid() + ")");
+
+      var syntax = Dbos.run(cwd, "sql", "selec 1");
+      assertEquals(2, syntax.exit());
+      assertOneLine(syntax, "syntax error");
+
+      var readOnly = Dbos.run(cwd, "sql", "delete from audit_log");
+      assertEquals(2, readOnly.exit());
+      assertOneLine(readOnly, "queries only");
+
+      Files.writeString(cwd.resolve("bob.pw"), "bobs-secret");
+      var add = Dbos.run(cwd, "user", "add", "bob", "--new-password-file", "bob.pw");
+      assertEquals(0, add.exit(), add.err());
+      var denied = Dbos.run(cwd, "sql", "--write", "delete from audit_log", "-u", "bob", "--password-file", "bob.pw");
+      assertEquals(3, denied.exit());
+      assertOneLine(denied, "'bob' lacks ADMIN on sql");
+      var deniedRead = Dbos.run(cwd, "sql", "select 1", "-u", "bob", "--password-file", "bob.pw");
+      assertEquals(3, deniedRead.exit());
+
+      var secrets = Dbos.run(cwd, "sql", "select secret_hash from principals");
+      assertEquals(3, secrets.exit(), "no one reads the password hashes through dbos sql");
+
+      var audit = Dbos.run(cwd, "sql", "select count(*) from audit where principal = 'bob' and outcome = 'denied'");
+      assertTrue(audit.out().lines().anyMatch(l -> l.strip().equals("2")), "denied calls are audited: " + audit.out());
+    }
+  }
+
+  static void assertOneLine(Dbos.Result r, String fragment) {
+    assertEquals(1, r.errLines().size(), "one line on stderr, got: " + r.err());
+    assertTrue(r.errLines().getFirst().startsWith("dbos: ") && r.errLines().getFirst().contains(fragment), r.err());
+  }
+}

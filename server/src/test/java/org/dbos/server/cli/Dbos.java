@@ -1,0 +1,106 @@
+package org.dbos.server.cli;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Runs the built `bin/dbos` launcher as a user would, for the *IT tests. */
+final class Dbos {
+  record Result(int exit, String out, String err) {
+    List<String> errLines() {
+      return err.lines().filter(l -> !l.isBlank()).toList();
+    }
+  }
+
+  /** A `dbos up` running in the background. */
+  record Up(Process process, List<String> banner) implements AutoCloseable {
+    long pid() {
+      return process.pid();
+    }
+
+    /** Ctrl-C: SIGTERM runs the same shutdown hook as SIGINT. */
+    void stop() throws InterruptedException {
+      process.destroy();
+      assertTrue(process.waitFor(60, TimeUnit.SECONDS), "dbos up did not stop");
+    }
+
+    void kill9() throws InterruptedException {
+      process.toHandle().destroyForcibly();
+      assertTrue(process.waitFor(30, TimeUnit.SECONDS));
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+      if (process.isAlive()) {
+        stop();
+      }
+    }
+  }
+
+  static Path launcher() {
+    String p = System.getProperty("dbos.launcher");
+    if (p == null) {
+      fail("system property dbos.launcher is not set (run through ./mvnw verify)");
+    }
+    return Path.of(p);
+  }
+
+  static Result run(Path cwd, String... args) throws IOException, InterruptedException {
+    var cmd = new ArrayList<String>();
+    cmd.add(launcher().toString());
+    cmd.addAll(List.of(args));
+    Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).start();
+    var err = new StringBuilder();
+    Thread errReader = Thread.ofVirtual().start(() -> {
+      try {
+        err.append(new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8));
+      } catch (IOException ignored) {
+        // process gone
+      }
+    });
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(120, TimeUnit.SECONDS), "dbos " + String.join(" ", args) + " hung");
+    errReader.join();
+    return new Result(p.exitValue(), out, err.toString());
+  }
+
+  /** Starts `dbos up ARGS` and returns once it printed its banner (or fails with what it printed). */
+  static Up up(Path cwd, String... args) throws IOException {
+    var cmd = new ArrayList<String>();
+    cmd.add(launcher().toString());
+    cmd.add("up");
+    cmd.addAll(List.of(args));
+    Process p = new ProcessBuilder(cmd).directory(cwd.toFile())
+        .redirectError(cwd.resolve("up-" + System.nanoTime() + ".err").toFile()).start();
+    var reader = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    var banner = new ArrayList<String>();
+    String line;
+    while ((line = reader.readLine()) != null) {
+      banner.add(line);
+      if (line.startsWith("Try:")) {
+        Thread.ofVirtual().start(() -> drain(reader));
+        return new Up(p, banner);
+      }
+    }
+    fail("dbos up exited before its banner: " + banner);
+    return null;
+  }
+
+  private static void drain(BufferedReader r) {
+    try {
+      while (r.readLine() != null) {
+        // keep the pipe flowing
+      }
+    } catch (IOException ignored) {
+      // process gone
+    }
+  }
+}
