@@ -40,6 +40,8 @@ import org.slf4j.LoggerFactory;
 final class DbfsFuse implements FuseOperations {
   private static final Logger log = LoggerFactory.getLogger(DbfsFuse.class);
   static final int FLUSH_BYTES = 4 << 20;
+  /** A sequential reader gets this much per database call; FUSE asks for at most 128 KiB at a time. */
+  static final int READ_AHEAD = 2 << 20;
 
   private final Kernel kernel;
   private final FileSystem fs;
@@ -49,6 +51,13 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Long, OpenFile> open = new ConcurrentHashMap<>();
   private volatile Method statSegment;
 
+  /** Bytes [start, start + data.length) of a file as last read; {@code eof}: nothing follows. */
+  private record Window(long start, byte[] data, boolean eof) {
+    boolean covers(long offset, int n) {
+      return offset >= start && (offset + n <= start + data.length || eof);
+    }
+  }
+
   /** An open file and its pending writes: bytes [start, start + len) not yet written. */
   private static final class OpenFile {
     final FileHandle handle;
@@ -56,6 +65,9 @@ final class DbfsFuse implements FuseOperations {
     byte[] buf;
     int len;
     long start;
+    /** Read-ahead, dropped (from any thread) when this mount changes the inode. */
+    volatile Window ra;
+    long lastReadEnd = -1;
 
     OpenFile(FileHandle handle, Session session) {
       this.handle = handle;
@@ -407,12 +419,23 @@ final class DbfsFuse implements FuseOperations {
       return -errno.ebadf();
     }
     return run("read", path, s -> {
+      int want = (int) Math.min(size, buf.remaining());
       synchronized (f) {
         flush(f);
+        Window w = f.ra;
+        if (w == null || !w.covers(offset, want)) {
+          // sequential readers fetch ahead; random ones get exactly what they asked for
+          int fetch = offset == f.lastReadEnd ? Math.max(want, READ_AHEAD) : want;
+          byte[] data = fs.read(f.session, f.handle, offset, fetch);
+          w = new Window(offset, data, data.length < fetch);
+          f.ra = w;
+        }
+        int from = (int) (offset - w.start());
+        int n = Math.max(0, Math.min(want, w.data().length - from));
+        buf.put(w.data(), from, n);
+        f.lastReadEnd = offset + n;
+        return n;
       }
-      byte[] data = fs.read(f.session, f.handle, offset, (int) Math.min(size, buf.remaining()));
-      buf.put(data);
-      return data.length;
     });
   }
 
@@ -454,10 +477,20 @@ final class DbfsFuse implements FuseOperations {
   /** Writes the pending bytes as one system call (durable on return). Caller holds f's lock. */
   private void flush(OpenFile f) {
     if (f.len > 0) {
+      dropReadAhead(f.handle.ino());
       fs.write(f.session, f.handle, f.start, f.buf, 0, f.len);
       f.len = 0;
       if (f.buf.length > FLUSH_BYTES) {
         f.buf = null;
+      }
+    }
+  }
+
+  /** Another handle's read-ahead of this inode would now be stale. */
+  private void dropReadAhead(long ino) {
+    for (OpenFile o : open.values()) {
+      if (o.handle.ino() == ino) {
+        o.ra = null;
       }
     }
   }
@@ -486,11 +519,12 @@ final class DbfsFuse implements FuseOperations {
   public int truncate(String path, long size, FileInfo fi) {
     return run("truncate", path, s -> {
       OpenFile f = fi == null ? null : open.get(fi.getFh());
+      long ino = f != null ? f.handle.ino() : fs.stat(s, path, true).ino();
+      flushInode(ino);
+      dropReadAhead(ino);
       if (f != null && f.handle.writable()) {
-        flushInode(f.handle.ino());
         fs.truncate(f.session, f.handle, size);
       } else {
-        flushInode(fs.stat(s, path, true).ino());
         fs.truncate(s, path, size);
       }
       return 0;
