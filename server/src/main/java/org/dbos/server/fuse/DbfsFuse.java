@@ -148,6 +148,10 @@ final class DbfsFuse implements FuseOperations {
       // Hard links are separate nodes to libfuse's high-level API, so a cached st_nlink of one name
       // would go stale when another name is linked or unlinked: attributes are not cached.
       org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.attr_timeout(seg, 0.0);
+      // Names and absent names are cached for a second (creates and removals through this mount
+      // update the cache at once; another node's show within the timeout).
+      org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.entry_timeout(seg, 1.0);
+      org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.negative_timeout(seg, 1.0);
     } else {
       log.warn("cannot set use_ino: inode numbers through the mount are not DBFS's");
     }

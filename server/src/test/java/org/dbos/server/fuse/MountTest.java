@@ -15,6 +15,7 @@ import org.dbos.kernel.Node;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.files.CheckReport;
 import org.dbos.kernel.files.FileSystem;
+import org.dbos.kernel.testing.TestDatabase;
 import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -30,6 +31,7 @@ class MountTest {
   static final String TREE = System.getProperty("dbfs.tree", "java.base/java/util/*");
   static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
+  static TestDatabase.Url db;
   static Node node;
   static Kernel kernel;
   static Session root;
@@ -39,7 +41,8 @@ class MountTest {
 
   @BeforeAll
   static void boot() throws IOException {
-    node = TestNode.boot();
+    db = TestDatabase.fresh();
+    node = TestNode.boot(db);
     kernel = node.kernel();
     root = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
     kernel.principals().create(root, "alice", "user", null, 2001, 2001, false);
@@ -230,5 +233,30 @@ class MountTest {
     assertEquals(0, r.exit(), r.out());
     assertEquals("2\n0\n", r.out().replaceAll("(?m)^Checking.*\\n", ""));
     assertConsistent();
+  }
+
+  @Test
+  void aSecondNodeMountingTheSameDatabaseSeesTheFiles() throws Exception {
+    Path mnt2 = Files.createDirectory(work.resolve("mnt2"));
+    try (Node node2 = TestNode.boot(db); Mount second = Mount.mount(node2.kernel(), mnt2)) {
+      assertEquals(0, sh(mnt, "mkdir shared2 && seq 1 50000 > shared2/data && sync").exit());
+      assertEquals(sh(mnt, "sha256sum shared2/data").out(), awaitOutput(mnt2, "sha256sum shared2/data 2>&1", "shared2/data"));
+      // a change on one node shows on the other within the entry timeout (1 s)
+      assertEquals(0, sh(mnt2, "mv shared2/data shared2/moved && echo more >> shared2/moved").exit());
+      assertEquals("moved\n", awaitOutput(mnt, "ls shared2", "moved\n"));
+      assertEquals(sh(mnt2, "sha256sum shared2/moved").out(), sh(mnt, "sha256sum shared2/moved").out());
+    }
+  }
+
+  /** Polls {@code script} until its output contains {@code expected}, for at most 10 s. */
+  static String awaitOutput(Path dir, String script, String expected) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (true) {
+      String out = sh(dir, script).out();
+      if (out.contains(expected) && !out.contains("No such file") || System.nanoTime() > deadline) {
+        return out;
+      }
+      Thread.onSpinWait();
+    }
   }
 }
