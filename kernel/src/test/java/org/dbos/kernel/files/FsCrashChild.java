@@ -45,6 +45,7 @@ public final class FsCrashChild {
       System.out.println("DONE " + i);
       if (i % 2 == 1) {
         fs.rename(s, "/crash/f" + (i - 1), "/crash/d" + (i % 3) + "/g" + (i - 1));
+        fs.sync(s); // renames are durable after a sync, as after fsync of the directory on ext4
         System.out.println("MOVED " + (i - 1));
         // a storm of directory moves: d0 -> d1/x -> back
         fs.rename(s, "/crash/d0", "/crash/d1/d0");

@@ -391,7 +391,10 @@ final class DbfsFuse implements FuseOperations {
 
   @Override
   public int fsyncdir(String path, int datasync, FileInfo fi) {
-    return 0; // every directory change is already committed
+    return run("fsyncdir", path, s -> {
+      fs.sync(s); // name changes commit without waiting for the WAL: this waits for them
+      return 0;
+    });
   }
 
   // ---- files ----
@@ -549,9 +552,23 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
+  /** Flushes pending writes (a durable call, which also makes every earlier change durable), or syncs. */
   @Override
   public int fsync(String path, int datasync, FileInfo fi) {
-    return flush(path, fi);
+    OpenFile f = open.get(fi.getFh());
+    return run("fsync", path, s -> {
+      boolean wrote = false;
+      if (f != null) {
+        synchronized (f) {
+          wrote = f.len > 0;
+          flush(f);
+        }
+      }
+      if (!wrote) {
+        fs.sync(s);
+      }
+      return 0;
+    });
   }
 
   @Override
