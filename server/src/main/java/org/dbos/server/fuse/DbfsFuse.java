@@ -50,6 +50,13 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Integer, Session> sessions = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, OpenFile> open = new ConcurrentHashMap<>();
   private volatile Method statSegment;
+  /** Attributes by (uid, path), for {@link #ATTR_NANOS}; dropped by every change made through this mount. */
+  private final ConcurrentHashMap<String, Cached> attrs = new ConcurrentHashMap<>();
+  /** The cache keys naming each inode: a change through one name drops all of them (hard links). */
+  private final ConcurrentHashMap<Long, Set<String>> keysOf = new ConcurrentHashMap<>();
+  static final long ATTR_NANOS = 1_000_000_000L;
+
+  private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
 
   /** Bytes [start, start + data.length) of a file as last read; {@code eof}: nothing follows. */
   private record Window(long start, byte[] data, boolean eof) {
@@ -133,6 +140,52 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
+  // ---- attribute cache: the kernel's is off (attr_timeout 0) because it cannot drop every name of
+  // an inode; this one can. Another node's changes show within ATTR_NANOS, like names do. ----
+
+  private org.dbos.kernel.files.Stat lstat(Session s, String path) {
+    String key = s.uid() + "\0" + path;
+    Cached c = attrs.get(key);
+    if (c != null && c.until() - System.nanoTime() > 0) {
+      return c.stat();
+    }
+    var st = fs.stat(s, path, false);
+    attrs.put(key, new Cached(st, System.nanoTime() + ATTR_NANOS));
+    keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
+    return st;
+  }
+
+  /** Drops every cached name of {@code ino}. */
+  private void forget(long ino) {
+    Set<String> keys = keysOf.remove(ino);
+    if (keys != null) {
+      keys.forEach(attrs::remove);
+    }
+  }
+
+  /** Drops {@code path} (for every caller) and every other name of its inode, and its parent directory. */
+  private void forgetPath(String path) {
+    for (String p : new String[] {path, parent(path)}) {
+      for (int uid : sessions.keySet()) {
+        Cached c = attrs.remove(uid + "\0" + p);
+        if (c != null) {
+          forget(c.stat().ino());
+        }
+      }
+    }
+  }
+
+  /** After changes that move or re-permission whole subtrees. */
+  private void forgetAll() {
+    attrs.clear();
+    keysOf.clear();
+  }
+
+  private static String parent(String path) {
+    int i = path.lastIndexOf('/');
+    return i <= 0 ? "/" : path.substring(0, i);
+  }
+
   // ---- attributes ----
 
   @Override
@@ -169,7 +222,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int getattr(String path, Stat stat, FileInfo fi) {
     return run("getattr", path, s -> {
-      var st = fs.stat(s, path, false);
+      var st = lstat(s, path);
       long size = st.size();
       for (OpenFile f : open.values()) {
         if (f.handle.ino() == st.ino()) {
@@ -221,6 +274,16 @@ final class DbfsFuse implements FuseOperations {
     }
   }
 
+  /** A changed directory's mode or owner changes what every caller may see below it. */
+  private void forgetDir(org.dbos.kernel.files.Stat changed, String path) {
+    if (changed.isDirectory()) {
+      forgetAll();
+    } else {
+      forget(changed.ino());
+      forgetPath(path);
+    }
+  }
+
   private void ino(Stat stat, long ino) {
     MemorySegment seg = segment(stat);
     if (seg != null) {
@@ -264,7 +327,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
-      fs.chmod(s, path, mode & 07777);
+      forgetDir(fs.chmod(s, path, mode & 07777), path);
       return 0;
     });
   }
@@ -272,7 +335,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
-      fs.chown(s, path, uid, gid, false);
+      forgetDir(fs.chown(s, path, uid, gid, false), path);
       return 0;
     });
   }
@@ -280,7 +343,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
-      fs.utimens(s, path, time(atime), time(mtime), false);
+      forgetDir(fs.utimens(s, path, time(atime), time(mtime), false), path);
       return 0;
     });
   }
@@ -298,6 +361,7 @@ final class DbfsFuse implements FuseOperations {
   public int mkdir(String path, int mode) {
     return run("mkdir", path, s -> {
       fs.mkdir(s, path, mode & 07777);
+      forgetPath(path);
       return 0;
     });
   }
@@ -308,6 +372,7 @@ final class DbfsFuse implements FuseOperations {
         return -errno.enotsup(); // only regular files: no devices, FIFOs or sockets in DBFS
       }
       fs.close(fs.open(s, path, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, mode & 07777));
+      forgetPath(path);
       return 0;
     });
   }
@@ -315,7 +380,10 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int unlink(String path) {
     return run("unlink", path, s -> {
+      long ino = lstat(s, path).ino(); // its other names' link counts change
       fs.unlink(s, path);
+      forget(ino);
+      forgetPath(path);
       return 0;
     });
   }
@@ -324,6 +392,7 @@ final class DbfsFuse implements FuseOperations {
   public int rmdir(String path) {
     return run("rmdir", path, s -> {
       fs.rmdir(s, path);
+      forgetPath(path);
       return 0;
     });
   }
@@ -332,6 +401,7 @@ final class DbfsFuse implements FuseOperations {
   public int symlink(String target, String linkname) {
     return run("symlink", linkname, s -> {
       fs.symlink(s, target, linkname);
+      forgetPath(linkname);
       return 0;
     });
   }
@@ -340,6 +410,7 @@ final class DbfsFuse implements FuseOperations {
   public int rename(String oldpath, String newpath, int flags) {
     return run("rename", oldpath, s -> {
       fs.rename(s, oldpath, newpath, flags);
+      forgetAll();
       return 0;
     });
   }
@@ -347,7 +418,8 @@ final class DbfsFuse implements FuseOperations {
   /** Bound by {@link Mount} itself: jfuse 0.7.3 has no link operation. */
   public int link(String oldpath, String newpath) {
     return run("link", newpath, s -> {
-      fs.link(s, oldpath, newpath);
+      forget(fs.link(s, oldpath, newpath).ino());
+      forgetPath(newpath);
       return 0;
     });
   }
@@ -403,6 +475,7 @@ final class DbfsFuse implements FuseOperations {
   public int create(String path, int mode, FileInfo fi) {
     return run("create", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
+      forgetPath(path);
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
       return 0;
@@ -413,6 +486,9 @@ final class DbfsFuse implements FuseOperations {
   public int open(String path, FileInfo fi) {
     return run("open", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() & ~(FileSystem.O_CREAT | FileSystem.O_EXCL), 0);
+      if ((fi.getFlags() & FileSystem.O_TRUNC) != 0) {
+        forget(h.ino());
+      }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
       return 0;
@@ -485,6 +561,7 @@ final class DbfsFuse implements FuseOperations {
   private void flush(OpenFile f) {
     if (f.len > 0) {
       dropReadAhead(f.handle.ino());
+      forget(f.handle.ino());
       fs.write(f.session, f.handle, f.start, f.buf, 0, f.len);
       f.len = 0;
       if (f.buf.length > FLUSH_BYTES) {
@@ -529,6 +606,7 @@ final class DbfsFuse implements FuseOperations {
       long ino = f != null ? f.handle.ino() : fs.stat(s, path, true).ino();
       flushInode(ino);
       dropReadAhead(ino);
+      forget(ino);
       if (f != null && f.handle.writable()) {
         fs.truncate(f.session, f.handle, size);
       } else {
