@@ -41,7 +41,7 @@ final class DbfsFuse implements FuseOperations {
   private static final Logger log = LoggerFactory.getLogger(DbfsFuse.class);
   static final int FLUSH_BYTES = 4 << 20;
   /** A sequential reader gets this much per database call; FUSE asks for at most 128 KiB at a time. */
-  static final int READ_AHEAD = 2 << 20;
+  static final int READ_AHEAD = 8 << 20;
 
   private final Kernel kernel;
   private final FileSystem fs;
