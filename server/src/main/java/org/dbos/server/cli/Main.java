@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
 @Command(name = "dbos", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "DBOS: a database-oriented operating system on PostgreSQL.",
     subcommands = {UpCommand.class, StatusCommand.class, SqlCommand.class, UserCommand.class, VersionCommand.class,
-        KvCommand.class,
+        KvCommand.class, MountCommand.class, FsCommand.class,
         TaskCommands.Run.class, TaskCommands.Ps.class, TaskCommands.Logs.class, TaskCommands.Kill.class,
         QueueCommand.class, CronCommand.class, MessageCommands.Send.class, MessageCommands.Recv.class,
         MessageCommands.Mailbox.class, CommandLine.HelpCommand.class})
