@@ -39,7 +39,8 @@ import org.dbos.kernel.files.Stat.Kind;
  *
  * <p>Atime is not maintained (like mounting with noatime): reads change nothing, so they commit
  * without waiting for the WAL. Writes commit durably: when {@link #write} returns, the data survives
- * a crash (fsync is implicit).
+ * a crash, and so does every change committed before it. Metadata changes are atomic and ordered but
+ * durable only after the next write, {@link #fsync} or {@link #sync}, as on ext4.
  *
  * <p>Data lives in chunks of {@link Stat#chunkSize()} bytes (default {@value #DEFAULT_CHUNK_SIZE}),
  * copy-on-write and content addressed (SHA-256): see V10__files.sql.
