@@ -538,7 +538,7 @@ public final class FileSystem {
       }
       return f;
     });
-    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags, st.chunkSize());
+    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags, st.chunkSize(), st);
     handles.put(h.id(), h);
     openCounts.merge(st.ino(), 1, Integer::sum);
     return h;

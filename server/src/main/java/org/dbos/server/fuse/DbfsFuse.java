@@ -150,9 +150,15 @@ final class DbfsFuse implements FuseOperations {
       return c.stat();
     }
     var st = fs.stat(s, path, false);
+    remember(s, path, st);
+    return st;
+  }
+
+  /** Caches what a call just returned: libfuse asks for the attributes after every change. */
+  private void remember(Session s, String path, org.dbos.kernel.files.Stat st) {
+    String key = s.uid() + "\0" + path;
     attrs.put(key, new Cached(st, System.nanoTime() + ATTR_NANOS));
     keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
-    return st;
   }
 
   /** Drops every cached name of {@code ino}. */
@@ -275,13 +281,14 @@ final class DbfsFuse implements FuseOperations {
   }
 
   /** A changed directory's mode or owner changes what every caller may see below it. */
-  private void forgetDir(org.dbos.kernel.files.Stat changed, String path) {
+  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path) {
     if (changed.isDirectory()) {
       forgetAll();
     } else {
       forget(changed.ino());
       forgetPath(path);
     }
+    remember(s, path, changed);
   }
 
   private void ino(Stat stat, long ino) {
@@ -327,7 +334,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
-      forgetDir(fs.chmod(s, path, mode & 07777), path);
+      forgetDir(s, fs.chmod(s, path, mode & 07777), path);
       return 0;
     });
   }
@@ -335,7 +342,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
-      forgetDir(fs.chown(s, path, uid, gid, false), path);
+      forgetDir(s, fs.chown(s, path, uid, gid, false), path);
       return 0;
     });
   }
@@ -343,7 +350,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
-      forgetDir(fs.utimens(s, path, time(atime), time(mtime), false), path);
+      forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
       return 0;
     });
   }
@@ -360,8 +367,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int mkdir(String path, int mode) {
     return run("mkdir", path, s -> {
-      fs.mkdir(s, path, mode & 07777);
+      var st = fs.mkdir(s, path, mode & 07777);
       forgetPath(path);
+      remember(s, path, st);
       return 0;
     });
   }
@@ -476,6 +484,9 @@ final class DbfsFuse implements FuseOperations {
     return run("create", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
       forgetPath(path);
+      if (h.opened().version() == 1) { // new, or never changed: what open saw is current
+        remember(s, path, h.opened());
+      }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
       return 0;
