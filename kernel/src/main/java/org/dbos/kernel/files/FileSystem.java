@@ -21,6 +21,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -183,6 +184,24 @@ public final class FileSystem {
   public Stat stat(Session s, String path, boolean follow) {
     return kernel.callChecked(s, "fs.stat", object(path), true,
         tx -> existing(new Call(tx, s), path, follow).inode());
+  }
+
+  /**
+   * Like {@link #stat}, but a missing path is an empty result, not an error: lookups of names that
+   * do not exist (every create, and git's probes) then cost a read, not a failed call. Other errors
+   * (EACCES, ENOTDIR, ELOOP) still throw.
+   */
+  public Optional<Stat> find(Session s, String path, boolean follow) {
+    return kernel.callChecked(s, "fs.stat", object(path), true, tx -> {
+      try {
+        return Optional.of(existing(new Call(tx, s), path, follow).inode());
+      } catch (FsException e) {
+        if (e.errno() == Errno.ENOENT) {
+          return Optional.<Stat>empty();
+        }
+        throw e;
+      }
+    });
   }
 
   /** fstat on an open handle. EBADF if the inode is gone. */

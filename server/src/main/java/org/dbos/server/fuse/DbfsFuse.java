@@ -149,7 +149,8 @@ final class DbfsFuse implements FuseOperations {
     if (c != null && c.until() - System.nanoTime() > 0) {
       return c.stat();
     }
-    var st = fs.stat(s, path, false);
+    var st = fs.find(s, path, false)
+        .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, path)); // not a failed call: cheap
     remember(s, path, st);
     return st;
   }
