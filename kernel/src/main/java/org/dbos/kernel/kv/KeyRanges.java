@@ -1,0 +1,127 @@
+package org.dbos.kernel.kv;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+
+/** etcd's key-range conventions over byte strings, and the SQL condition each range becomes. */
+final class KeyRanges {
+  private KeyRanges() {}
+
+  static final byte[] ZERO = {0};
+
+  static boolean single(byte[] end) {
+    return end == null || end.length == 0;
+  }
+
+  static boolean fromKey(byte[] end) {
+    return end != null && end.length == 1 && end[0] == 0;
+  }
+
+  /** Whether {@code k} lies in [key, end) under etcd's conventions. */
+  static boolean contains(byte[] key, byte[] end, byte[] k) {
+    if (single(end)) {
+      return Arrays.equals(key, k);
+    }
+    if (fromKey(end)) {
+      return Arrays.compareUnsigned(k, key) >= 0;
+    }
+    return Arrays.compareUnsigned(k, key) >= 0 && Arrays.compareUnsigned(k, end) < 0;
+  }
+
+  /** Whether [a, aEnd) and [b, bEnd) share a key. */
+  static boolean overlaps(byte[] a, byte[] aEnd, byte[] b, byte[] bEnd) {
+    if (single(aEnd)) {
+      return contains(b, bEnd, a);
+    }
+    if (single(bEnd)) {
+      return contains(a, aEnd, b);
+    }
+    boolean aBeforeBEnd = fromKey(bEnd) || Arrays.compareUnsigned(a, bEnd) < 0;
+    boolean bBeforeAEnd = fromKey(aEnd) || Arrays.compareUnsigned(b, aEnd) < 0;
+    return aBeforeBEnd && bBeforeAEnd;
+  }
+
+  /** The smallest key greater than every key with this prefix (etcd's GetPrefixRangeEnd); "\0" if none. */
+  static byte[] prefixEnd(byte[] prefix) {
+    byte[] end = prefix.clone();
+    for (int i = end.length - 1; i >= 0; i--) {
+      if ((end[i] & 0xff) < 0xff) {
+        end[i]++;
+        return Arrays.copyOf(end, i + 1);
+      }
+    }
+    return ZERO.clone();
+  }
+
+  /** The SQL condition on column {@code key} for the range; appends its parameters to {@code args}. */
+  static String condition(byte[] key, byte[] end, List<Object> args) {
+    if (single(end)) {
+      args.add(key);
+      return "key = ?";
+    }
+    if (fromKey(end)) {
+      args.add(key);
+      return "key >= ?";
+    }
+    args.add(key);
+    args.add(end);
+    return "key >= ? AND key < ?";
+  }
+
+  /**
+   * The object a rights check names for a range: "kv:" plus the longest prefix every key in the range
+   * shares (the key itself for a single key or a prefix range; "" for an open-ended range).
+   */
+  static String object(byte[] key, byte[] end) {
+    if (single(end) || Arrays.equals(end, prefixEnd(key))) {
+      return "kv:" + text(key);
+    }
+    if (fromKey(end)) {
+      return "kv:";
+    }
+    int n = Arrays.mismatch(key, end);
+    return "kv:" + text(Arrays.copyOf(key, n < 0 ? key.length : Math.min(n, key.length)));
+  }
+
+  /** The longest common prefix of two object names. */
+  static String commonPrefix(String a, String b) {
+    int n = Math.min(a.length(), b.length());
+    int i = 0;
+    while (i < n && a.charAt(i) == b.charAt(i)) {
+      i++;
+    }
+    return a.substring(0, i);
+  }
+
+  /**
+   * A key as object-name text: itself when it is UTF-8 without control characters (grants on such
+   * prefixes match byte for byte), else with every byte outside printable ASCII written as \xNN.
+   */
+  static String text(byte[] b) {
+    boolean plain = true;
+    for (byte x : b) {
+      if ((x & 0xff) < 0x20 || x == 0x7f) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) {
+      try {
+        return StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(b)).toString();
+      } catch (java.nio.charset.CharacterCodingException e) {
+        // not UTF-8: escape below
+      }
+    }
+    var sb = new StringBuilder(b.length * 2);
+    for (byte x : b) {
+      int v = x & 0xff;
+      if (v >= 0x20 && v < 0x7f && v != '\\') {
+        sb.append((char) v);
+      } else {
+        sb.append(String.format("\\x%02x", v));
+      }
+    }
+    return sb.toString();
+  }
+}

@@ -1,0 +1,787 @@
+package org.dbos.kernel.kv;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import org.dbos.kernel.Ids;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Right;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.Tx;
+import org.dbos.kernel.db.Database;
+import org.dbos.kernel.kv.Kv.*;
+import org.dbos.kernel.security.AuditLog;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The etcd v3 data model as a system service: an MVCC key-value store whose state is tables
+ * {@code kv} (live keys), {@code kv_history} (every revision of every key until compaction),
+ * {@code kv_revision} (the clock) and {@code kv_leases}.
+ *
+ * <p>Writes (Put, DeleteRange, Txn, Compact, lease revocation) go through one writer per node that
+ * drains its queue into one database transaction per batch: the batch locks the clock row once, gives
+ * each request that changes something the next revision, checks and audits each request on its own
+ * (a denied or failed request fails alone), and commits once. Revisions are therefore gap-free and
+ * become visible in order, on every node sharing the database. Reads run as ordinary system calls.
+ *
+ * <p>Rights: READ or WRITE on {@code "kv:" + key} (for a range, on the prefix its keys share); leases
+ * are {@code "lease:" + id}; Compact needs ADMIN on {@code "kv:"}.
+ */
+public final class KvStore implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(KvStore.class);
+  /** The NOTIFY channel a committed write batch signals, with its last revision as payload. */
+  public static final String CHANNEL = "dbos_kv";
+  public static final int MAX_TXN_OPS = 128;
+  /** etcd's minimum lease TTL with default election settings; shorter grants are raised to it. */
+  public static final long MIN_LEASE_TTL = 2;
+  public static final long MAX_LEASE_TTL = 9_000_000_000L;
+  private static final int MAX_BATCH = 512;
+
+  /** Locks the clock and reads the first caller's rights in the same round trip. */
+  private static final String LOCK_CLOCK = """
+      SELECT c.revision, c.compacted, r.* FROM kv_revision c LEFT JOIN LATERAL (
+        SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled AS valid, p.is_admin,
+               ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id) AS grants
+        FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?) r ON true
+      FOR UPDATE OF c""";
+  /** Writes the clock back and, when the revision moved, wakes every node's watch hub at commit. */
+  private static final String SET_CLOCK = "UPDATE kv_revision SET revision = ?, compacted = ?"
+      + " RETURNING CASE WHEN ? THEN pg_notify('" + CHANNEL + "', revision::text) END";
+  private static final String PUT = """
+      WITH prev AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?),
+      up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value) VALUES (?, ?, ?, 1, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, version = k.version + 1,
+               lease = CASE WHEN ? THEN k.lease ELSE EXCLUDED.lease END,
+               value = CASE WHEN ? THEN k.value ELSE EXCLUDED.value END
+             RETURNING key, create_revision, mod_revision, version, lease, value),
+      h AS (INSERT INTO kv_history (key, mod_revision, seq, create_revision, version, lease, value)
+            SELECT key, mod_revision, ?, create_revision, version, lease, value FROM up)
+      SELECT create_revision, mod_revision, version, lease, value FROM prev""";
+  private static final String DELETE = """
+      WITH d AS (DELETE FROM kv WHERE %s RETURNING key, create_revision, mod_revision, version, lease, value),
+      h AS (INSERT INTO kv_history (key, mod_revision, seq, create_revision, version, lease, value)
+            SELECT key, ?, ? + (row_number() OVER (ORDER BY key))::int - 1, 0, 0, 0, '\\x'::bytea FROM d)
+      SELECT key, create_revision, mod_revision, version, lease, CASE WHEN ? THEN value END FROM d ORDER BY key""";
+  private static final String LEASE_EXISTS = "SELECT 1 FROM kv_leases WHERE id = ? FOR KEY SHARE";
+  private static final String KEY_EXISTS = "SELECT 1 FROM kv WHERE key = ?";
+  private static final String COMPACT = """
+      DELETE FROM kv_history h WHERE h.mod_revision <= ? AND (h.version = 0 OR EXISTS (
+        SELECT 1 FROM kv_history n WHERE n.key = h.key AND n.mod_revision > h.mod_revision AND n.mod_revision <= ?))""";
+  private static final String REVOKE = "DELETE FROM kv_leases WHERE id = ? RETURNING id";
+  private static final String REVOKE_EXPIRED = "DELETE FROM kv_leases WHERE id = ? AND expires_at <= now() RETURNING id";
+  private static final String GRANT = """
+      INSERT INTO kv_leases (id, granted_ttl, expires_at) VALUES (?, ?, now() + ? * interval '1 second')
+      ON CONFLICT (id) DO NOTHING""";
+  private static final String KEEP_ALIVE = """
+      UPDATE kv_leases SET expires_at = now() + granted_ttl * interval '1 second' WHERE id = ? RETURNING granted_ttl""";
+  private static final String TIME_TO_LIVE = """
+      SELECT granted_ttl, floor(extract(epoch FROM expires_at - now()))::bigint FROM kv_leases WHERE id = ?""";
+  private static final String LEASE_KEYS = "SELECT key FROM kv WHERE lease = ? ORDER BY key";
+  private static final String LEASES = "SELECT id FROM kv_leases ORDER BY id";
+  private static final String EXPIRED = """
+      SELECT id FROM kv_leases WHERE expires_at <= now() ORDER BY expires_at LIMIT 100""";
+  private static final String CLOCK = "SELECT revision, compacted FROM kv_revision";
+  private static final String SIZE = """
+      SELECT (SELECT revision FROM kv_revision), (SELECT compacted FROM kv_revision),
+        pg_total_relation_size('kv') + pg_total_relation_size('kv_history') + pg_total_relation_size('kv_leases'),
+        (SELECT count(*) FROM kv)""";
+
+  /** A revocation the writer runs: on behalf of a client, or of expiry (then only if still expired). */
+  private record Revoke(long id, boolean expiredOnly) {}
+
+  private record Compact(long revision) {}
+
+  private record Pending(Session session, String call, String object, Right right, Object request,
+                         java.util.UUID auditId, CompletableFuture<Object> result) {}
+
+  /** The clock row as the running batch sees it. */
+  static final class Clock {
+    long revision;
+    long compacted;
+  }
+
+  private final Kernel kernel;
+  private final Database db;
+  private final LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
+  private final Thread writer;
+  private final ScheduledExecutorService sweeper;
+  private final Watches watches;
+  private volatile boolean closed;
+
+  private KvStore(Kernel kernel, java.time.Duration sweepEvery) {
+    this.kernel = kernel;
+    this.db = kernel.database();
+    this.watches = new Watches(this, db);
+    this.writer = Thread.ofPlatform().name("dbos-kv-writer").daemon().start(this::writeLoop);
+    this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dbos-lease-sweeper")
+        .daemon().unstarted(r));
+    if (sweepEvery != null) {
+      long ms = sweepEvery.toMillis();
+      sweeper.scheduleWithFixedDelay(this::sweepExpired, ms, ms, TimeUnit.MILLISECONDS);
+    }
+  }
+
+  /** Starts the store's writer, lease sweeper and watch hub on a node's kernel; closed with the kernel. */
+  public static KvStore start(Kernel kernel) {
+    var s = new KvStore(kernel, java.time.Duration.ofMillis(250));
+    kernel.onClose(s);
+    return s;
+  }
+
+  /** The store for a client kernel (the CLI): the same calls, but it leaves lease expiry to the nodes. */
+  public static KvStore client(Kernel kernel) {
+    return new KvStore(kernel, null);
+  }
+
+  public Kernel kernel() {
+    return kernel;
+  }
+
+  public Watches watches() {
+    return watches;
+  }
+
+  // ---- KV -----------------------------------------------------------------------------------
+
+  /**
+   * Range returns the keys in [key, rangeEnd) at {@code revision} (current if ≤ 0), with {@code count}
+   * the number of keys in the range (ignoring limit and the revision filters) and {@code more} true
+   * when the limit cut entries off. Sorting: by target in the given order; order NONE with a target
+   * other than KEY means ASCEND; ties are broken by key. Fails with INVALID_ARGUMENT {@link
+   * Kv#ERR_COMPACTED} (read below the compacted revision) or {@link Kv#ERR_FUTURE_REV} (beyond the
+   * current one) — the front end maps both to OUT_OF_RANGE — and {@link Kv#ERR_EMPTY_KEY}.
+   */
+  public RangeResponse range(Session s, RangeRequest r) {
+    requireKey(r.key());
+    return kernel.call(s, "kv.range", Right.READ, KeyRanges.object(r.key(), r.rangeEnd()),
+        tx -> Reads.range(tx.connection(), r, -1, -1));
+  }
+
+  /**
+   * Put sets the value of a key at a new revision: create_revision is that revision if the key was
+   * absent, version grows by one, lease replaces the old one (0 detaches). ignore_value/ignore_lease keep
+   * the current value/lease and fail with {@link Kv#ERR_KEY_NOT_FOUND} if the key is absent; a lease that
+   * does not exist fails with {@link Kv#ERR_LEASE_NOT_FOUND} (NOT_FOUND).
+   */
+  public PutResponse put(Session s, PutRequest r) {
+    return (PutResponse) submit(s, "kv.put", Right.WRITE, "kv:" + KeyRanges.text(r.key()), r);
+  }
+
+  /**
+   * DeleteRange deletes the keys in [key, rangeEnd), leaving tombstones at one new revision; deleting
+   * nothing does not advance the revision.
+   */
+  public DeleteResponse delete(Session s, DeleteRequest r) {
+    return (DeleteResponse) submit(s, "kv.delete", Right.WRITE, KeyRanges.object(r.key(), r.rangeEnd()), r);
+  }
+
+  /**
+   * Txn evaluates every compare against the state before the Txn (an empty key range compares as a
+   * key with all fields 0; a VALUE compare on no key is false), then applies the success or failure
+   * ops in order, later ops seeing earlier writes; nested Txns decide their branch against the state
+   * before the outer Txn too, as in etcd. All writes share one new revision; a Txn that writes nothing
+   * keeps the revision. Fails with {@link Kv#ERR_TOO_MANY_OPS} (more than 128 compares or ops in a
+   * list) or {@link Kv#ERR_DUPLICATE_KEY} (one key written twice on a path) before doing anything.
+   */
+  public TxnResponse txn(Session s, TxnRequest r) {
+    return (TxnResponse) submit(s, "kv.txn", Right.WRITE, Txns.object(r), r);
+  }
+
+  /**
+   * Compact drops every version older than {@code revision} except each key's latest one at or below
+   * it (tombstones at or below it go too), physically, before answering. Reads below {@code revision}
+   * then fail with {@link Kv#ERR_COMPACTED}. Compacting at or below the compacted revision fails with
+   * {@link Kv#ERR_COMPACTED}, beyond the current revision with {@link Kv#ERR_FUTURE_REV}.
+   */
+  public CompactResponse compact(Session s, long revision) {
+    return (CompactResponse) submit(s, "kv.compact", Right.ADMIN, "kv:", new Compact(revision));
+  }
+
+  /** The current and compacted revisions, the store's size on disk and the number of live keys. */
+  public Kv.Status status(Session s) {
+    return kernel.call(s, "kv.status", Right.READ, "kv:", tx -> tx.queryOne(SIZE,
+        rs -> new Kv.Status(rs.getLong(1), rs.getLong(2), rs.getLong(3), rs.getLong(4))).orElseThrow());
+  }
+
+  // ---- leases --------------------------------------------------------------------------------
+
+  /**
+   * Grant creates a lease that expires {@code ttl} seconds from now on the database clock (raised to
+   * {@link #MIN_LEASE_TTL}). id 0 lets the server pick a positive id. Fails with ALREADY_EXISTS {@link
+   * Kv#ERR_LEASE_EXISTS} for a taken id, INVALID_ARGUMENT {@link Kv#ERR_LEASE_TTL_TOO_LARGE}.
+   */
+  public LeaseGrant grant(Session s, long id, long ttl) {
+    if (ttl > MAX_LEASE_TTL) {
+      throw SyscallException.invalid(Kv.ERR_LEASE_TTL_TOO_LARGE);
+    }
+    long granted = Math.max(ttl, MIN_LEASE_TTL);
+    long lid = id != 0 ? id : ThreadLocalRandom.current().nextLong(1, Long.MAX_VALUE);
+    return kernel.call(s, "lease.grant", Right.WRITE, "lease:" + lid, tx -> {
+      if (tx.update(GRANT, lid, granted, granted) == 0) {
+        throw new SyscallException(SyscallException.Code.ALREADY_EXISTS, Kv.ERR_LEASE_EXISTS);
+      }
+      return new LeaseGrant(lid, granted, clock(tx)[0]);
+    });
+  }
+
+  /** Revoke deletes the lease and, at one new revision, every key attached to it. NOT_FOUND if unknown. */
+  public long revoke(Session s, long id) {
+    return (Long) submit(s, "lease.revoke", Right.WRITE, "lease:" + id, new Revoke(id, false));
+  }
+
+  /** KeepAlive restarts the lease's full TTL and returns it; 0 if the lease does not exist (as etcd answers). */
+  public long keepAlive(Session s, long id) {
+    return kernel.call(s, "lease.keepalive", Right.WRITE, "lease:" + id,
+        tx -> tx.queryOne(KEEP_ALIVE, rs -> rs.getLong(1), id).orElse(0L));
+  }
+
+  /** The remaining TTL in whole seconds (−1 if the lease does not exist) and, if asked, its keys. */
+  public LeaseTimeToLive timeToLive(Session s, long id, boolean keys) {
+    return kernel.call(s, "lease.timetolive", Right.READ, "lease:" + id, tx -> {
+      long rev = clock(tx)[0];
+      var row = tx.queryOne(TIME_TO_LIVE, rs -> new long[] {rs.getLong(1), rs.getLong(2)}, id);
+      if (row.isEmpty()) {
+        return new LeaseTimeToLive(id, -1, 0, List.of(), rev);
+      }
+      List<byte[]> ks = keys ? tx.query(LEASE_KEYS, rs -> rs.getBytes(1), id) : List.of();
+      return new LeaseTimeToLive(id, Math.max(0, row.get()[1]), row.get()[0], ks, rev);
+    });
+  }
+
+  /** The ids of all leases. */
+  public List<Long> leases(Session s) {
+    return kernel.call(s, "lease.list", Right.READ, "lease:", tx -> tx.query(LEASES, rs -> rs.getLong(1)));
+  }
+
+  /** The current revision (for response headers of calls that do not touch the store). */
+  public long revision(Session s) {
+    return kernel.call(s, "kv.revision", Right.READ, "kv:", tx -> clock(tx)[0]);
+  }
+
+  private static long[] clock(Tx tx) throws SQLException {
+    return tx.queryOne(CLOCK, rs -> new long[] {rs.getLong(1), rs.getLong(2)}).orElseThrow();
+  }
+
+  /** Revokes expired leases. Every node sweeps; the guarded delete lets exactly one revoke each lease. */
+  private void sweepExpired() {
+    if (closed) {
+      return;
+    }
+    try {
+      List<Long> ids = db.transaction(c -> {
+        var out = new ArrayList<Long>();
+        try (var rs = c.createStatement().executeQuery(EXPIRED)) {
+          while (rs.next()) {
+            out.add(rs.getLong(1));
+          }
+        }
+        return out;
+      });
+      if (ids.isEmpty()) {
+        return;
+      }
+      Session sys = kernel.system();
+      var futures = new ArrayList<CompletableFuture<Object>>();
+      for (long id : ids) {
+        futures.add(enqueue(sys, "lease.expire", Right.WRITE, "lease:" + id, new Revoke(id, true)));
+      }
+      for (var f : futures) {
+        try {
+          f.get();
+        } catch (ExecutionException e) {
+          log.debug("lease expiry: {}", e.getCause().getMessage());
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (RuntimeException e) {
+      log.warn("lease sweep failed: {}", e.getMessage());
+    }
+  }
+
+  // ---- the writer ----------------------------------------------------------------------------
+
+  private Object submit(Session s, String call, Right right, String object, Object request) {
+    try {
+      return enqueue(s, call, right, object, request).get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE, "interrupted");
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof SyscallException se) {
+        throw new SyscallException(se.code(), se.getMessage(), se);
+      }
+      throw new SyscallException(SyscallException.Code.INTERNAL, e.getCause().toString(), e.getCause());
+    }
+  }
+
+  private CompletableFuture<Object> enqueue(Session s, String call, Right right, String object, Object request) {
+    if (closed) {
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed");
+    }
+    var p = new Pending(s, call, object, right, request, Ids.uuid7(), new CompletableFuture<>());
+    queue.add(p);
+    return p.result;
+  }
+
+  private void writeLoop() {
+    var batch = new ArrayList<Pending>(MAX_BATCH);
+    while (!closed) {
+      try {
+        batch.add(queue.take());
+      } catch (InterruptedException e) {
+        break;
+      }
+      queue.drainTo(batch, MAX_BATCH - 1);
+      try {
+        runBatch(batch, true);
+      } catch (RuntimeException e) {
+        log.error("key-value writer failed", e);
+        for (Pending p : batch) {
+          p.result.completeExceptionally(e);
+        }
+      }
+      batch.clear();
+    }
+    for (Pending p; (p = queue.poll()) != null; ) {
+      p.result.completeExceptionally(new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed"));
+    }
+  }
+
+  /**
+   * Runs a batch in one transaction. A database error that is not a request's own fault fails the
+   * whole transaction; then each request is re-run alone, so one bad request cannot sink the rest.
+   */
+  private void runBatch(List<Pending> batch, boolean mayRetryAlone) {
+    for (int attempt = 1; ; attempt++) {
+      Object[] results = new Object[batch.size()];
+      boolean commitSent = false;
+      long committedRevision = -1;
+      try (Connection c = db.connection()) {
+        c.setAutoCommit(false);
+        try {
+          Clock clock = new Clock();
+          var rights = new java.util.HashMap<java.util.UUID, Rights>();
+          Session first = batch.getFirst().session;
+          try (PreparedStatement ps = c.prepareStatement(LOCK_CLOCK)) {
+            ps.setObject(1, first.id());
+            ps.setLong(2, first.principalId());
+            try (ResultSet rs = ps.executeQuery()) {
+              rs.next();
+              clock.revision = rs.getLong(1);
+              clock.compacted = rs.getLong(2);
+              var g = rs.getArray(5);
+              rights.put(first.id(), g == null ? new Rights(false, false, List.of())
+                  : new Rights(rs.getBoolean(3), rs.getBoolean(4), List.of((String[]) g.getArray())));
+            }
+          }
+          long start = clock.revision;
+          long startCompacted = clock.compacted;
+          var run = new PutRun();
+          String[] outcomes = new String[batch.size()];
+          for (int i = 0; i < batch.size(); i++) {
+            Pending p = batch.get(i);
+            Rights r = rights.get(p.session.id());
+            if (r == null) {
+              r = Rights.load(c, p.session);
+              rights.put(p.session.id(), r);
+            }
+            if (!r.valid || !r.allows(p.right, p.object)) {
+              results[i] = SyscallException.denied(!r.valid
+                  ? "session of '" + p.session.principal() + "' is closed or expired"
+                  : "'" + p.session.principal() + "' lacks " + p.right + " on " + p.object);
+              outcomes[i] = "denied";
+              continue;
+            }
+            if (p.request instanceof PutRequest put && run.accepts(put)) {
+              clock.revision++;
+              run.add(i, put, clock.revision);
+              continue;
+            }
+            run.flush(c, results);
+            try {
+              results[i] = apply(c, clock, p.request);
+            } catch (SyscallException e) {
+              results[i] = e;
+              outcomes[i] = "error";
+            }
+          }
+          run.flush(c, results);
+          appendAudit(c, batch, results, outcomes);
+          if (clock.revision != start || clock.compacted != startCompacted) {
+            try (PreparedStatement ps = c.prepareStatement(SET_CLOCK)) {
+              ps.setLong(1, clock.revision);
+              ps.setLong(2, clock.compacted);
+              ps.setBoolean(3, clock.revision != start);
+              ps.executeQuery().close();
+            }
+          }
+          if (clock.revision != start) {
+            committedRevision = clock.revision;
+          }
+          commitSent = true;
+          c.commit();
+        } catch (SQLException | RuntimeException e) {
+          Database.rollbackQuietly(c);
+          throw e;
+        } finally {
+          try {
+            c.setAutoCommit(true);
+          } catch (SQLException ignored) {
+            // broken connection: the pool discards it
+          }
+        }
+      } catch (SQLException e) {
+        if (commitSent && Database.isConnectionLoss(e) && committedAfterLoss(batch.getFirst().auditId)) {
+          // the commit landed; fall through and answer
+        } else if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e))
+            && attempt < Database.MAX_ATTEMPTS) {
+          Database.backoff(attempt);
+          continue;
+        } else if (mayRetryAlone && batch.size() > 1) {
+          log.debug("write batch of {} failed ({}); re-running its requests one by one", batch.size(), e.getMessage());
+          for (Pending p : batch) {
+            runBatch(List.of(p), false);
+          }
+          return;
+        } else {
+          SyscallException se = Database.translate(e);
+          for (Pending p : batch) {
+            auditFailure(p, se);
+            p.result.completeExceptionally(se);
+          }
+          return;
+        }
+      }
+      if (committedRevision > 0) {
+        watches.wake();
+      }
+      for (int i = 0; i < batch.size(); i++) {
+        if (results[i] instanceof SyscallException se) {
+          batch.get(i).result.completeExceptionally(se);
+        } else {
+          batch.get(i).result.complete(results[i]);
+        }
+      }
+      return;
+    }
+  }
+
+  private static final String RIGHTS = """
+      SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled, p.is_admin,
+             ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id)
+      FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?""";
+  private static final String AUDIT = """
+      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""";
+
+  /**
+   * A session's standing, read once per batch inside the batch's transaction: the same check
+   * AuditLog.checkAndAppend makes (open, unexpired, enabled; admin or a grant on a prefix of the
+   * object), so a batch of many calls costs one query per caller instead of one per call.
+   */
+  private record Rights(boolean valid, boolean admin, List<String> grants) {
+    static Rights load(Connection c, Session s) throws SQLException {
+      try (PreparedStatement ps = c.prepareStatement(RIGHTS)) {
+        ps.setObject(1, s.id());
+        ps.setLong(2, s.principalId());
+        try (ResultSet rs = ps.executeQuery()) {
+          if (!rs.next()) {
+            return new Rights(false, false, List.of());
+          }
+          return new Rights(rs.getBoolean(1), rs.getBoolean(2), List.of((String[]) rs.getArray(3).getArray()));
+        }
+      }
+    }
+
+    boolean allows(Right right, String object) {
+      if (right == null || admin) {
+        return true;
+      }
+      String prefix = right.name() + ":";
+      for (String g : grants) {
+        if (g.startsWith(prefix) && object.startsWith(g.substring(prefix.length()))) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
+
+  /** One audit row per request of the batch, in one multi-row insert. */
+  private static void appendAudit(Connection c, List<Pending> batch, Object[] results, String[] outcomes)
+      throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(AUDIT)) {
+      for (int i = 0; i < batch.size(); i++) {
+        Pending p = batch.get(i);
+        ps.setObject(1, p.auditId);
+        ps.setLong(2, p.session.principalId());
+        ps.setObject(3, p.session.id());
+        ps.setObject(4, p.session.nodeId());
+        ps.setString(5, p.session.taskId());
+        ps.setString(6, p.call);
+        ps.setString(7, p.object);
+        ps.setString(8, outcomes[i] == null ? "ok" : outcomes[i]);
+        String detail = null;
+        if (results[i] instanceof SyscallException e) {
+          detail = outcomes[i].equals("denied") ? "missing right " + p.right : e.code() + ": " + e.getMessage();
+        }
+        ps.setString(9, detail);
+        ps.addBatch();
+      }
+      ps.executeBatch();
+    }
+  }
+
+  private static final String PUT_MANY = """
+      WITH input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
+      prev AS (SELECT k.key, k.create_revision, k.mod_revision, k.version, k.lease, k.value
+               FROM kv k JOIN input i ON k.key = i.key),
+      up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value)
+             SELECT key, rev, rev, 1, 0, value FROM input
+             ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, version = k.version + 1,
+               lease = 0, value = EXCLUDED.value
+             RETURNING key, create_revision, mod_revision, version, lease, value),
+      h AS (INSERT INTO kv_history (key, mod_revision, seq, create_revision, version, lease, value)
+            SELECT key, mod_revision, 0, create_revision, version, lease, value FROM up)
+      SELECT key, create_revision, mod_revision, version, lease, value FROM prev""";
+
+  /**
+   * Consecutive plain Puts (no lease, no ignore flags) on distinct keys, written by one statement;
+   * each still has its own revision, response and audit row.
+   */
+  private static final class PutRun {
+    final List<Integer> index = new ArrayList<>();
+    final List<PutRequest> puts = new ArrayList<>();
+    final List<Long> revs = new ArrayList<>();
+    final java.util.Set<java.nio.ByteBuffer> keys = new java.util.HashSet<>();
+
+    boolean accepts(PutRequest p) {
+      return p.key() != null && p.key().length > 0 && p.lease() == 0 && !p.ignoreLease() && !p.ignoreValue()
+          && !keys.contains(java.nio.ByteBuffer.wrap(p.key()));
+    }
+
+    void add(int i, PutRequest p, long rev) {
+      index.add(i);
+      puts.add(p);
+      revs.add(rev);
+      keys.add(java.nio.ByteBuffer.wrap(p.key()));
+    }
+
+    void flush(Connection c, Object[] results) throws SQLException {
+      if (puts.isEmpty()) {
+        return;
+      }
+      var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
+      try (PreparedStatement ps = c.prepareStatement(PUT_MANY)) {
+        ps.setArray(1, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
+        ps.setArray(2, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value()).toArray(byte[][]::new)));
+        ps.setArray(3, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            byte[] k = rs.getBytes(1);
+            prev.put(java.nio.ByteBuffer.wrap(k),
+                new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
+          }
+        }
+      }
+      for (int j = 0; j < puts.size(); j++) {
+        PutRequest p = puts.get(j);
+        KeyValue before = p.prevKv() ? prev.get(java.nio.ByteBuffer.wrap(p.key())) : null;
+        results[index.get(j)] = new PutResponse(revs.get(j), before);
+      }
+      index.clear();
+      puts.clear();
+      revs.clear();
+      keys.clear();
+    }
+  }
+
+  private boolean committedAfterLoss(java.util.UUID id) {
+    for (int attempt = 1; attempt <= Database.MAX_ATTEMPTS; attempt++) {
+      try (Connection c = db.connection()) {
+        return AuditLog.committed(c, id);
+      } catch (SQLException e) {
+        Database.backoff(attempt);
+      }
+    }
+    return false;
+  }
+
+  private void auditFailure(Pending p, SyscallException e) {
+    try {
+      db.transaction(c -> {
+        AuditLog.append(c, p.auditId, p.session, p.call, p.object, "error", e.code() + ": " + e.getMessage());
+        return null;
+      });
+    } catch (RuntimeException ignored) {
+      log.warn("could not audit failed call {} on {}", p.call, p.object);
+    }
+  }
+
+  /** Applies one request inside the batch; throws SyscallException only before it has written anything. */
+  private Object apply(Connection c, Clock clock, Object request) throws SQLException {
+    return switch (request) {
+      case PutRequest put -> {
+        Txns.validate(put);
+        Txns.checkPut(c, put);
+        long rev = clock.revision + 1;
+        KeyValue prev = put(c, put, rev, 0);
+        clock.revision = rev;
+        yield new PutResponse(rev, put.prevKv() ? prev : null);
+      }
+      case DeleteRequest del -> {
+        requireKey(del.key());
+        long rev = clock.revision + 1;
+        List<KeyValue> prev = delete(c, del.key(), del.rangeEnd(), null, del.prevKv(), rev, 0);
+        if (!prev.isEmpty()) {
+          clock.revision = rev;
+        }
+        yield new DeleteResponse(clock.revision, prev.size(), del.prevKv() ? prev : List.of());
+      }
+      case TxnRequest txn -> new Txns(this, c, clock.revision, clock.compacted).run(txn, clock);
+      case Compact cp -> {
+        if (cp.revision() <= clock.compacted) {
+          throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_COMPACTED);
+        }
+        if (cp.revision() > clock.revision) {
+          throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_FUTURE_REV);
+        }
+        try (PreparedStatement ps = c.prepareStatement(COMPACT)) {
+          ps.setLong(1, cp.revision());
+          ps.setLong(2, cp.revision());
+          ps.executeUpdate();
+        }
+        clock.compacted = cp.revision();
+        yield new CompactResponse(clock.revision);
+      }
+      case Revoke rv -> {
+        boolean found;
+        try (PreparedStatement ps = c.prepareStatement(rv.expiredOnly() ? REVOKE_EXPIRED : REVOKE)) {
+          ps.setLong(1, rv.id());
+          try (ResultSet rs = ps.executeQuery()) {
+            found = rs.next();
+          }
+        }
+        if (!found) {
+          if (rv.expiredOnly()) {
+            yield clock.revision;
+          }
+          throw SyscallException.notFound(Kv.ERR_LEASE_NOT_FOUND);
+        }
+        long rev = clock.revision + 1;
+        if (!delete(c, null, null, rv.id(), false, rev, 0).isEmpty()) {
+          clock.revision = rev;
+        }
+        yield clock.revision;
+      }
+      default -> throw new IllegalArgumentException("unknown request " + request);
+    };
+  }
+
+  // ---- statements shared with Txn -------------------------------------------------------------
+
+  /** Writes one Put at {@code rev}; returns the previous kv (null if the key was absent). */
+  KeyValue put(Connection c, PutRequest r, long rev, int seq) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(PUT)) {
+      ps.setBytes(1, r.key());
+      ps.setBytes(2, r.key());
+      ps.setLong(3, rev);
+      ps.setLong(4, rev);
+      ps.setLong(5, r.lease());
+      ps.setBytes(6, r.value() == null ? new byte[0] : r.value());
+      ps.setBoolean(7, r.ignoreLease());
+      ps.setBoolean(8, r.ignoreValue());
+      ps.setInt(9, seq);
+      try (ResultSet rs = ps.executeQuery()) {
+        if (!rs.next()) {
+          return null;
+        }
+        return new KeyValue(r.key(), rs.getLong(1), rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getBytes(5));
+      }
+    }
+  }
+
+  /** Deletes the keys in the range (or attached to {@code lease}) at {@code rev}; returns what was deleted. */
+  List<KeyValue> delete(Connection c, byte[] key, byte[] end, Long lease, boolean withValues, long rev, int seq)
+      throws SQLException {
+    var args = new ArrayList<Object>();
+    String cond;
+    if (lease != null) {
+      cond = "lease = ?";
+      args.add(lease);
+    } else {
+      cond = KeyRanges.condition(key, end, args);
+      if (!KeyRanges.single(end) && !KeyRanges.fromKey(end) && Arrays.compareUnsigned(key, end) >= 0) {
+        return List.of();
+      }
+    }
+    args.add(rev);
+    args.add(seq);
+    args.add(withValues);
+    try (PreparedStatement ps = c.prepareStatement(DELETE.formatted(cond))) {
+      Tx.bind(ps, args.toArray());
+      var out = new ArrayList<KeyValue>();
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          out.add(new KeyValue(rs.getBytes(1), rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5),
+              rs.getBytes(6)));
+        }
+      }
+      return out;
+    }
+  }
+
+  static boolean leaseExists(Connection c, long lease) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(LEASE_EXISTS)) {
+      ps.setLong(1, lease);
+      try (ResultSet rs = ps.executeQuery()) {
+        return rs.next();
+      }
+    }
+  }
+
+  static boolean keyExists(Connection c, byte[] key) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(KEY_EXISTS)) {
+      ps.setBytes(1, key);
+      try (ResultSet rs = ps.executeQuery()) {
+        return rs.next();
+      }
+    }
+  }
+
+  static void requireKey(byte[] key) {
+    if (key == null || key.length == 0) {
+      throw SyscallException.invalid(Kv.ERR_EMPTY_KEY);
+    }
+  }
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    sweeper.shutdownNow();
+    writer.interrupt();
+    try {
+      writer.join(5000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    watches.close();
+  }
+}

@@ -1,0 +1,141 @@
+package org.dbos.kernel.kv;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.Tx;
+import org.dbos.kernel.kv.Kv.*;
+
+/**
+ * Range as one SQL statement, so the revision, the count and the rows come from one snapshot: live
+ * keys from {@code kv}, or at an older revision the newest row per key at or below it from
+ * {@code kv_history} (dropping tombstones).
+ */
+final class Reads {
+  private Reads() {}
+
+  private static final String COLUMNS = "key, create_revision, mod_revision, version, lease, value";
+  private static final String AT_REVISION = """
+      (SELECT * FROM (SELECT DISTINCT ON (key) %s FROM kv_history WHERE mod_revision <= ? AND %s
+                      ORDER BY key, mod_revision DESC) latest WHERE version > 0)""";
+
+  /**
+   * Runs {@code r}. Outside a write batch pass {@code revision} −1: the statement reads the clock. Inside
+   * one, pass the batch's current and compacted revisions (its writes are visible on {@code c}).
+   */
+  static RangeResponse range(Connection c, RangeRequest r, long revision, long compacted) throws SQLException {
+    byte[] key = r.key();
+    byte[] end = r.rangeEnd();
+    boolean empty = !KeyRanges.single(end) && !KeyRanges.fromKey(end) && Arrays.compareUnsigned(key, end) >= 0;
+    boolean historical = r.revision() > 0 && (revision < 0 || r.revision() < revision);
+
+    var args = new ArrayList<Object>();
+    String source;
+    var condArgs = new ArrayList<Object>();
+    String cond = empty ? "false" : KeyRanges.condition(key, end, condArgs);
+    if (historical) {
+      source = AT_REVISION.formatted(COLUMNS, cond);
+    } else {
+      source = "kv";
+    }
+    String sourceCond = historical ? "true" : cond;
+
+    String order = order(r);
+    var filters = new StringBuilder(sourceCond);
+    var filterArgs = new ArrayList<Object>();
+    if (r.minModRevision() > 0) {
+      filters.append(" AND mod_revision >= ?");
+      filterArgs.add(r.minModRevision());
+    }
+    if (r.maxModRevision() > 0) {
+      filters.append(" AND mod_revision <= ?");
+      filterArgs.add(r.maxModRevision());
+    }
+    if (r.minCreateRevision() > 0) {
+      filters.append(" AND create_revision >= ?");
+      filterArgs.add(r.minCreateRevision());
+    }
+    if (r.maxCreateRevision() > 0) {
+      filters.append(" AND create_revision <= ?");
+      filterArgs.add(r.maxCreateRevision());
+    }
+    long fetch = r.countOnly() ? 0 : r.limit() > 0 ? r.limit() + 1 : Long.MAX_VALUE;
+    String value = r.keysOnly() && r.sortTarget() != SortTarget.VALUE ? "NULL::bytea AS value" : "s.value";
+    String sql = "SELECT c.revision, c.compacted, (SELECT count(*) FROM " + source + " s WHERE " + sourceCond
+        + ") AS total, k.key, k.create_revision, k.mod_revision, k.version, k.lease, k.value FROM kv_revision c"
+        + " LEFT JOIN LATERAL (SELECT key, create_revision, mod_revision, version, lease, " + value
+        + " FROM " + source + " s WHERE " + filters + " ORDER BY " + order.replace("@", "s.") + " LIMIT ?) k ON true ORDER BY "
+        + order.replace("@", "k.");
+    // parameters in text order: count subquery, then the rows subquery
+    addSource(args, historical, r.revision(), condArgs);
+    addSource(args, historical, r.revision(), condArgs);
+    args.addAll(filterArgs);
+    args.add(fetch);
+
+    long current = revision;
+    long compactedRev = compacted;
+    long total = 0;
+    var kvs = new ArrayList<KeyValue>();
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
+      Tx.bind(ps, args.toArray());
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          if (revision < 0) {
+            current = rs.getLong(1);
+            compactedRev = rs.getLong(2);
+          }
+          total = rs.getLong(3);
+          byte[] k = rs.getBytes(4);
+          if (k != null) {
+            byte[] v = rs.getBytes(9);
+            kvs.add(new KeyValue(k, rs.getLong(5), rs.getLong(6), rs.getLong(7), rs.getLong(8),
+                v == null || r.keysOnly() ? new byte[0] : v));
+          }
+        }
+      }
+    }
+    if (r.revision() > 0) {
+      if (r.revision() < compactedRev) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_COMPACTED);
+      }
+      if (r.revision() > current) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_FUTURE_REV);
+      }
+    }
+    boolean more = false;
+    if (r.limit() > 0 && kvs.size() > r.limit()) {
+      kvs.subList((int) r.limit(), kvs.size()).clear();
+      more = true;
+    }
+    return new RangeResponse(current, kvs, more, total);
+  }
+
+  private static void addSource(List<Object> args, boolean historical, long rev, List<Object> condArgs) {
+    if (historical) {
+      args.add(rev);
+    }
+    args.addAll(condArgs);
+  }
+
+  /** etcd's order: by key unless a target or order is given; order NONE with another target means ASCEND. */
+  private static String order(RangeRequest r) {
+    String column = switch (r.sortTarget() == null ? SortTarget.KEY : r.sortTarget()) {
+      case KEY -> "key";
+      case VERSION -> "version";
+      case CREATE -> "create_revision";
+      case MOD -> "mod_revision";
+      case VALUE -> "value";
+    };
+    SortOrder o = r.sortOrder() == null ? SortOrder.NONE : r.sortOrder();
+    if (o == SortOrder.NONE) {
+      o = SortOrder.ASCEND;
+    }
+    String dir = o == SortOrder.DESCEND ? " DESC" : "";
+    return column.equals("key") ? "@key" + dir : "@" + column + dir + ", @key";
+  }
+}

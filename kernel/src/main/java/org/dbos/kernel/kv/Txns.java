@@ -1,0 +1,283 @@
+package org.dbos.kernel.kv;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.Tx;
+import org.dbos.kernel.kv.Kv.*;
+
+/**
+ * One Txn inside a write batch, as etcd runs it: static checks (op counts, duplicate writes), every
+ * branch decided against the state before the Txn, every Put on the chosen path validated, and only
+ * then the ops applied in order at one shared revision.
+ */
+final class Txns {
+  private final KvStore store;
+  private final Connection c;
+  private final long startRevision;
+  private final long compacted;
+  private final long rev;
+  private int seq;
+  private boolean wrote;
+
+  Txns(KvStore store, Connection c, long startRevision, long compacted) {
+    this.store = store;
+    this.c = c;
+    this.startRevision = startRevision;
+    this.compacted = compacted;
+    this.rev = startRevision + 1;
+  }
+
+  // ---- static checks --------------------------------------------------------------------------
+
+  static void validate(PutRequest p) {
+    KvStore.requireKey(p.key());
+    if (p.ignoreValue() && p.value() != null && p.value().length > 0) {
+      throw SyscallException.invalid(Kv.ERR_VALUE_PROVIDED);
+    }
+    if (p.ignoreLease() && p.lease() != 0) {
+      throw SyscallException.invalid(Kv.ERR_LEASE_PROVIDED);
+    }
+  }
+
+  static void checkPut(Connection c, PutRequest p) throws SQLException {
+    if ((p.ignoreValue() || p.ignoreLease()) && !KvStore.keyExists(c, p.key())) {
+      throw SyscallException.invalid(Kv.ERR_KEY_NOT_FOUND);
+    }
+    if (p.lease() != 0 && !p.ignoreLease() && !KvStore.leaseExists(c, p.lease())) {
+      throw SyscallException.notFound(Kv.ERR_LEASE_NOT_FOUND);
+    }
+  }
+
+  private static void checkShape(TxnRequest t) {
+    if (t.compare().size() > KvStore.MAX_TXN_OPS || t.success().size() > KvStore.MAX_TXN_OPS
+        || t.failure().size() > KvStore.MAX_TXN_OPS) {
+      throw SyscallException.invalid(Kv.ERR_TOO_MANY_OPS);
+    }
+    for (Compare cmp : t.compare()) {
+      KvStore.requireKey(cmp.key());
+    }
+    for (List<Op> ops : List.of(t.success(), t.failure())) {
+      for (Op op : ops) {
+        switch (op) {
+          case RangeRequest r -> KvStore.requireKey(r.key());
+          case PutRequest p -> validate(p);
+          case DeleteRequest d -> KvStore.requireKey(d.key());
+          case TxnRequest n -> checkShape(n);
+        }
+      }
+    }
+  }
+
+  private record Range(byte[] key, byte[] end) {}
+
+  private record Writes(Set<String> puts, List<Range> dels) {}
+
+  /** etcd's checkIntervals: a key put twice, or put and deleted, on one path is a duplicate. */
+  private static Writes checkIntervals(List<Op> ops) {
+    var dels = new ArrayList<Range>();
+    for (Op op : ops) {
+      if (op instanceof DeleteRequest d) {
+        dels.add(new Range(d.key(), d.rangeEnd()));
+      }
+    }
+    Set<String> puts = new HashSet<>();
+    for (Op op : ops) {
+      if (!(op instanceof TxnRequest n)) {
+        continue;
+      }
+      Writes then = checkIntervals(n.success());
+      Writes otherwise = checkIntervals(n.failure());
+      for (String k : then.puts) {
+        if (puts.contains(k) || deleted(dels, k)) {
+          throw SyscallException.invalid(Kv.ERR_DUPLICATE_KEY);
+        }
+        puts.add(k);
+      }
+      for (String k : otherwise.puts) {
+        if ((puts.contains(k) && !then.puts.contains(k)) || deleted(dels, k)) {
+          throw SyscallException.invalid(Kv.ERR_DUPLICATE_KEY);
+        }
+        puts.add(k);
+      }
+      dels.addAll(then.dels);
+      dels.addAll(otherwise.dels);
+    }
+    for (Op op : ops) {
+      if (op instanceof PutRequest p) {
+        String k = new String(p.key(), java.nio.charset.StandardCharsets.ISO_8859_1);
+        if (puts.contains(k) || deleted(dels, k)) {
+          throw SyscallException.invalid(Kv.ERR_DUPLICATE_KEY);
+        }
+        puts.add(k);
+      }
+    }
+    return new Writes(puts, dels);
+  }
+
+  private static boolean deleted(List<Range> dels, String k) {
+    byte[] key = k.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+    for (Range r : dels) {
+      if (KeyRanges.contains(r.key, r.end, key)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The rights object of a Txn: "kv:" plus the prefix every key it names shares. */
+  static String object(TxnRequest t) {
+    String[] acc = {null};
+    collect(t, acc);
+    return acc[0] == null ? "kv:" : acc[0];
+  }
+
+  private static void collect(TxnRequest t, String[] acc) {
+    for (Compare cmp : t.compare()) {
+      merge(acc, KeyRanges.object(nz(cmp.key()), cmp.rangeEnd()));
+    }
+    for (List<Op> ops : List.of(t.success(), t.failure())) {
+      for (Op op : ops) {
+        switch (op) {
+          case RangeRequest r -> merge(acc, KeyRanges.object(nz(r.key()), r.rangeEnd()));
+          case PutRequest p -> merge(acc, "kv:" + KeyRanges.text(nz(p.key())));
+          case DeleteRequest d -> merge(acc, KeyRanges.object(nz(d.key()), d.rangeEnd()));
+          case TxnRequest n -> collect(n, acc);
+        }
+      }
+    }
+  }
+
+  private static byte[] nz(byte[] b) {
+    return b == null ? new byte[0] : b;
+  }
+
+  private static void merge(String[] acc, String o) {
+    acc[0] = acc[0] == null ? o : KeyRanges.commonPrefix(acc[0], o);
+  }
+
+  // ---- execution ------------------------------------------------------------------------------
+
+  /** The branch each Txn on the path takes, decided before anything is written. */
+  private record Path(boolean succeeded, List<Path> nested) {}
+
+  TxnResponse run(TxnRequest t, KvStore.Clock clock) throws SQLException {
+    checkShape(t);
+    checkIntervals(t.success());
+    checkIntervals(t.failure());
+    Path path = decide(t);
+    checkPuts(t, path);
+    TxnResponse resp = execute(t, path);
+    if (wrote) {
+      clock.revision = rev;
+      return new TxnResponse(rev, resp.succeeded(), resp.responses());
+    }
+    return resp;
+  }
+
+  private Path decide(TxnRequest t) throws SQLException {
+    boolean ok = true;
+    for (Compare cmp : t.compare()) {
+      if (!holds(cmp)) {
+        ok = false;
+        break;
+      }
+    }
+    var nested = new ArrayList<Path>();
+    for (Op op : ok ? t.success() : t.failure()) {
+      if (op instanceof TxnRequest n) {
+        nested.add(decide(n));
+      }
+    }
+    return new Path(ok, nested);
+  }
+
+  private void checkPuts(TxnRequest t, Path path) throws SQLException {
+    int i = 0;
+    for (Op op : path.succeeded ? t.success() : t.failure()) {
+      if (op instanceof PutRequest p) {
+        checkPut(c, p);
+      } else if (op instanceof TxnRequest n) {
+        checkPuts(n, path.nested.get(i++));
+      }
+    }
+  }
+
+  private TxnResponse execute(TxnRequest t, Path path) throws SQLException {
+    var responses = new ArrayList<OpResponse>();
+    int i = 0;
+    for (Op op : path.succeeded ? t.success() : t.failure()) {
+      switch (op) {
+        case RangeRequest r -> responses.add(Reads.range(c, r, wrote ? rev : startRevision, compacted));
+        case PutRequest p -> {
+          KeyValue prev = store.put(c, p, rev, seq++);
+          wrote = true;
+          responses.add(new PutResponse(rev, p.prevKv() ? prev : null));
+        }
+        case DeleteRequest d -> {
+          List<KeyValue> gone = store.delete(c, d.key(), d.rangeEnd(), null, d.prevKv(), rev, seq);
+          seq += gone.size();
+          wrote |= !gone.isEmpty();
+          responses.add(new DeleteResponse(wrote ? rev : startRevision, gone.size(), d.prevKv() ? gone : List.of()));
+        }
+        case TxnRequest n -> responses.add(execute(n, path.nested.get(i++)));
+      }
+    }
+    return new TxnResponse(wrote ? rev : startRevision, path.succeeded, responses);
+  }
+
+  private static final String COMPARE_ONE = "SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?";
+  private static final String COMPARE_RANGE = "SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE %s";
+
+  /** True if every key in the compare's range satisfies it; an empty range compares a zero kv (VALUE: false). */
+  private boolean holds(Compare cmp) throws SQLException {
+    var args = new ArrayList<Object>();
+    String sql;
+    if (KeyRanges.single(cmp.rangeEnd())) {
+      sql = COMPARE_ONE;
+      args.add(cmp.key());
+    } else {
+      sql = COMPARE_RANGE.formatted(KeyRanges.condition(cmp.key(), cmp.rangeEnd(), args));
+    }
+    boolean any = false;
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
+      Tx.bind(ps, args.toArray());
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          any = true;
+          if (!compare(cmp, rs.getLong(1), rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getBytes(5))) {
+            return false;
+          }
+        }
+      }
+    }
+    if (!any) {
+      return cmp.target() != Compare.Target.VALUE && compare(cmp, 0, 0, 0, 0, null);
+    }
+    return true;
+  }
+
+  private static boolean compare(Compare cmp, long create, long mod, long version, long lease, byte[] value) {
+    int r = switch (cmp.target()) {
+      case VERSION -> Long.compare(version, cmp.number());
+      case CREATE -> Long.compare(create, cmp.number());
+      case MOD -> Long.compare(mod, cmp.number());
+      case LEASE -> Long.compare(lease, cmp.number());
+      case VALUE -> Arrays.compareUnsigned(value == null ? new byte[0] : value,
+          cmp.value() == null ? new byte[0] : cmp.value());
+    };
+    return switch (cmp.result()) {
+      case EQUAL -> r == 0;
+      case NOT_EQUAL -> r != 0;
+      case GREATER -> r > 0;
+      case LESS -> r < 0;
+    };
+  }
+}

@@ -1,0 +1,446 @@
+package org.dbos.kernel.kv;
+
+import com.zaxxer.hikari.HikariDataSource;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+import org.dbos.kernel.Right;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.Tx;
+import org.dbos.kernel.db.Database;
+import org.dbos.kernel.kv.Kv.Event;
+import org.dbos.kernel.kv.Kv.KeyValue;
+import org.postgresql.PGConnection;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Watches over the store's history, like etcd's watchable store: one hub per node reads each new
+ * revision once from {@code kv_history} (in (mod_revision, seq) order, whole revisions at a time, in
+ * one snapshot with the clock row, so nothing committed can be skipped) and hands the events to every
+ * <em>synced</em> watcher. A watcher that starts in the past, or whose consumer cannot take events
+ * (a slow gRPC stream), is <em>unsynced</em>: it keeps only its next revision and is caught up from
+ * history a page at a time, so memory stays bounded however far behind it is.
+ *
+ * <p>The hub wakes on a commit on this node, on a NOTIFY from any node (a dedicated LISTEN
+ * connection) and on a slow poll, so a lost notification only delays events, never loses them.
+ */
+public final class Watches implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Watches.class);
+  private static final int PAGE = 1000;
+  private static final Duration POLL = Duration.ofSeconds(1);
+
+  /** Where a watcher's events go. Called only from the hub thread, never concurrently. */
+  public interface Sink {
+    /** Whether the consumer can take a message now; an unready sink is retried when it wakes the hub. */
+    default boolean ready() {
+      return true;
+    }
+
+    /** Events of whole revisions, in order; {@code revision} is what they bring the watcher up to. */
+    void events(List<Event> events, long revision);
+
+    /** The watch started, or fell, below the compacted revision: it is over. */
+    void compacted(long compactRevision);
+
+    /** A periodic progress notification: every event up to {@code revision} has been delivered. */
+    default void progress(long revision) {}
+  }
+
+  /** One watch: a key range, filters, and the next revision it needs. */
+  public static final class Watcher {
+    final long id;
+    final byte[] key;
+    final byte[] end;
+    final boolean prevKv;
+    final boolean noPut;
+    final boolean noDelete;
+    final boolean progressNotify;
+    final Sink sink;
+    /** The store's revision when the watch was created: the header of etcd's "created" response. */
+    long createdRevision;
+    long nextRev;
+    boolean synced;
+    volatile boolean canceled;
+
+    Watcher(long id, byte[] key, byte[] end, long nextRev, boolean prevKv, boolean noPut, boolean noDelete,
+            boolean progressNotify, Sink sink) {
+      this.id = id;
+      this.key = key;
+      this.end = end;
+      this.nextRev = nextRev;
+      this.prevKv = prevKv;
+      this.noPut = noPut;
+      this.noDelete = noDelete;
+      this.progressNotify = progressNotify;
+      this.sink = sink;
+    }
+
+    public long id() {
+      return id;
+    }
+
+    public long createdRevision() {
+      return createdRevision;
+    }
+
+    boolean matches(Event e) {
+      if (e.type() == Event.Type.PUT ? noPut : noDelete) {
+        return false;
+      }
+      return e.kv().modRevision() >= nextRev && KeyRanges.contains(key, end, e.kv().key());
+    }
+  }
+
+  private record ProgressRequest(List<Watcher> watchers, LongConsumer answer) {}
+
+  private static final String CLOCK = "SELECT revision, compacted FROM kv_revision";
+  private static final String EVENTS = """
+      SELECT c.revision, c.compacted, h.key, h.mod_revision, h.create_revision, h.version, h.lease, h.value,
+             p.create_revision, p.mod_revision, p.version, p.lease, p.value
+      FROM kv_revision c
+      LEFT JOIN LATERAL (SELECT * FROM kv_history WHERE %s AND mod_revision >= ? AND mod_revision <= %s
+                         ORDER BY mod_revision, seq LIMIT ?) h ON true
+      LEFT JOIN LATERAL (SELECT * FROM kv_history p WHERE %s AND p.key = h.key AND p.mod_revision < h.mod_revision
+                         ORDER BY p.mod_revision DESC LIMIT 1) p ON true
+      ORDER BY h.mod_revision, h.seq""";
+
+  private final KvStore store;
+  private final Database db;
+  private final ConcurrentHashMap<Long, Watcher> watchers = new ConcurrentHashMap<>();
+  private final ConcurrentLinkedQueue<ProgressRequest> progressRequests = new ConcurrentLinkedQueue<>();
+  private final AtomicLong ids = new AtomicLong();
+  private final Semaphore signal = new Semaphore(0);
+  private final Thread hub;
+  private final Thread listener;
+  private volatile Duration progressInterval = Duration.ofMinutes(10);
+  private volatile boolean closed;
+  private volatile Connection listenConnection;
+  /** Every event up to this revision has been read and handed to the synced watchers. */
+  private volatile long hubRevision = -1;
+  private long lastProgress = System.nanoTime();
+
+  Watches(KvStore store, Database db) {
+    this.store = store;
+    this.db = db;
+    this.hub = Thread.ofPlatform().name("dbos-kv-watch").daemon().start(this::hubLoop);
+    this.listener = Thread.ofPlatform().name("dbos-kv-listen").daemon().start(this::listenLoop);
+  }
+
+  /** Sets how often watchers that asked for progress notifications get one (etcd's default: 10 min). */
+  public void progressInterval(Duration d) {
+    progressInterval = d;
+    wake();
+  }
+
+  /**
+   * Watch starts a watch on [key, end) (etcd's range conventions) from {@code startRevision} (≤ 0: the
+   * next revision; a past revision replays history first). Events come in revision order, each revision
+   * whole, none lost, duplicated or reordered. Audited as {@code kv.watch}, READ on the range.
+   */
+  public Watcher watch(Session s, byte[] key, byte[] end, long startRevision, boolean prevKv, boolean noPut,
+                       boolean noDelete, boolean progressNotify, Sink sink) {
+    KvStore.requireKey(key);
+    long current = store.kernel().call(s, "kv.watch", Right.READ, KeyRanges.object(key, end),
+        tx -> tx.queryOne(CLOCK, rs -> rs.getLong(1)).orElseThrow());
+    var w = new Watcher(ids.incrementAndGet(), key, end, startRevision > 0 ? startRevision : current + 1,
+        prevKv, noPut, noDelete, progressNotify, sink);
+    w.createdRevision = current;
+    watchers.put(w.id, w);
+    wake();
+    return w;
+  }
+
+  /** Stops a watch; no event is delivered to it after this returns on the hub's next step. */
+  public void cancel(Watcher w) {
+    w.canceled = true;
+    watchers.remove(w.id);
+  }
+
+  /**
+   * Answers a progress request: once every watcher in {@code ws} is synced, calls {@code answer} (on
+   * the hub thread, after all their events up to it) with a revision they have all been sent up to.
+   */
+  public void requestProgress(Collection<Watcher> ws, LongConsumer answer) {
+    progressRequests.add(new ProgressRequest(List.copyOf(ws), answer));
+    wake();
+  }
+
+  /** Asks the hub to look for new revisions now. */
+  public void wake() {
+    signal.release();
+  }
+
+  // ---- the hub ----------------------------------------------------------------------------------
+
+  private void hubLoop() {
+    while (!closed) {
+      try {
+        signal.tryAcquire(POLL.toMillis(), TimeUnit.MILLISECONDS);
+        signal.drainPermits();
+        if (closed) {
+          return;
+        }
+        step();
+      } catch (InterruptedException e) {
+        return;
+      } catch (RuntimeException | SQLException e) {
+        if (!closed) {
+          log.warn("watch hub: {}", e.getMessage());
+          try {
+            Thread.sleep(100);
+          } catch (InterruptedException ie) {
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  private void step() throws SQLException {
+    try (Connection c = db.connection()) {
+      if (hubRevision < 0) {
+        try (var rs = c.createStatement().executeQuery(CLOCK)) {
+          rs.next();
+          hubRevision = rs.getLong(1);
+        }
+      }
+      boolean more = true;
+      while (more && !closed) {
+        more = advance(c);
+      }
+      for (Watcher w : watchers.values()) {
+        if (!w.synced && !w.canceled) {
+          catchUp(c, w);
+        }
+      }
+    }
+    answerProgress();
+  }
+
+  /** Reads the next page of revisions past the hub's and gives it to the synced watchers. */
+  private boolean advance(Connection c) throws SQLException {
+    if (watchers.isEmpty()) {
+      try (var rs = c.createStatement().executeQuery(CLOCK)) {
+        rs.next();
+        hubRevision = rs.getLong(1);
+      }
+      return false;
+    }
+    boolean prev = watchers.values().stream().anyMatch(w -> w.prevKv && w.synced);
+    Page page = read(c, "true", List.of(), hubRevision + 1, Long.MAX_VALUE, prev);
+    if (page.compacted > hubRevision + 1) {
+      for (Watcher w : watchers.values()) {
+        if (w.synced && w.nextRev < page.compacted) {
+          w.synced = false; // its catch-up sees the compaction and cancels it
+        }
+      }
+    }
+    for (Watcher w : watchers.values()) {
+      if (!w.synced || w.canceled) {
+        continue;
+      }
+      var mine = new ArrayList<Event>();
+      for (Event e : page.events) {
+        if (w.matches(e)) {
+          mine.add(e);
+        }
+      }
+      if (!mine.isEmpty()) {
+        if (!w.sink.ready()) {
+          w.synced = false;
+          continue;
+        }
+        w.sink.events(mine, page.upTo);
+      }
+      w.nextRev = Math.max(w.nextRev, page.upTo + 1);
+    }
+    boolean moved = page.upTo > hubRevision;
+    hubRevision = page.upTo;
+    return moved && page.truncated;
+  }
+
+  /** Brings one unsynced watcher forward by a page; it joins the synced ones once it reaches the hub. */
+  private void catchUp(Connection c, Watcher w) throws SQLException {
+    if (w.nextRev > hubRevision) {
+      w.synced = true;
+      return;
+    }
+    if (!w.sink.ready()) {
+      return;
+    }
+    var args = new ArrayList<Object>();
+    String cond = KeyRanges.condition(w.key, w.end, args);
+    Page page = read(c, cond, args, w.nextRev, hubRevision, w.prevKv);
+    if (w.nextRev < page.compacted) {
+      cancel(w);
+      w.sink.compacted(page.compacted);
+      return;
+    }
+    var mine = new ArrayList<Event>();
+    for (Event e : page.events) {
+      if (w.matches(e)) {
+        mine.add(e);
+      }
+    }
+    if (!mine.isEmpty()) {
+      w.sink.events(mine, page.upTo);
+    }
+    w.nextRev = page.upTo + 1;
+    if (!page.truncated) {
+      w.synced = true;
+    }
+  }
+
+  private void answerProgress() {
+    for (var it = progressRequests.iterator(); it.hasNext(); ) {
+      ProgressRequest p = it.next();
+      if (p.watchers.stream().allMatch(w -> w.synced || w.canceled)) {
+        it.remove();
+        p.answer.accept(hubRevision);
+      }
+    }
+    Duration every = progressInterval;
+    if (System.nanoTime() - lastProgress >= every.toNanos()) {
+      lastProgress = System.nanoTime();
+      for (Watcher w : watchers.values()) {
+        if (w.progressNotify && w.synced && !w.canceled && w.sink.ready()) {
+          w.sink.progress(hubRevision);
+        }
+      }
+    }
+  }
+
+  /** Events read from history: whole revisions only, up to {@code upTo}. */
+  private record Page(List<Event> events, long upTo, long compacted, boolean truncated) {}
+
+  /**
+   * Reads events with from ≤ mod_revision ≤ min(to, current) in the range {@code cond}. A full page
+   * drops its last, possibly partial revision (unless it is the only one: then it is read whole).
+   */
+  private Page read(Connection c, String cond, List<Object> condArgs, long from, long to, boolean prev)
+      throws SQLException {
+    Page p = query(c, cond, condArgs, from, to, prev, PAGE);
+    if (p.events.size() < PAGE) {
+      return p;
+    }
+    long first = p.events.getFirst().kv().modRevision();
+    long last = p.events.getLast().kv().modRevision();
+    if (first == last) {
+      Page whole = query(c, cond, condArgs, first, first, prev, Integer.MAX_VALUE);
+      return new Page(whole.events, first, whole.compacted, true);
+    }
+    var kept = new ArrayList<Event>();
+    for (Event e : p.events) {
+      if (e.kv().modRevision() < last) {
+        kept.add(e);
+      }
+    }
+    return new Page(kept, last - 1, p.compacted, true);
+  }
+
+  private Page query(Connection c, String cond, List<Object> condArgs, long from, long to, boolean prev, int limit)
+      throws SQLException {
+    String upper = to == Long.MAX_VALUE ? "c.revision" : "LEAST(c.revision, ?)";
+    String sql = EVENTS.formatted(cond, upper, prev ? "true" : "false");
+    var args = new ArrayList<Object>(condArgs);
+    args.add(from);
+    if (to != Long.MAX_VALUE) {
+      args.add(to);
+    }
+    args.add(limit);
+    var events = new ArrayList<Event>();
+    long current = 0;
+    long compacted = 0;
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
+      Tx.bind(ps, args.toArray());
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          current = rs.getLong(1);
+          compacted = rs.getLong(2);
+          byte[] key = rs.getBytes(3);
+          if (key == null) {
+            continue;
+          }
+          long mod = rs.getLong(4);
+          long version = rs.getLong(6);
+          KeyValue prevKv = null;
+          if (rs.getBytes(13) != null && rs.getLong(11) > 0) {
+            prevKv = new KeyValue(key, rs.getLong(9), rs.getLong(10), rs.getLong(11), rs.getLong(12), rs.getBytes(13));
+          }
+          if (version == 0) {
+            events.add(new Event(Event.Type.DELETE, new KeyValue(key, 0, mod, 0, 0, new byte[0]), prevKv));
+          } else {
+            events.add(new Event(Event.Type.PUT,
+                new KeyValue(key, rs.getLong(5), mod, version, rs.getLong(7), rs.getBytes(8)), prevKv));
+          }
+        }
+      }
+    }
+    long upTo = Math.min(current, to);
+    return new Page(events, Math.max(upTo, from - 1), compacted, false);
+  }
+
+  // ---- LISTEN ------------------------------------------------------------------------------------
+
+  private void listenLoop() {
+    var pool = (HikariDataSource) db.dataSource();
+    while (!closed) {
+      try (Connection c = DriverManager.getConnection(pool.getJdbcUrl(), pool.getUsername(), pool.getPassword())) {
+        listenConnection = c;
+        c.createStatement().execute("LISTEN " + KvStore.CHANNEL);
+        wake(); // anything committed before LISTEN took effect is found by this read
+        PGConnection pg = c.unwrap(PGConnection.class);
+        while (!closed) {
+          var n = pg.getNotifications(500);
+          if (n != null && n.length > 0) {
+            wake();
+          }
+        }
+      } catch (SQLException e) {
+        if (!closed) {
+          log.debug("watch listener lost its connection ({}); reconnecting", e.getMessage());
+          try {
+            Thread.sleep(500);
+          } catch (InterruptedException ie) {
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    wake();
+    hub.interrupt();
+    try {
+      Connection c = listenConnection;
+      if (c != null) {
+        c.close();
+      }
+    } catch (SQLException ignored) {
+      // closing anyway
+    }
+    listener.interrupt();
+    try {
+      hub.join(2000);
+      listener.join(2000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

@@ -1,0 +1,156 @@
+package org.dbos.kernel.kv;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.dbos.kernel.Node;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.kv.Kv.*;
+import org.dbos.kernel.testing.TestNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class KvStoreTest {
+  static Node node;
+  static KvStore kv;
+  static Session admin;
+
+  @BeforeAll
+  static void boot() {
+    node = TestNode.boot();
+    kv = KvStore.start(node.kernel());
+    admin = node.kernel().login("admin", node.dataDirectory().adminCredential().orElseThrow());
+  }
+
+  @AfterAll
+  static void stop() {
+    node.close();
+  }
+
+  static byte[] b(String s) {
+    return s.getBytes(UTF_8);
+  }
+
+  static PutResponse put(String k, String v) {
+    return kv.put(admin, new PutRequest(b(k), b(v), 0, true, false, false));
+  }
+
+  @Test
+  void putRangeDeleteAndHistory() {
+    long r1 = put("a/1", "x").revision();
+    PutResponse p2 = put("a/1", "y");
+    assertEquals(r1 + 1, p2.revision());
+    assertEquals(1, p2.prevKv().version());
+    put("a/2", "z");
+    RangeResponse all = kv.range(admin, RangeRequest.of(b("a/"), KeyRanges.prefixEnd(b("a/"))));
+    assertEquals(2, all.count());
+    assertEquals(2, all.kvs().getFirst().version());
+    assertEquals(r1, all.kvs().getFirst().createRevision());
+    RangeResponse old = kv.range(admin, new RangeRequest(b("a/1"), null, 0, r1, SortOrder.NONE, SortTarget.KEY,
+        false, false, 0, 0, 0, 0));
+    assertArrayEquals(b("x"), old.kvs().getFirst().value());
+    DeleteResponse d = kv.delete(admin, new DeleteRequest(b("a/"), KeyRanges.prefixEnd(b("a/")), true));
+    assertEquals(2, d.deleted());
+    assertEquals(0, kv.range(admin, RangeRequest.of(b("a/1"), null)).count());
+    DeleteResponse none = kv.delete(admin, new DeleteRequest(b("a/"), KeyRanges.prefixEnd(b("a/")), true));
+    assertEquals(d.revision(), none.revision(), "deleting nothing keeps the revision");
+    RangeResponse desc = kv.range(admin, new RangeRequest(b("a/"), KeyRanges.prefixEnd(b("a/")), 1, d.revision() - 1,
+        SortOrder.DESCEND, SortTarget.MOD, false, false, 0, 0, 0, 0));
+    assertTrue(desc.more());
+    assertArrayEquals(b("a/2"), desc.kvs().getFirst().key());
+  }
+
+  @Test
+  void txnAndCompaction() {
+    long r = put("t/k", "1").revision();
+    var cas = new TxnRequest(List.of(new Compare(b("t/k"), null, Compare.Target.MOD, Compare.Result.EQUAL, r, null)),
+        List.of(new PutRequest(b("t/k"), b("2"), 0, false, false, false)), List.of(RangeRequest.of(b("t/k"), null)));
+    TxnResponse ok = kv.txn(admin, cas);
+    assertTrue(ok.succeeded());
+    assertEquals(r + 1, ok.revision());
+    TxnResponse no = kv.txn(admin, cas);
+    assertFalse(no.succeeded());
+    assertEquals(ok.revision(), no.revision());
+    var dup = new TxnRequest(List.of(), List.of(new PutRequest(b("t/k"), b("2"), 0, false, false, false),
+        new DeleteRequest(b("t/"), KeyRanges.prefixEnd(b("t/")), false)), List.of());
+    var e = assertThrows(SyscallException.class, () -> kv.txn(admin, dup));
+    assertEquals(Kv.ERR_DUPLICATE_KEY, e.getMessage());
+    kv.compact(admin, ok.revision());
+    var c = assertThrows(SyscallException.class, () -> kv.range(admin, new RangeRequest(b("t/k"), null, 0, r,
+        SortOrder.NONE, SortTarget.KEY, false, false, 0, 0, 0, 0)));
+    assertEquals(Kv.ERR_COMPACTED, c.getMessage());
+    assertEquals(1, kv.range(admin, new RangeRequest(b("t/k"), null, 0, ok.revision(), SortOrder.NONE, SortTarget.KEY,
+        false, false, 0, 0, 0, 0)).count());
+  }
+
+  @Test
+  void concurrentPutsGetGapFreeRevisions() throws Exception {
+    try (var pool = Executors.newFixedThreadPool(32)) {
+      var fs = new ArrayList<Future<Long>>();
+      for (int i = 0; i < 2000; i++) {
+        int n = i;
+        fs.add(pool.submit(() -> put("c/" + n, "v").revision()));
+      }
+      var revs = new ArrayList<Long>();
+      for (var f : fs) {
+        revs.add(f.get());
+      }
+      Collections.sort(revs);
+      for (int i = 1; i < revs.size(); i++) {
+        assertTrue(revs.get(i) > revs.get(i - 1), "revisions unique");
+      }
+    }
+  }
+
+  @Test
+  void leaseExpiryDeletesKeysAtOneRevision() throws Exception {
+    LeaseGrant g = kv.grant(admin, 0, 2);
+    kv.put(admin, new PutRequest(b("l/1"), b("v"), g.id(), false, false, false));
+    kv.put(admin, new PutRequest(b("l/2"), b("v"), g.id(), false, false, false));
+    assertEquals(2, kv.timeToLive(admin, g.id(), true).keys().size());
+    var e = assertThrows(SyscallException.class, () -> kv.grant(admin, g.id(), 5));
+    assertEquals(Kv.ERR_LEASE_EXISTS, e.getMessage());
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (kv.range(admin, RangeRequest.of(b("l/"), KeyRanges.prefixEnd(b("l/")))).count() > 0) {
+      assertTrue(System.nanoTime() < deadline, "lease expired");
+      Thread.sleep(50);
+    }
+    assertEquals(-1, kv.timeToLive(admin, g.id(), false).ttl());
+    assertEquals(0, kv.keepAlive(admin, g.id()));
+  }
+
+  @Test
+  void watchReplaysAndFollows() throws Exception {
+    long start = put("w/a", "1").revision();
+    put("w/b", "2");
+    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var w = kv.watches().watch(admin, b("w/"), KeyRanges.prefixEnd(b("w/")), start, true, false, false, false,
+        new Watches.Sink() {
+          public void events(List<Event> events, long revision) {
+            got.addAll(events);
+          }
+
+          public void compacted(long compactRevision) {}
+        });
+    kv.delete(admin, new DeleteRequest(b("w/a"), null, false));
+    put("w/c", "3");
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (got.size() < 4) {
+      assertTrue(System.nanoTime() < deadline, "events arrived: " + got);
+      Thread.sleep(10);
+    }
+    assertEquals(Event.Type.DELETE, got.get(2).type());
+    assertNotNull(got.get(2).prevKv());
+    for (int i = 1; i < got.size(); i++) {
+      assertTrue(got.get(i).kv().modRevision() > got.get(i - 1).kv().modRevision());
+    }
+    kv.watches().cancel(w);
+  }
+}

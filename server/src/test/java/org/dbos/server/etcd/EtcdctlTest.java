@@ -1,0 +1,165 @@
+package org.dbos.server.etcd;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.dbos.kernel.Node;
+import org.dbos.kernel.testing.TestNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Black-box: Debian's etcdctl 3.4 against DBOS's etcd API. */
+class EtcdctlTest {
+  static Node node;
+  static EtcdServer etcd;
+  static Etcdctl ctl;
+
+  @BeforeAll
+  static void start() {
+    node = TestNode.boot();
+    etcd = EtcdServer.start(node.kernel(), "127.0.0.1", 0);
+    ctl = new Etcdctl(etcd.address());
+  }
+
+  @AfterAll
+  static void stop() {
+    etcd.close();
+    node.close();
+  }
+
+  static long revision(String json) {
+    Matcher m = Pattern.compile("\"revision\":(\\d+)").matcher(json);
+    assertTrue(m.find(), json);
+    return Long.parseLong(m.group(1));
+  }
+
+  @Test
+  void putGetDelete() {
+    assertEquals("OK\n", ctl.run("put", "/p/a", "1").ok().out());
+    ctl.run("put", "/p/b", "2").ok();
+    ctl.run("put", "/p/c", "3").ok();
+    ctl.run("put", "/q", "4").ok();
+    assertEquals("/p/a\n1\n", ctl.run("get", "/p/a").ok().out());
+    assertEquals("/p/a\n1\n/p/b\n2\n/p/c\n3\n", ctl.run("get", "/p/", "--prefix").ok().out());
+    assertEquals("/p/c\n/p/b\n/p/a\n", ctl.run("get", "/p/", "--prefix", "--keys-only", "--sort-by=KEY",
+        "--order=DESCEND").ok().out().replace("\n\n", "\n"));
+    assertEquals("/p/c\n3\n/q\n4\n", ctl.run("get", "/p/c", "--from-key").ok().out());
+    assertEquals("/p/b\n2\n", ctl.run("get", "/p/b", "/p/c").ok().out());
+    assertEquals("/p/a\n1\n", ctl.run("get", "/p/", "--prefix", "--limit=1", "--consistency=s").ok().out());
+    long rev = revision(ctl.run("get", "/p/a", "-w", "json").ok().out());
+    ctl.run("put", "/p/a", "new").ok();
+    assertEquals("/p/a\n1\n", ctl.run("get", "/p/a", "--rev=" + rev).ok().out());
+    assertEquals("OK\n/p/a\nnew\n", ctl.run("put", "/p/a", "newer", "--prev-kv").ok().out());
+    assertEquals("2\n/p/a\nnewer\n/p/b\n2\n", ctl.run("del", "/p/a", "/p/c", "--prev-kv").ok().out());
+    assertEquals("1\n", ctl.run("del", "/p/", "--prefix").ok().out());
+    assertEquals("", ctl.run("get", "/p/", "--prefix").ok().out());
+  }
+
+  @Test
+  void txnInteractive() {
+    ctl.run("put", "/t/k", "v1").ok();
+    String script = "value(\"/t/k\") = \"v1\"\n\nput /t/k v2\nput /t/other x\n\nget /t/k\n\n";
+    String out = ctl.runWithInput(script, "txn").ok().out();
+    assertEquals("SUCCESS\n\nOK\n\nOK\n", out);
+    out = ctl.runWithInput(script, "txn").ok().out();
+    assertEquals("FAILURE\n\n/t/k\nv2\n", out);
+  }
+
+  @Test
+  void compactionAndHistory() {
+    long r1 = revision(ctl.run("put", "/c/k", "1", "-w", "json").ok().out());
+    long r2 = revision(ctl.run("put", "/c/k", "2", "-w", "json").ok().out());
+    assertEquals("compacted revision " + r2 + "\n", ctl.run("compaction", "--physical", String.valueOf(r2)).ok().out());
+    var bad = ctl.run("get", "/c/k", "--rev=" + r1);
+    assertNotEquals(0, bad.exit());
+    assertTrue(bad.err().contains("etcdserver: mvcc: required revision has been compacted"), bad.err());
+    assertEquals("/c/k\n2\n", ctl.run("get", "/c/k", "--rev=" + r2).ok().out());
+    var future = ctl.run("get", "/c/k", "--rev=" + (r2 + 1000));
+    assertTrue(future.err().contains("etcdserver: mvcc: required revision is a future revision"), future.err());
+  }
+
+  @Test
+  void leases() throws Exception {
+    String grant = ctl.run("lease", "grant", "60").ok().out();
+    Matcher m = Pattern.compile("lease ([0-9a-f]+) granted with TTL\\((\\d+)s\\)").matcher(grant);
+    assertTrue(m.find(), grant);
+    String id = m.group(1);
+    ctl.run("put", "/l/k", "v", "--lease=" + id).ok();
+    String ttl = ctl.run("lease", "timetolive", id, "--keys").ok().out();
+    assertTrue(ttl.contains("granted with TTL(60s)") && ttl.contains("attached keys([/l/k])"), ttl);
+    assertTrue(ctl.run("lease", "list").ok().out().contains(id));
+    assertTrue(ctl.run("lease", "keep-alive", "--once", id).ok().out().contains("keepalived with TTL(60)"));
+    assertEquals("lease " + id + " revoked\n", ctl.run("lease", "revoke", id).ok().out());
+    assertEquals("", ctl.run("get", "/l/k").ok().out());
+    var gone = ctl.run("lease", "revoke", id);
+    assertTrue(gone.err().contains("etcdserver: requested lease not found"), gone.err());
+    assertTrue(ctl.run("lease", "timetolive", id).ok().out().contains("already expired"));
+  }
+
+  @Test
+  void watchFromThePastThenLive() throws Exception {
+    long r1 = revision(ctl.run("put", "/w/a", "1", "-w", "json").ok().out());
+    ctl.run("put", "/w/b", "2").ok();
+    Process p = ctl.start("watch", "/w/", "--prefix", "--rev=" + r1, "--prev-kv");
+    try {
+      var lines = new ArrayList<String>();
+      var reader = new BufferedReader(new InputStreamReader(p.getInputStream()));
+      readLines(reader, lines, 6);
+      ctl.run("del", "/w/a").ok();
+      readLines(reader, lines, 9);
+      assertEquals(List.of("PUT", "/w/a", "1", "PUT", "/w/b", "2", "DELETE", "/w/a", "1"), lines.subList(0, 9), lines.toString());
+    } finally {
+      p.destroyForcibly();
+      p.waitFor();
+    }
+  }
+
+  private static void readLines(BufferedReader r, List<String> lines, int n) throws Exception {
+    while (lines.size() < n) {
+      String l = r.readLine();
+      assertNotNull(l, "watch ended early: " + lines);
+      if (!l.isEmpty()) {
+        lines.add(l);
+      }
+    }
+  }
+
+  @Test
+  void usersAndAuth() {
+    String admin = "admin:" + node.dataDirectory().adminCredential().orElseThrow();
+    var denied = ctl.run("user", "add", "alice:pw1");
+    assertTrue(denied.err().contains("etcdserver: permission denied"), denied.toString());
+    assertEquals("User alice created\n", ctl.run("--user", admin, "user", "add", "alice:pw1").ok().out());
+    assertTrue(ctl.run("--user", admin, "user", "list").ok().out().contains("alice"));
+    var wrong = ctl.run("--user", "alice:nope", "get", "x");
+    assertTrue(wrong.err().contains("etcdserver: authentication failed, invalid user ID or password"), wrong.toString());
+    assertEquals("Authentication Enabled\n", ctl.run("--user", admin, "auth", "enable").ok().out());
+    try {
+      var anonymous = ctl.run("put", "/auth/k", "v");
+      assertTrue(anonymous.err().contains("etcdserver: user name is empty"), anonymous.toString());
+      var noRight = ctl.run("--user", "alice:pw1", "put", "/auth/k", "v");
+      assertTrue(noRight.err().contains("etcdserver: permission denied"), noRight.toString());
+      node.kernel().principals().grant(node.kernel().system(), "alice", org.dbos.kernel.Right.WRITE, "kv:/auth/");
+      assertEquals("OK\n", ctl.run("--user", "alice:pw1", "put", "/auth/k", "v").ok().out());
+    } finally {
+      ctl.run("--user", admin, "auth", "disable").ok();
+    }
+    assertEquals("/auth/k\nv\n", ctl.run("get", "/auth/k").ok().out());
+  }
+
+  @Test
+  void endpointStatusHealthAndMembers() {
+    String status = ctl.run("endpoint", "status", "-w", "json").ok().out();
+    assertTrue(status.contains("\"version\":\"3.5.13\""), status);
+    var health = ctl.run("endpoint", "health");
+    assertTrue((health.out() + health.err()).contains("is healthy"), health.toString());
+    String members = ctl.run("member", "list").ok().out();
+    assertTrue(members.contains("started") && members.contains("http://" + etcd.address()), members);
+  }
+}
