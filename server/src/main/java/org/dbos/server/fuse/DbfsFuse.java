@@ -9,7 +9,10 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.EnumSet;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.cryptomator.jfuse.api.DirFiller;
 import org.cryptomator.jfuse.api.Errno;
 import org.cryptomator.jfuse.api.FileInfo;
@@ -50,6 +53,7 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Integer, Session> sessions = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, OpenFile> open = new ConcurrentHashMap<>();
   private volatile Method statSegment;
+  private final ExecutorService prefetcher = Executors.newVirtualThreadPerTaskExecutor();
   /** Attributes by (uid, path), for {@link #ATTR_NANOS}; dropped by every change made through this mount. */
   private final ConcurrentHashMap<String, Cached> attrs = new ConcurrentHashMap<>();
   /** The cache keys naming each inode: a change through one name drops all of them (hard links). */
@@ -74,6 +78,8 @@ final class DbfsFuse implements FuseOperations {
     long start;
     /** Read-ahead, dropped (from any thread) when this mount changes the inode. */
     volatile Window ra;
+    /** The window after {@link #ra}, being fetched while the reader consumes ra. */
+    volatile CompletableFuture<Window> next;
     long lastReadEnd = -1;
 
     OpenFile(FileHandle handle, Session session) {
@@ -519,11 +525,23 @@ final class DbfsFuse implements FuseOperations {
         flush(f);
         Window w = f.ra;
         if (w == null || !w.covers(offset, want)) {
-          // sequential readers fetch ahead; random ones get exactly what they asked for
-          int fetch = offset == f.lastReadEnd ? Math.max(want, READ_AHEAD) : want;
-          byte[] data = fs.read(f.session, f.handle, offset, fetch);
-          w = new Window(offset, data, data.length < fetch);
+          // sequential readers fetch ahead (and the window after that in the background);
+          // random ones get exactly what they asked for
+          boolean sequential = offset == f.lastReadEnd || offset == 0;
+          w = prefetched(f, offset, want);
+          if (w == null) {
+            int fetch = sequential ? Math.max(want, READ_AHEAD) : want;
+            byte[] data = fs.read(f.session, f.handle, offset, fetch);
+            w = new Window(offset, data, data.length < fetch);
+          }
           f.ra = w;
+          if (sequential && !w.eof()) {
+            long at = w.start() + w.data().length;
+            f.next = CompletableFuture.supplyAsync(() -> {
+              byte[] data = fs.read(f.session, f.handle, at, READ_AHEAD);
+              return new Window(at, data, data.length < READ_AHEAD);
+            }, prefetcher);
+          }
         }
         int from = (int) (offset - w.start());
         int n = Math.max(0, Math.min(want, w.data().length - from));
@@ -587,7 +605,23 @@ final class DbfsFuse implements FuseOperations {
     for (OpenFile o : open.values()) {
       if (o.handle.ino() == ino) {
         o.ra = null;
+        o.next = null;
       }
+    }
+  }
+
+  /** The background window if it holds what is asked for (a failed prefetch is simply redone). */
+  private static Window prefetched(OpenFile f, long offset, int want) {
+    CompletableFuture<Window> next = f.next;
+    f.next = null;
+    if (next == null) {
+      return null;
+    }
+    try {
+      Window w = next.join();
+      return w.covers(offset, want) ? w : null;
+    } catch (RuntimeException e) {
+      return null;
     }
   }
 
@@ -667,6 +701,7 @@ final class DbfsFuse implements FuseOperations {
     if (f == null) {
       return 0;
     }
+    f.next = null;
     return run("release", path, s -> {
       try {
         synchronized (f) {
@@ -679,8 +714,9 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
-  /** Closes the sessions opened for callers. */
+  /** Stops prefetching and closes the sessions opened for callers (at unmount). */
   void closeSessions() {
+    prefetcher.shutdownNow();
     for (Session s : sessions.values()) {
       try {
         kernel.closeSession(s);
