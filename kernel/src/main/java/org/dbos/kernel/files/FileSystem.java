@@ -21,6 +21,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -39,7 +40,8 @@ import org.dbos.kernel.files.Stat.Kind;
  *
  * <p>Atime is not maintained (like mounting with noatime): reads change nothing, so they commit
  * without waiting for the WAL. Writes commit durably: when {@link #write} returns, the data survives
- * a crash (fsync is implicit).
+ * a crash, and so does every change committed before it. Metadata changes are atomic and ordered but
+ * durable only after the next write, {@link #fsync} or {@link #sync}, as on ext4.
  *
  * <p>Data lives in chunks of {@link Stat#chunkSize()} bytes (default {@value #DEFAULT_CHUNK_SIZE}),
  * copy-on-write and content addressed (SHA-256): see V10__files.sql.
@@ -182,6 +184,24 @@ public final class FileSystem {
   public Stat stat(Session s, String path, boolean follow) {
     return kernel.callChecked(s, "fs.stat", object(path), true,
         tx -> existing(new Call(tx, s), path, follow).inode());
+  }
+
+  /**
+   * Like {@link #stat}, but a missing path is an empty result, not an error: lookups of names that
+   * do not exist (every create, and git's probes) then cost a read, not a failed call. Other errors
+   * (EACCES, ENOTDIR, ELOOP) still throw.
+   */
+  public Optional<Stat> find(Session s, String path, boolean follow) {
+    return kernel.callChecked(s, "fs.stat", object(path), true, tx -> {
+      try {
+        return Optional.of(existing(new Call(tx, s), path, follow).inode());
+      } catch (FsException e) {
+        if (e.errno() == Errno.ENOENT) {
+          return Optional.<Stat>empty();
+        }
+        throw e;
+      }
+    });
   }
 
   /** fstat on an open handle. EBADF if the inode is gone. */
@@ -537,7 +557,7 @@ public final class FileSystem {
       }
       return f;
     });
-    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags, st.chunkSize());
+    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags, st.chunkSize(), st);
     handles.put(h.id(), h);
     openCounts.merge(st.ino(), 1, Integer::sum);
     return h;

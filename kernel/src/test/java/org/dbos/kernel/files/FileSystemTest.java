@@ -393,6 +393,45 @@ class FileSystemTest {
   }
 
   @Test
+  void checkerFindsEveryKindOfDamage() {
+    try (Node other = TestNode.boot()) {
+      Session admin = other.kernel().login("admin", other.dataDirectory().adminCredential().orElseThrow());
+      FileSystem f = FileSystem.of(other.kernel());
+      f.mkdir(admin, "/d", 0755);
+      for (String p : new String[] {"/d/a", "/d/b", "/d/c"}) {
+        FileHandle h = f.create(admin, p, 0644);
+        byte[] b = (p + " content").repeat(1000).getBytes();
+        f.write(admin, h, 0, b, 0, b.length);
+        f.close(h);
+      }
+      assertTrue(f.check(admin, true).ok());
+      long a = f.stat(admin, "/d/a", false).ino();
+      long b = f.stat(admin, "/d/b", false).ino();
+      long c = f.stat(admin, "/d/c", false).ino();
+      other.kernel().database().transaction(conn -> {
+        var st = conn.createStatement();
+        st.executeUpdate("UPDATE fs_inodes SET nlink = 5 WHERE ino = " + a);                 // wrong link count
+        st.executeUpdate("UPDATE fs_inodes SET size = 10 WHERE ino = " + b);                 // chunk past the size
+        st.executeUpdate("DELETE FROM fs_dentries WHERE ino = " + c);                        // unreachable inode
+        st.executeUpdate("INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) "
+            + "VALUES (999999, 0, 1, '\\x00', 1)");                                        // orphan chunk, missing blob
+        st.executeUpdate("UPDATE fs_blobs SET data = 'x'::bytea WHERE hash = (SELECT hash FROM fs_chunks WHERE ino = "
+            + a + " LIMIT 1)");                                                              // corrupted content
+        return null;
+      });
+      List<String> problems = f.check(admin, true).problems();
+      String all = String.join("\n", problems);
+      assertTrue(all.contains("inode " + a + ": nlink 5 but 1 entries"), all);
+      assertTrue(all.contains("inode " + b + " chunk 0: extends past the file's size"), all);
+      assertTrue(all.contains("inode " + c + " (f, nlink 1): unreachable"), all);
+      assertTrue(all.contains("inode 999999 chunk 0: current chunk of a missing or non-file inode"), all);
+      assertTrue(all.contains("inode 999999 chunk 0 (from version 1): its blob is missing"), all);
+      assertTrue(all.contains("does not match its SHA-256"), all);
+      assertTrue(all.contains("differs from its blob's"), all);
+    }
+  }
+
+  @Test
   void analyticsViewsAnswerThroughDbosSql() {
     Session carol = user("carol", 2101, 2101);
     fs.mkdir(root, "/sql", 0777);

@@ -9,7 +9,10 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.EnumSet;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.cryptomator.jfuse.api.DirFiller;
 import org.cryptomator.jfuse.api.Errno;
 import org.cryptomator.jfuse.api.FileInfo;
@@ -50,6 +53,7 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Integer, Session> sessions = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, OpenFile> open = new ConcurrentHashMap<>();
   private volatile Method statSegment;
+  private final ExecutorService prefetcher = Executors.newVirtualThreadPerTaskExecutor();
   /** Attributes by (uid, path), for {@link #ATTR_NANOS}; dropped by every change made through this mount. */
   private final ConcurrentHashMap<String, Cached> attrs = new ConcurrentHashMap<>();
   /** The cache keys naming each inode: a change through one name drops all of them (hard links). */
@@ -74,6 +78,8 @@ final class DbfsFuse implements FuseOperations {
     long start;
     /** Read-ahead, dropped (from any thread) when this mount changes the inode. */
     volatile Window ra;
+    /** The window after {@link #ra}, being fetched while the reader consumes ra. */
+    volatile CompletableFuture<Window> next;
     long lastReadEnd = -1;
 
     OpenFile(FileHandle handle, Session session) {
@@ -149,10 +155,17 @@ final class DbfsFuse implements FuseOperations {
     if (c != null && c.until() - System.nanoTime() > 0) {
       return c.stat();
     }
-    var st = fs.stat(s, path, false);
+    var st = fs.find(s, path, false)
+        .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, path)); // not a failed call: cheap
+    remember(s, path, st);
+    return st;
+  }
+
+  /** Caches what a call just returned: libfuse asks for the attributes after every change. */
+  private void remember(Session s, String path, org.dbos.kernel.files.Stat st) {
+    String key = s.uid() + "\0" + path;
     attrs.put(key, new Cached(st, System.nanoTime() + ATTR_NANOS));
     keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
-    return st;
   }
 
   /** Drops every cached name of {@code ino}. */
@@ -275,13 +288,14 @@ final class DbfsFuse implements FuseOperations {
   }
 
   /** A changed directory's mode or owner changes what every caller may see below it. */
-  private void forgetDir(org.dbos.kernel.files.Stat changed, String path) {
+  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path) {
     if (changed.isDirectory()) {
       forgetAll();
     } else {
       forget(changed.ino());
       forgetPath(path);
     }
+    remember(s, path, changed);
   }
 
   private void ino(Stat stat, long ino) {
@@ -327,7 +341,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
-      forgetDir(fs.chmod(s, path, mode & 07777), path);
+      forgetDir(s, fs.chmod(s, path, mode & 07777), path);
       return 0;
     });
   }
@@ -335,7 +349,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
-      forgetDir(fs.chown(s, path, uid, gid, false), path);
+      forgetDir(s, fs.chown(s, path, uid, gid, false), path);
       return 0;
     });
   }
@@ -343,7 +357,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
-      forgetDir(fs.utimens(s, path, time(atime), time(mtime), false), path);
+      forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
       return 0;
     });
   }
@@ -360,8 +374,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int mkdir(String path, int mode) {
     return run("mkdir", path, s -> {
-      fs.mkdir(s, path, mode & 07777);
+      var st = fs.mkdir(s, path, mode & 07777);
       forgetPath(path);
+      remember(s, path, st);
       return 0;
     });
   }
@@ -476,6 +491,9 @@ final class DbfsFuse implements FuseOperations {
     return run("create", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
       forgetPath(path);
+      if (h.opened().version() == 1) { // new, or never changed: what open saw is current
+        remember(s, path, h.opened());
+      }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
       return 0;
@@ -507,11 +525,23 @@ final class DbfsFuse implements FuseOperations {
         flush(f);
         Window w = f.ra;
         if (w == null || !w.covers(offset, want)) {
-          // sequential readers fetch ahead; random ones get exactly what they asked for
-          int fetch = offset == f.lastReadEnd ? Math.max(want, READ_AHEAD) : want;
-          byte[] data = fs.read(f.session, f.handle, offset, fetch);
-          w = new Window(offset, data, data.length < fetch);
+          // sequential readers fetch ahead (and the window after that in the background);
+          // random ones get exactly what they asked for
+          boolean sequential = offset == f.lastReadEnd || offset == 0;
+          w = prefetched(f, offset, want);
+          if (w == null) {
+            int fetch = sequential ? Math.max(want, READ_AHEAD) : want;
+            byte[] data = fs.read(f.session, f.handle, offset, fetch);
+            w = new Window(offset, data, data.length < fetch);
+          }
           f.ra = w;
+          if (sequential && !w.eof()) {
+            long at = w.start() + w.data().length;
+            f.next = CompletableFuture.supplyAsync(() -> {
+              byte[] data = fs.read(f.session, f.handle, at, READ_AHEAD);
+              return new Window(at, data, data.length < READ_AHEAD);
+            }, prefetcher);
+          }
         }
         int from = (int) (offset - w.start());
         int n = Math.max(0, Math.min(want, w.data().length - from));
@@ -575,7 +605,23 @@ final class DbfsFuse implements FuseOperations {
     for (OpenFile o : open.values()) {
       if (o.handle.ino() == ino) {
         o.ra = null;
+        o.next = null;
       }
+    }
+  }
+
+  /** The background window if it holds what is asked for (a failed prefetch is simply redone). */
+  private static Window prefetched(OpenFile f, long offset, int want) {
+    CompletableFuture<Window> next = f.next;
+    f.next = null;
+    if (next == null) {
+      return null;
+    }
+    try {
+      Window w = next.join();
+      return w.covers(offset, want) ? w : null;
+    } catch (RuntimeException e) {
+      return null;
     }
   }
 
@@ -655,6 +701,7 @@ final class DbfsFuse implements FuseOperations {
     if (f == null) {
       return 0;
     }
+    f.next = null;
     return run("release", path, s -> {
       try {
         synchronized (f) {
@@ -667,8 +714,9 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
-  /** Closes the sessions opened for callers. */
+  /** Stops prefetching and closes the sessions opened for callers (at unmount). */
   void closeSessions() {
+    prefetcher.shutdownNow();
     for (Session s : sessions.values()) {
       try {
         kernel.closeSession(s);
