@@ -190,6 +190,7 @@ public final class Worker implements AutoCloseable {
   private static final String CAPACITY = "SELECT cpus, memory_mb, labels::text FROM nodes WHERE id = ?";
 
   private final Kernel kernel;
+  private final org.dbos.kernel.node.Membership membership;
   private final Database db;
   private final UUID self;
   private final Functions functions;
@@ -211,10 +212,13 @@ public final class Worker implements AutoCloseable {
   private final ScheduledExecutorService housekeeping;
   private final NotificationListener listener;
   private volatile boolean running = true;
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
   private volatile long lastPoll;
+  private volatile long lastContact = System.nanoTime();
 
   private Worker(Node node, Functions functions, Config cfg) {
     this.kernel = node.kernel();
+    this.membership = node.membership();
     this.db = kernel.database();
     this.self = node.id();
     this.functions = functions;
@@ -295,7 +299,11 @@ public final class Worker implements AutoCloseable {
         long now = System.nanoTime();
         if (now - lastPoll > cfg.pollEvery().toNanos()) {
           lastPoll = now;
+          if (selfFence()) {
+            return;
+          }
           refreshQueues();
+          lastContact = System.nanoTime();
           dirty.addAll(queues.keySet());
           sweepOrphans();
         }
@@ -327,10 +335,34 @@ public final class Worker implements AutoCloseable {
       } catch (RuntimeException e) {
         if (running) {
           log.warn("claiming failed: {}", e.getMessage());
+          if (selfFence()) {
+            return;
+          }
           sleep(100);
         }
       }
     }
+  }
+
+  /**
+   * A node the cluster declared dead (or that could not reach the database for as long as it takes the
+   * others to declare it so) no longer holds its leases: its runs belong to other nodes now. It stops
+   * every process at once (SIGKILL: there is no one to report to) and claims nothing more, so a task
+   * does not keep running here while it runs again elsewhere.
+   */
+  private boolean selfFence() {
+    boolean lost = System.nanoTime() - lastContact > membership.timeout().toNanos();
+    if (!membership.fenced() && !lost) {
+      return false;
+    }
+    log.error("this node {}: stopping its {} processes and claiming no more",
+        membership.fenced() ? "was declared dead" : "lost the database for " + membership.timeout(), processes.size());
+    running = false;
+    for (Process p : processes.values()) {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroyForcibly();
+    }
+    return true;
   }
 
   private void refreshQueues() {
@@ -394,6 +426,7 @@ public final class Worker implements AutoCloseable {
       }
       return got;
     });
+    lastContact = System.nanoTime();
     for (Run r : runs) {
       inFlight.incrementAndGet();
       usedCpus.addAndGet(r.cpus());
@@ -911,7 +944,7 @@ public final class Worker implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (!running) {
+    if (!closed.compareAndSet(false, true)) {
       return;
     }
     running = false;
