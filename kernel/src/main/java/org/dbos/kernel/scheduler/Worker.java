@@ -166,12 +166,18 @@ public final class Worker implements AutoCloseable {
         error = ?, exit_code = ?
       WHERE id = ? AND node_id = ? AND attempts = ? AND state = 'running'
       RETURNING state, queue""";
-  /** A dead node's runs: re-queued while attempts remain, else failed. Exactly once: the state guard. */
+  /**
+   * A dead node's runs: re-queued while attempts remain, else failed. Exactly once: the state guard.
+   * Rows still locked (a completion of the dead node that its database session has not yet given up)
+   * are skipped, not waited for, so declaring a death never blocks a heartbeat; the orphan sweep takes
+   * them once the lock is gone (or finds them completed, if that completion committed).
+   */
   private static final String REQUEUE_DEAD = """
       UPDATE tasks SET state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
              not_before = now(), error = 'node ' || node_id || ' was lost during attempt ' || attempts,
              finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END
-      WHERE state = 'running' AND node_id = ? RETURNING id, state, queue""";
+      WHERE id IN (SELECT id FROM tasks WHERE state = 'running' AND node_id = ? FOR UPDATE SKIP LOCKED)
+      RETURNING id, state, queue""";
   /** Runs left on nodes no longer alive (their death was declared where no worker ran). */
   private static final String ORPHANED_NODES = """
       SELECT DISTINCT t.node_id FROM tasks t JOIN nodes n ON n.id = t.node_id
