@@ -63,7 +63,7 @@ public final class Worker implements AutoCloseable {
 
   /** A claimed run: the task and the lease (this node, {@code attempt}) that fences it. */
   record Run(long id, String kind, String name, String args, int attempt, int maxAttempts, int cpus, long memoryMb,
-             Integer timeoutMs, String queue, Instant deadline) {}
+             Integer timeoutMs, String queue, Instant deadline, int uid, int gid) {}
 
   private static final String QUEUES = """
       SELECT name, policy, concurrency, node_concurrency, rate_limit, rate_period_ms, fair_share FROM queues""";
@@ -133,7 +133,8 @@ public final class Worker implements AutoCloseable {
              deadline_at = clock_timestamp() + t.timeout_ms * interval '1 millisecond'
       FROM pick WHERE t.id = pick.id
       RETURNING t.id, t.kind, t.name, t.args::text, t.attempts, t.max_attempts, t.cpus, t.memory_mb, t.timeout_ms,
-                t.queue, t.deadline_at""";
+                t.queue, t.deadline_at, (SELECT p.uid FROM principals p WHERE p.id = t.owner_id),
+                (SELECT p.gid FROM principals p WHERE p.id = t.owner_id)""";
   /** Locks one run's lease before its function touches the database; no row: the lease is lost. */
   private static final String LOCK_LEASE = """
       SELECT cancel_requested FROM tasks WHERE id = ? AND node_id = ? AND attempts = ? AND state = 'running'
@@ -193,6 +194,8 @@ public final class Worker implements AutoCloseable {
       FROM cron_schedules c WHERE c.next_run_at <= now() FOR UPDATE SKIP LOCKED""";
   private static final String CRON_FIRED = """
       UPDATE cron_schedules SET next_run_at = ?, last_run_at = now(), last_task = ? WHERE name = ?""";
+  /** Whether this node runs as root, and so can (and must) drop to each task owner's uid. */
+  private static final boolean AS_ROOT = "root".equals(System.getProperty("user.name"));
   private static final String CAPACITY = "SELECT cpus, memory_mb, labels::text FROM nodes WHERE id = ?";
 
   private final Kernel kernel;
@@ -517,7 +520,7 @@ public final class Worker implements AutoCloseable {
           var deadline = rs.getTimestamp(11);
           out.add(new Run(rs.getLong(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getInt(5), rs.getInt(6),
               rs.getInt(7), rs.getLong(8), (Integer) rs.getObject(9), rs.getString(10),
-              deadline == null ? null : deadline.toInstant()));
+              deadline == null ? null : deadline.toInstant(), rs.getInt(12), rs.getInt(13)));
         }
         return out;
       }
@@ -759,6 +762,10 @@ public final class Worker implements AutoCloseable {
   private void runProcess(Run r) {
     try {
       var argv = new ArrayList<String>();
+      if (AS_ROOT && r.uid() != 0) {
+        // the task runs with its owner's POSIX identity, not the node's
+        argv.addAll(List.of("setpriv", "--reuid=" + r.uid(), "--regid=" + r.gid(), "--clear-groups", "--"));
+      }
       argv.add(r.name());
       argv.addAll(Json.toStrings(r.args()));
       Process p;
