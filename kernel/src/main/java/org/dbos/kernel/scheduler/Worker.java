@@ -224,6 +224,9 @@ public final class Worker implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
   private volatile long lastPoll;
   private volatile long lastContact = System.nanoTime();
+  /** The notification handlers, kept to unsubscribe the same instances. */
+  private final java.util.function.Consumer<String> onWork = this::onWork;
+  private final java.util.function.Consumer<String> onCancel = this::onCancel;
 
   private Worker(Node node, Functions functions, Config cfg) {
     this.kernel = node.kernel();
@@ -258,8 +261,8 @@ public final class Worker implements AutoCloseable {
   public static Worker start(Node node, Functions functions, Config cfg) {
     Worker w = new Worker(node, functions, cfg);
     node.membership().onDeath(w::onNodeDeath);
-    w.listener.subscribe(Scheduler.CH_WORK, w::onWork);
-    w.listener.subscribe(Scheduler.CH_CANCEL, w::onCancel);
+    w.listener.subscribe(Scheduler.CH_WORK, w.onWork);
+    w.listener.subscribe(Scheduler.CH_CANCEL, w.onCancel);
     node.kernel().onClose(w.listener);
     node.kernel().onClose(w);
     w.threads.add(Thread.ofPlatform().name("dbos-claim").daemon().start(w::claimLoop));
@@ -963,7 +966,8 @@ public final class Worker implements AutoCloseable {
     running = false;
     wake.release();
     housekeeping.shutdownNow();
-    listener.unsubscribe(Scheduler.CH_WORK, this::onWork);
+    listener.unsubscribe(Scheduler.CH_WORK, onWork);
+    listener.unsubscribe(Scheduler.CH_CANCEL, onCancel);
     long deadline = System.nanoTime() + cfg.killGrace().toNanos();
     for (Thread t : threads) {
       try {
