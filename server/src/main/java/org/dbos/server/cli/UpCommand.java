@@ -46,6 +46,17 @@ final class UpCommand implements Callable<Integer> {
       description = "Health, readiness and metrics endpoint (default: ${DEFAULT-VALUE}; port 0 picks one).")
   String http;
 
+  @Option(names = "--etcd", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:2379",
+      description = "Serve the etcd v3 API here (default: ${DEFAULT-VALUE}; 'off' to disable).")
+  String etcd;
+
+  @Option(names = "--mount", paramLabel = "MOUNTPOINT", description = "Also mount DBFS here (FUSE).")
+  Path mount;
+
+  @Option(names = "--worker", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "Run this node's share of scheduled tasks (default: on; --no-worker for none).")
+  boolean worker;
+
   @Option(names = "--heartbeat", paramLabel = "DURATION", defaultValue = "1s",
       description = "Heartbeat interval (default: ${DEFAULT-VALUE}).")
   String heartbeat;
@@ -65,6 +76,7 @@ final class UpCommand implements Callable<Integer> {
   public Integer call() throws InterruptedException {
     long t0 = System.nanoTime();
     String[] hostPort = splitHostPort(http, "--http");
+    String[] etcdHostPort = etcd.equals("off") ? null : splitHostPort(etcd, "--etcd");
     Duration beat = parseDuration(heartbeat, "--heartbeat");
     Duration dead = parseDuration(deadAfter, "--dead-after");
     if (dead.compareTo(beat.multipliedBy(2)) < 0) {
@@ -86,7 +98,9 @@ final class UpCommand implements Callable<Integer> {
         .withLabels(labels)
         .withOnFenced(fenced::countDown);
     logToDataDirectory(dataDir.toAbsolutePath().resolve("logs"));
-    Server server = Server.start(cfg, new Server.Endpoints(hostPort[0], Integer.parseInt(hostPort[1])));
+    Server server = Server.start(cfg, new Server.Endpoints(hostPort[0], Integer.parseInt(hostPort[1]),
+        etcdHostPort == null ? null : etcdHostPort[0], etcdHostPort == null ? 0 : Integer.parseInt(etcdHostPort[1]),
+        mount, worker));
     var stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       server.close();
@@ -110,12 +124,19 @@ final class UpCommand implements Callable<Integer> {
     }
     System.out.printf("  schema    version %s%n", node.schemaVersion());
     System.out.printf("  http      http://%s  (/health /ready /metrics)%n", server.httpAddress());
+    if (server.etcdAddress() != null) {
+      System.out.printf("  etcd      %s  (etcd v3 API: etcdctl --endpoints=%s …)%n", server.etcdAddress(),
+          server.etcdAddress());
+    }
+    if (server.mountpoint() != null) {
+      System.out.printf("  files     DBFS mounted at %s%n", server.mountpoint().toAbsolutePath());
+    }
     if (node.bootstrappedAdminSecret().isPresent()) {
       System.out.printf("  admin     new principal 'admin': password in %s/admin.credential%n", shown);
     }
     if (node.embedded()) {
       System.out.printf("Join from another node: dbos up --data-dir OTHER_DIR --db '%s?user=postgres' "
-          + "--db-password-file %s/db-password --http 127.0.0.1:0%n", node.databaseUrl(), shown);
+          + "--db-password-file %s/db-password --http 127.0.0.1:0 --etcd 127.0.0.1:0%n", node.databaseUrl(), shown);
     }
     System.out.println("Try: dbos status   dbos sql \"select * from audit\"   (Ctrl-C stops the node)");
     System.out.flush();
