@@ -402,20 +402,21 @@ public final class Scheduler {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       var waiter = finishWaiters.computeIfAbsent(id, k -> new CompletableFuture<>());
-      TaskInfo t = get(s, id);
-      long left = deadline - System.nanoTime();
-      if (t.finished() || left <= 0) {
-        return t;
-      }
       try {
+        TaskInfo t = get(s, id);
+        long left = deadline - System.nanoTime();
+        if (t.finished() || left <= 0) {
+          return t;
+        }
         waiter.get(Math.min(left, TimeUnit.SECONDS.toNanos(1)), TimeUnit.NANOSECONDS);
       } catch (TimeoutException | ExecutionException e) {
         // re-check
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new SyscallException(SyscallException.Code.UNAVAILABLE, "interrupted while waiting for task " + id);
+      } finally {
+        finishWaiters.remove(id, waiter);
       }
-      finishWaiters.remove(id, waiter);
     }
   }
 
