@@ -223,7 +223,6 @@ public final class Worker implements AutoCloseable {
   private volatile boolean running = true;
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
   private volatile long lastPoll;
-  private volatile long lastContact = System.nanoTime();
   /** The notification handlers, kept to unsubscribe the same instances. */
   private final java.util.function.Consumer<String> onWork = this::onWork;
   private final java.util.function.Consumer<String> onCancel = this::onCancel;
@@ -315,7 +314,6 @@ public final class Worker implements AutoCloseable {
             return;
           }
           refreshQueues();
-          lastContact = System.nanoTime();
           dirty.addAll(queues.keySet());
           sweepOrphans();
         }
@@ -357,18 +355,16 @@ public final class Worker implements AutoCloseable {
   }
 
   /**
-   * A node the cluster declared dead (or that could not reach the database for as long as it takes the
-   * others to declare it so) no longer holds its leases: its runs belong to other nodes now. It stops
-   * every process at once (SIGKILL: there is no one to report to) and claims nothing more, so a task
-   * does not keep running here while it runs again elsewhere.
+   * A node the cluster declared dead no longer holds its leases: its runs belong to other nodes now.
+   * Once it learns so (its next heartbeat finds its row dead) it stops every process at once (SIGKILL:
+   * there is no one to report to) and claims nothing more, so a task does not keep running here while
+   * it runs again elsewhere. A node cut off from the database learns it only when it reaches it again.
    */
   private boolean selfFence() {
-    boolean lost = System.nanoTime() - lastContact > membership.timeout().toNanos();
-    if (!membership.fenced() && !lost) {
+    if (!membership.fenced()) {
       return false;
     }
-    log.error("this node {}: stopping its {} processes and claiming no more",
-        membership.fenced() ? "was declared dead" : "lost the database for " + membership.timeout(), processes.size());
+    log.error("this node was declared dead: stopping its {} processes and claiming no more", processes.size());
     running = false;
     for (Process p : processes.values()) {
       p.descendants().forEach(ProcessHandle::destroyForcibly);
@@ -438,7 +434,6 @@ public final class Worker implements AutoCloseable {
       }
       return got;
     });
-    lastContact = System.nanoTime();
     for (Run r : runs) {
       inFlight.incrementAndGet();
       usedCpus.addAndGet(r.cpus());
