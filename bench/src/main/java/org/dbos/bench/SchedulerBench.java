@@ -61,6 +61,9 @@ public final class SchedulerBench {
                     double completeP50, double completeP99) {}
 
   public static void main(String[] args) throws Exception {
+    // the figures, not the nodes' and db-scheduler's logs
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME))
+        .setLevel(ch.qos.logback.classic.Level.ERROR);
     int tasks = args.length > 0 ? Integer.parseInt(args[0]) : 20_000;
     String parts = args.length > 1 ? args[1] : "tasks,idle,messages";
     System.out.printf("SchedulerBench: %d tasks per run, %d cores, Java %s%n", tasks,

@@ -59,7 +59,8 @@ public final class Scheduler {
         AND (?::text IS NULL OR p.name = ?) AND (? OR t.owner_id = ?)
       ORDER BY t.id DESC LIMIT ?""";
   private static final String QUEUE_EXISTS = "SELECT 1 FROM queues WHERE name = ?";
-  private static final String DEPENDENCY = "SELECT state FROM tasks WHERE id = ? FOR SHARE";
+  /** A dependency the submitter may see (its own task, or any for an admin), locked until the submit commits. */
+  private static final String DEPENDENCY = "SELECT state FROM tasks WHERE id = ? AND (? OR owner_id = ?) FOR SHARE";
   /** A batch of tasks in one statement, one array per column; ids come back in list order. */
   private static final String INSERT = """
       INSERT INTO tasks (queue, owner_id, kind, name, args, priority, cpus, memory_mb, labels, state, max_attempts,
@@ -286,7 +287,8 @@ public final class Scheduler {
       String state = "queued";
       String error = null;
       if (t.dependsOn() != null) {
-        String dep = tx.queryOne(DEPENDENCY, rs -> rs.getString(1), t.dependsOn())
+        String dep = tx.queryOne(DEPENDENCY, rs -> rs.getString(1), t.dependsOn(), tx.session().admin(),
+                tx.session().principalId())
             .orElseThrow(() -> SyscallException.notFound("no task " + t.dependsOn() + " to depend on"));
         switch (dep) {
           case "succeeded" -> state = "queued";
@@ -402,20 +404,21 @@ public final class Scheduler {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       var waiter = finishWaiters.computeIfAbsent(id, k -> new CompletableFuture<>());
-      TaskInfo t = get(s, id);
-      long left = deadline - System.nanoTime();
-      if (t.finished() || left <= 0) {
-        return t;
-      }
       try {
+        TaskInfo t = get(s, id);
+        long left = deadline - System.nanoTime();
+        if (t.finished() || left <= 0) {
+          return t;
+        }
         waiter.get(Math.min(left, TimeUnit.SECONDS.toNanos(1)), TimeUnit.NANOSECONDS);
       } catch (TimeoutException | ExecutionException e) {
         // re-check
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new SyscallException(SyscallException.Code.UNAVAILABLE, "interrupted while waiting for task " + id);
+      } finally {
+        finishWaiters.remove(id, waiter);
       }
-      finishWaiters.remove(id, waiter);
     }
   }
 

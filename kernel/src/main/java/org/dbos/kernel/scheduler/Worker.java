@@ -63,7 +63,7 @@ public final class Worker implements AutoCloseable {
 
   /** A claimed run: the task and the lease (this node, {@code attempt}) that fences it. */
   record Run(long id, String kind, String name, String args, int attempt, int maxAttempts, int cpus, long memoryMb,
-             Integer timeoutMs, String queue, Instant deadline) {}
+             Integer timeoutMs, String queue, Instant deadline, int uid, int gid) {}
 
   private static final String QUEUES = """
       SELECT name, policy, concurrency, node_concurrency, rate_limit, rate_period_ms, fair_share FROM queues""";
@@ -133,7 +133,8 @@ public final class Worker implements AutoCloseable {
              deadline_at = clock_timestamp() + t.timeout_ms * interval '1 millisecond'
       FROM pick WHERE t.id = pick.id
       RETURNING t.id, t.kind, t.name, t.args::text, t.attempts, t.max_attempts, t.cpus, t.memory_mb, t.timeout_ms,
-                t.queue, t.deadline_at""";
+                t.queue, t.deadline_at, (SELECT p.uid FROM principals p WHERE p.id = t.owner_id),
+                (SELECT p.gid FROM principals p WHERE p.id = t.owner_id)""";
   /** Locks one run's lease before its function touches the database; no row: the lease is lost. */
   private static final String LOCK_LEASE = """
       SELECT cancel_requested FROM tasks WHERE id = ? AND node_id = ? AND attempts = ? AND state = 'running'
@@ -166,12 +167,18 @@ public final class Worker implements AutoCloseable {
         error = ?, exit_code = ?
       WHERE id = ? AND node_id = ? AND attempts = ? AND state = 'running'
       RETURNING state, queue""";
-  /** A dead node's runs: re-queued while attempts remain, else failed. Exactly once: the state guard. */
+  /**
+   * A dead node's runs: re-queued while attempts remain, else failed. Exactly once: the state guard.
+   * Rows still locked (a completion of the dead node that its database session has not yet given up)
+   * are skipped, not waited for, so declaring a death never blocks a heartbeat; the orphan sweep takes
+   * them once the lock is gone (or finds them completed, if that completion committed).
+   */
   private static final String REQUEUE_DEAD = """
       UPDATE tasks SET state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
              not_before = now(), error = 'node ' || node_id || ' was lost during attempt ' || attempts,
              finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END
-      WHERE state = 'running' AND node_id = ? RETURNING id, state, queue""";
+      WHERE id IN (SELECT id FROM tasks WHERE state = 'running' AND node_id = ? FOR UPDATE SKIP LOCKED)
+      RETURNING id, state, queue""";
   /** Runs left on nodes no longer alive (their death was declared where no worker ran). */
   private static final String ORPHANED_NODES = """
       SELECT DISTINCT t.node_id FROM tasks t JOIN nodes n ON n.id = t.node_id
@@ -187,9 +194,12 @@ public final class Worker implements AutoCloseable {
       FROM cron_schedules c WHERE c.next_run_at <= now() FOR UPDATE SKIP LOCKED""";
   private static final String CRON_FIRED = """
       UPDATE cron_schedules SET next_run_at = ?, last_run_at = now(), last_task = ? WHERE name = ?""";
+  /** Whether this node runs as root, and so can (and must) drop to each task owner's uid. */
+  private static final boolean AS_ROOT = "root".equals(System.getProperty("user.name"));
   private static final String CAPACITY = "SELECT cpus, memory_mb, labels::text FROM nodes WHERE id = ?";
 
   private final Kernel kernel;
+  private final org.dbos.kernel.node.Membership membership;
   private final Database db;
   private final UUID self;
   private final Functions functions;
@@ -211,10 +221,15 @@ public final class Worker implements AutoCloseable {
   private final ScheduledExecutorService housekeeping;
   private final NotificationListener listener;
   private volatile boolean running = true;
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
   private volatile long lastPoll;
+  /** The notification handlers, kept to unsubscribe the same instances. */
+  private final java.util.function.Consumer<String> onWork = this::onWork;
+  private final java.util.function.Consumer<String> onCancel = this::onCancel;
 
   private Worker(Node node, Functions functions, Config cfg) {
     this.kernel = node.kernel();
+    this.membership = node.membership();
     this.db = kernel.database();
     this.self = node.id();
     this.functions = functions;
@@ -245,8 +260,8 @@ public final class Worker implements AutoCloseable {
   public static Worker start(Node node, Functions functions, Config cfg) {
     Worker w = new Worker(node, functions, cfg);
     node.membership().onDeath(w::onNodeDeath);
-    w.listener.subscribe(Scheduler.CH_WORK, w::onWork);
-    w.listener.subscribe(Scheduler.CH_CANCEL, w::onCancel);
+    w.listener.subscribe(Scheduler.CH_WORK, w.onWork);
+    w.listener.subscribe(Scheduler.CH_CANCEL, w.onCancel);
     node.kernel().onClose(w.listener);
     node.kernel().onClose(w);
     w.threads.add(Thread.ofPlatform().name("dbos-claim").daemon().start(w::claimLoop));
@@ -295,6 +310,9 @@ public final class Worker implements AutoCloseable {
         long now = System.nanoTime();
         if (now - lastPoll > cfg.pollEvery().toNanos()) {
           lastPoll = now;
+          if (selfFence()) {
+            return;
+          }
           refreshQueues();
           dirty.addAll(queues.keySet());
           sweepOrphans();
@@ -327,10 +345,32 @@ public final class Worker implements AutoCloseable {
       } catch (RuntimeException e) {
         if (running) {
           log.warn("claiming failed: {}", e.getMessage());
+          if (selfFence()) {
+            return;
+          }
           sleep(100);
         }
       }
     }
+  }
+
+  /**
+   * A node the cluster declared dead no longer holds its leases: its runs belong to other nodes now.
+   * Once it learns so (its next heartbeat finds its row dead) it stops every process at once (SIGKILL:
+   * there is no one to report to) and claims nothing more, so a task does not keep running here while
+   * it runs again elsewhere. A node cut off from the database learns it only when it reaches it again.
+   */
+  private boolean selfFence() {
+    if (!membership.fenced()) {
+      return false;
+    }
+    log.error("this node was declared dead: stopping its {} processes and claiming no more", processes.size());
+    running = false;
+    for (Process p : processes.values()) {
+      p.descendants().forEach(ProcessHandle::destroyForcibly);
+      p.destroyForcibly();
+    }
+    return true;
   }
 
   private void refreshQueues() {
@@ -478,7 +518,7 @@ public final class Worker implements AutoCloseable {
           var deadline = rs.getTimestamp(11);
           out.add(new Run(rs.getLong(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getInt(5), rs.getInt(6),
               rs.getInt(7), rs.getLong(8), (Integer) rs.getObject(9), rs.getString(10),
-              deadline == null ? null : deadline.toInstant()));
+              deadline == null ? null : deadline.toInstant(), rs.getInt(12), rs.getInt(13)));
         }
         return out;
       }
@@ -720,6 +760,10 @@ public final class Worker implements AutoCloseable {
   private void runProcess(Run r) {
     try {
       var argv = new ArrayList<String>();
+      if (AS_ROOT && r.uid() != 0) {
+        // the task runs with its owner's POSIX identity, not the node's
+        argv.addAll(List.of("setpriv", "--reuid=" + r.uid(), "--regid=" + r.gid(), "--clear-groups", "--"));
+      }
       argv.add(r.name());
       argv.addAll(Json.toStrings(r.args()));
       Process p;
@@ -911,13 +955,14 @@ public final class Worker implements AutoCloseable {
    */
   @Override
   public void close() {
-    if (!running) {
+    if (!closed.compareAndSet(false, true)) {
       return;
     }
     running = false;
     wake.release();
     housekeeping.shutdownNow();
-    listener.unsubscribe(Scheduler.CH_WORK, this::onWork);
+    listener.unsubscribe(Scheduler.CH_WORK, onWork);
+    listener.unsubscribe(Scheduler.CH_CANCEL, onCancel);
     long deadline = System.nanoTime() + cfg.killGrace().toNanos();
     for (Thread t : threads) {
       try {

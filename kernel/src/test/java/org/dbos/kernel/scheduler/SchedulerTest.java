@@ -311,6 +311,14 @@ class SchedulerTest {
     assertThrows(SyscallException.class, () -> scheduler.get(eve, id));
     assertThrows(SyscallException.class, () -> scheduler.cancel(eve, id));
     assertTrue(scheduler.list(eve, TaskFilter.all()).isEmpty());
+    // granted, her processes run with her POSIX identity, not the node's
+    kernel.principals().grant(admin, "eve", org.dbos.kernel.Right.WRITE, "queue:default");
+    long mine = scheduler.submit(eve, TaskSpec.process(List.of("id", "-u")));
+    assertEquals("succeeded", scheduler.await(eve, mine, Duration.ofSeconds(10)).state());
+    int uid = kernel.principals().list(admin).stream().filter(p -> p.name().equals("eve")).findFirst().orElseThrow().uid();
+    if ("root".equals(System.getProperty("user.name"))) {
+      assertEquals(uid + "\n", output(mine));
+    }
   }
 
   @Test
