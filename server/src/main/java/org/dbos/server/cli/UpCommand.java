@@ -17,26 +17,14 @@ import org.dbos.kernel.SyscallException;
 import org.dbos.server.Server;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "up", mixinStandardHelpOptions = true,
     description = {"Start a DBOS node in the foreground (Ctrl-C stops it cleanly).",
         "Without --db it runs an embedded PostgreSQL 18 in DIR/pg; with --db it joins an existing database."})
 final class UpCommand implements Callable<Integer> {
-  @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = "${env:DBOS_DATA_DIR:-dbos-data}",
-      description = "The node directory (default: ${DEFAULT-VALUE}).")
-  Path dataDir;
-
-  @Option(names = "--db", paramLabel = "JDBC_URL", defaultValue = "${env:DBOS_DATABASE_URL}",
-      description = "Use this PostgreSQL (>= 15) instead of the embedded one (env DBOS_DATABASE_URL).")
-  String databaseUrl;
-
-  @Option(names = "--db-user", paramLabel = "USER", description = "Database user for --db (or user= in the URL).")
-  String databaseUser;
-
-  @Option(names = "--db-password-file", paramLabel = "FILE",
-      description = "File holding the database password for --db (env DBOS_DATABASE_PASSWORD).")
-  Path databasePasswordFile;
+  @Mixin DatabaseOptions db;
 
   @Option(names = "--pg-port", paramLabel = "PORT", defaultValue = "0",
       description = "Port of the embedded PostgreSQL (default: as last time, else " + NodeConfig.DEFAULT_PG_PORT + ").")
@@ -85,13 +73,11 @@ final class UpCommand implements Callable<Integer> {
     if (pool < 2) {
       throw SyscallException.invalid("--pool must be at least 2");
     }
-    String password = ClientOptions.readFile(databasePasswordFile);
-    if (password == null && databaseUrl != null) {
-      password = System.getenv("DBOS_DATABASE_PASSWORD");
-    }
+    Path dataDir = db.dataDir;
+    String password = db.databaseUrl == null ? null : db.password();
     var fenced = new CountDownLatch(1);
     NodeConfig cfg = NodeConfig.defaults(dataDir)
-        .withDatabase(databaseUrl, databaseUser, password)
+        .withDatabase(db.databaseUrl, db.databaseUser, password)
         .withPgPort(pgPort)
         .withPoolSize(pool)
         .withHeartbeat(beat, dead)
