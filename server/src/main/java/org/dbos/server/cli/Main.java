@@ -44,7 +44,8 @@ public final class Main {
         cmd.getErr().println("dbos: " + se.getMessage());
         return exitCode(se);
       }
-      cmd.getErr().println("dbos: " + ex);
+      // Not a kernel error: still one line, the message where there is one.
+      cmd.getErr().println("dbos: " + (ex.getMessage() != null ? ex.getMessage() : ex.toString()));
       return 1;
     });
     return cli.execute(args);
