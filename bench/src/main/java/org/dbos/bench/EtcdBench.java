@@ -62,6 +62,10 @@ public final class EtcdBench {
     }
     try (Node node = TestNode.boot(); EtcdServer etcd = EtcdServer.start(node.kernel(), "127.0.0.1", 0)) {
       dbosResults = run("dbos", etcd.address(), seconds);
+      var size = node.kernel().meters().get("dbos.kv.batch.size").summary();
+      var time = node.kernel().meters().get("dbos.kv.batch.time").timer();
+      System.out.printf("dbos write batches: %d, mean %.1f requests, mean %.2f ms each%n", size.count(), size.mean(),
+          time.mean(TimeUnit.MILLISECONDS));
     }
     if (dbosOnly) {
       return;
