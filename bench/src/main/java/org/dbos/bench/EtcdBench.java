@@ -48,6 +48,14 @@ public final class EtcdBench {
       Node node = TestNode.boot();
       EtcdServer etcd = EtcdServer.start(node.kernel(), "127.0.0.1", port);
       System.out.println("DBOS etcd API on " + etcd.address() + " (database " + node.databaseUrl() + ")");
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        var size = node.kernel().meters().get("dbos.kv.batch.size").summary();
+        var time = node.kernel().meters().get("dbos.kv.batch.time").timer();
+        System.out.printf("dbos write batches: %d, mean %.1f requests, mean %.2f ms each%n", size.count(), size.mean(),
+            time.mean(TimeUnit.MILLISECONDS));
+        etcd.close();
+        node.close();
+      }));
       Thread.currentThread().join();
       return;
     }
@@ -60,12 +68,18 @@ public final class EtcdBench {
         etcdResults = run("etcd 3.4", real.endpoint(), seconds);
       }
     }
-    try (Node node = TestNode.boot(); EtcdServer etcd = EtcdServer.start(node.kernel(), "127.0.0.1", 0)) {
-      dbosResults = run("dbos", etcd.address(), seconds);
-      var size = node.kernel().meters().get("dbos.kv.batch.size").summary();
-      var time = node.kernel().meters().get("dbos.kv.batch.time").timer();
-      System.out.printf("dbos write batches: %d, mean %.1f requests, mean %.2f ms each%n", size.count(), size.mean(),
-          time.mean(TimeUnit.MILLISECONDS));
+    // DBOS runs in its own JVM, as etcd runs in its own process: the client JVM is the same for both
+    int port = TestDatabase.freePort();
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Process dbos = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+        System.getProperty("java.class.path"), EtcdBench.class.getName(), "serve", String.valueOf(port))
+        .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    try {
+      waitForPort(port, dbos);
+      dbosResults = run("dbos", "127.0.0.1:" + port, seconds);
+    } finally {
+      dbos.destroy();
+      dbos.waitFor();
     }
     if (dbosOnly) {
       return;
@@ -198,6 +212,21 @@ public final class EtcdBench {
     req.onCompleted();
     long[] sorted = Arrays.stream(lat).sorted().toArray();
     return new Result("watch put->event", n / secs, pct(sorted, 0.50), pct(sorted, 0.99));
+  }
+
+  static void waitForPort(int port, Process p) throws Exception {
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (true) {
+      try (var s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return;
+      } catch (IOException e) {
+        if (System.nanoTime() > deadline || !p.isAlive()) {
+          throw new IOException("DBOS did not start serving on port " + port);
+        }
+        Thread.sleep(100);
+      }
+    }
   }
 
   static double pct(long[] sorted, double p) {
