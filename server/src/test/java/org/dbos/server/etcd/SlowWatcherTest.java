@@ -28,7 +28,7 @@ class SlowWatcherTest {
         var kv = KVGrpc.newBlockingStub(channel);
         long start = kv.put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("/slow/k"))
             .setValue(ByteString.copyFromUtf8("first")).build()).getHeader().getRevision();
-        int n = 1500;
+        int n = 300;
         var revisions = new ArrayList<Long>();
         var done = new CountDownLatch(1);
         var call = new ClientCallStreamObserver[1];
@@ -59,7 +59,7 @@ class SlowWatcherTest {
         req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
             .setKey(ByteString.copyFromUtf8("/slow/")).setRangeEnd(ByteString.copyFromUtf8("/slow0"))
             .setStartRevision(start)).build());
-        byte[] value = new byte[4096];
+        byte[] value = new byte[16 * 1024]; // 4.8 MB in all: far beyond the stream's flow-control window
         for (int i = 0; i < n; i++) {
           kv.put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("/slow/k"))
               .setValue(ByteString.copyFrom(value)).build());
