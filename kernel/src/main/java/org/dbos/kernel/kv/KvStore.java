@@ -213,6 +213,23 @@ public final class KvStore implements AutoCloseable {
     return (CompactResponse) submit(s, "kv.compact", Right.ADMIN, "kv:", new Compact(revision));
   }
 
+  /**
+   * Put, DeleteRange and Txn without blocking the caller: the future completes (on the writer's
+   * thread, right after the batch commits) with the response or the call's SyscallException.
+   */
+  public java.util.concurrent.CompletableFuture<PutResponse> putAsync(Session s, PutRequest r) {
+    return enqueue(s, "kv.put", Right.WRITE, "kv:" + KeyRanges.text(r.key()), r).thenApply(PutResponse.class::cast);
+  }
+
+  public java.util.concurrent.CompletableFuture<DeleteResponse> deleteAsync(Session s, DeleteRequest r) {
+    return enqueue(s, "kv.delete", Right.WRITE, KeyRanges.object(r.key(), r.rangeEnd()), r)
+        .thenApply(DeleteResponse.class::cast);
+  }
+
+  public java.util.concurrent.CompletableFuture<TxnResponse> txnAsync(Session s, TxnRequest r) {
+    return enqueue(s, "kv.txn", Right.WRITE, Txns.object(r), r).thenApply(TxnResponse.class::cast);
+  }
+
   /** The current and compacted revisions, the store's size on disk and the number of live keys. */
   public Kv.Status status(Session s) {
     return kernel.call(s, "kv.status", Right.READ, "kv:", tx -> tx.queryOne(SIZE,
