@@ -273,7 +273,9 @@ public final class Kernel implements AutoCloseable {
   private SyscallException fail(UUID id, Session s, String call, String object, Right right, SyscallException e) {
     String refused;
     try {
-      refused = db.transaction(c -> AuditLog.recordFailure(c, id, s, call, object, right, e.code() + ": " + e.getMessage()));
+      String outcome = e.code() == SyscallException.Code.PERMISSION_DENIED ? "denied" : "error";
+      refused = db.transaction(c -> AuditLog.recordFailure(c, id, s, call, object, right, outcome,
+          e.code() + ": " + e.getMessage()));
     } catch (RuntimeException auditError) {
       log.warn("could not audit failed call {} on {}: {}", call, object, auditError.getMessage());
       count(call, "error");

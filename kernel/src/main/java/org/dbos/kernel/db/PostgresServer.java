@@ -47,6 +47,7 @@ public final class PostgresServer implements AutoCloseable {
   private final String password;
   private Process postmaster;
   private Process watchdog;
+  private int logStart;
 
   private PostgresServer(Path binDir, Path pgData, Path socketDir, Path logFile, int port, String password) {
     this.binDir = binDir;
@@ -162,6 +163,7 @@ public final class PostgresServer implements AutoCloseable {
       var pb = new ProcessBuilder(withSetsid(wrap(cmd))).redirectErrorStream(true)
           .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
       long t0 = System.nanoTime();
+      logStart = Files.exists(logFile) ? Files.readAllLines(logFile, StandardCharsets.UTF_8).size() : 0;
       postmaster = pb.start();
       startWatchdog();
       awaitReady();
@@ -238,16 +240,26 @@ public final class PostgresServer implements AutoCloseable {
     c.createStatement().execute("CREATE DATABASE dbos");
   }
 
+  /** The first PANIC or FATAL line this start wrote, ignoring our own connection attempts. */
   private String lastLogError() {
     try {
-      List<String> lines = Files.readAllLines(logFile, StandardCharsets.UTF_8);
-      for (int i = lines.size() - 1; i >= Math.max(0, lines.size() - 50); i--) {
-        String l = lines.get(i);
-        if (l.contains("FATAL") || l.contains("PANIC") || l.contains("ERROR")) {
-          return l.substring(l.indexOf(l.contains("FATAL") ? "FATAL" : l.contains("PANIC") ? "PANIC" : "ERROR"));
+      List<String> all = Files.readAllLines(logFile, StandardCharsets.UTF_8);
+      List<String> lines = all.subList(Math.min(logStart, all.size()), all.size()).stream()
+          .filter(l -> !l.isBlank() && !l.contains("kill: No such process")).toList();
+      for (String l : lines) {
+        if (l.contains("could not create any TCP/IP sockets")) {
+          return "port " + port + " is in use by another program (choose another with --pg-port)";
+        }
+        int at = Math.max(l.indexOf("PANIC:"), l.indexOf("FATAL:"));
+        if (at >= 0 && !l.contains("the database system is starting up")
+            && !l.contains("the database system is shutting down") && !l.contains("password authentication")) {
+          return l.substring(at).replaceAll("\\s+", " ");
         }
       }
-      return lines.isEmpty() ? "no output (see " + logFile + ")" : lines.getLast();
+      if (lines.isEmpty()) {
+        return "no output (see " + logFile + ")";
+      }
+      return String.join(" ", lines.subList(Math.max(0, lines.size() - 3), lines.size())).replaceAll("\\s+", " ");
     } catch (IOException e) {
       return "see " + logFile;
     }

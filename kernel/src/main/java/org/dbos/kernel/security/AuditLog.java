@@ -52,15 +52,20 @@ public final class AuditLog {
       FROM (SELECT v.*, %s AS verdict %s) AS checked;
       COMMIT""".formatted(VERDICT, VALUES);
 
-  /** Records a failed call after its rollback: 'denied' if the checks refuse it, else 'error'. */
+  /**
+   * Records a failed call after its rollback: 'denied' if the checks refuse it, else the outcome the
+   * body's failure implies ('denied' for a service's own refusal, 'error' otherwise).
+   */
   private static final String RECORD_FAILURE = """
-      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-      SELECT id, principal_id, session_id, node_id, task_id, call, object,
-             CASE WHEN verdict = 'ok' THEN 'error' ELSE 'denied' END,
-             CASE WHEN verdict = 'ok' THEN ?::text ELSE verdict END
-      FROM (SELECT v.*, %s AS verdict %s) AS checked
-      ON CONFLICT (id) DO NOTHING
-      RETURNING outcome, detail""".formatted(VERDICT, VALUES);
+      WITH checked AS (SELECT v.*, %s AS verdict %s),
+           recorded AS (
+             INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
+             SELECT id, principal_id, session_id, node_id, task_id, call, object,
+                    CASE WHEN verdict = 'ok' THEN ?::text ELSE 'denied' END,
+                    CASE WHEN verdict = 'ok' THEN ?::text ELSE verdict END
+             FROM checked
+             ON CONFLICT (id) DO NOTHING)
+      SELECT verdict FROM checked""".formatted(VERDICT, VALUES);
 
   /** Checks and appends without raising: the record says 'ok' or 'denied' (for batched front ends). */
   private static final String CHECK_AND_APPEND = """
@@ -95,15 +100,19 @@ public final class AuditLog {
 
   /**
    * Records a call that failed (its transaction already rolled back) and returns the reason it was
-   * refused, or null if the checks pass and the failure was the call's own ({@code detail}).
+   * refused, or null if the checks pass and the failure was the call's own (recorded as
+   * {@code outcome}, 'denied' or 'error', with {@code detail}).
    */
   public static String recordFailure(Connection c, UUID id, Session s, String call, String object, Right right,
-                                     String detail) throws SQLException {
+                                     String outcome, String detail) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(RECORD_FAILURE)) {
-      ps.setString(1, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
-      bindCall(ps, 2, id, s, call, object, right);
+      bindCall(ps, 1, id, s, call, object, right);
+      ps.setString(9, outcome);
+      ps.setString(10, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
       try (ResultSet rs = ps.executeQuery()) {
-        return rs.next() && rs.getString(1).equals("denied") ? rs.getString(2) : null;
+        rs.next();
+        String verdict = rs.getString(1);
+        return verdict.equals("ok") ? null : verdict;
       }
     }
   }

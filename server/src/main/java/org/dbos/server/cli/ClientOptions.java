@@ -8,6 +8,7 @@ import org.dbos.kernel.DataDirectory;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -15,20 +16,7 @@ import picocli.CommandLine.Option;
  * it reads ./dbos-data (the URL the node recorded, the database password and the admin credential).
  */
 final class ClientOptions {
-  @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = "${env:DBOS_DATA_DIR:-dbos-data}",
-      description = "The node directory to read connection settings from (default: ${DEFAULT-VALUE}).")
-  Path dataDir;
-
-  @Option(names = "--db", paramLabel = "JDBC_URL", defaultValue = "${env:DBOS_DATABASE_URL}",
-      description = "Talk straight to this database instead (env DBOS_DATABASE_URL).")
-  String databaseUrl;
-
-  @Option(names = "--db-user", paramLabel = "USER", description = "Database user for --db.")
-  String databaseUser;
-
-  @Option(names = "--db-password-file", paramLabel = "FILE",
-      description = "File holding the database password for --db (env DBOS_DATABASE_PASSWORD).")
-  Path databasePasswordFile;
+  @Mixin DatabaseOptions db;
 
   @Option(names = {"-u", "--user"}, paramLabel = "PRINCIPAL", defaultValue = "${env:DBOS_USER:-admin}",
       description = "Act as this principal (default: ${DEFAULT-VALUE}).")
@@ -51,12 +39,10 @@ final class ClientOptions {
   }
 
   Client connect() {
-    String url = databaseUrl;
-    String user = databaseUser;
-    String password = readFile(databasePasswordFile);
-    if (password == null) {
-      password = System.getenv("DBOS_DATABASE_PASSWORD");
-    }
+    Path dataDir = db.dataDir;
+    String url = db.databaseUrl;
+    String user = db.databaseUser;
+    String password = db.password();
     DataDirectory dir = null;
     if (url == null || password == null) {
       dir = DataDirectory.open(dataDir);
@@ -76,14 +62,14 @@ final class ClientOptions {
     }
     Kernel kernel = Kernel.connect(url, user, password);
     try {
-      return new Client(kernel, kernel.login(principal, secret(dir)));
+      return new Client(kernel, kernel.login(principal, secret(dir, dataDir)));
     } catch (RuntimeException e) {
       kernel.close();
       throw e;
     }
   }
 
-  private String secret(DataDirectory dir) {
+  private String secret(DataDirectory dir, Path dataDir) {
     String s = readFile(passwordFile);
     if (s == null) {
       s = System.getenv("DBOS_PASSWORD");

@@ -8,9 +8,11 @@ import picocli.CommandLine.Command;
 /** `dbos`: the command line front end. Each subcommand is a thin adapter over kernel calls. */
 @Command(name = "dbos", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "DBOS: a database-oriented operating system on PostgreSQL.",
-    subcommands = {UpCommand.class, StatusCommand.class, SqlCommand.class, UserCommand.class, KvCommand.class,
-        VersionCommand.class,
-        CommandLine.HelpCommand.class})
+    subcommands = {UpCommand.class, StatusCommand.class, SqlCommand.class, UserCommand.class, VersionCommand.class,
+        KvCommand.class, MountCommand.class, FsCommand.class,
+        TaskCommands.Run.class, TaskCommands.Ps.class, TaskCommands.Logs.class, TaskCommands.Kill.class,
+        QueueCommand.class, CronCommand.class, MessageCommands.Send.class, MessageCommands.Recv.class,
+        MessageCommands.Mailbox.class, CommandLine.HelpCommand.class})
 public final class Main {
   /** Exit codes: 0 ok, 1 other failure, 2 bad input, 3 permission denied, 4 not found, 5 unavailable. */
   static int exitCode(SyscallException e) {

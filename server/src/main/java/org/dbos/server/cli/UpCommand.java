@@ -17,26 +17,14 @@ import org.dbos.kernel.SyscallException;
 import org.dbos.server.Server;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "up", mixinStandardHelpOptions = true,
     description = {"Start a DBOS node in the foreground (Ctrl-C stops it cleanly).",
         "Without --db it runs an embedded PostgreSQL 18 in DIR/pg; with --db it joins an existing database."})
 final class UpCommand implements Callable<Integer> {
-  @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = "${env:DBOS_DATA_DIR:-dbos-data}",
-      description = "The node directory (default: ${DEFAULT-VALUE}).")
-  Path dataDir;
-
-  @Option(names = "--db", paramLabel = "JDBC_URL", defaultValue = "${env:DBOS_DATABASE_URL}",
-      description = "Use this PostgreSQL (>= 15) instead of the embedded one (env DBOS_DATABASE_URL).")
-  String databaseUrl;
-
-  @Option(names = "--db-user", paramLabel = "USER", description = "Database user for --db (or user= in the URL).")
-  String databaseUser;
-
-  @Option(names = "--db-password-file", paramLabel = "FILE",
-      description = "File holding the database password for --db (env DBOS_DATABASE_PASSWORD).")
-  Path databasePasswordFile;
+  @Mixin DatabaseOptions db;
 
   @Option(names = "--pg-port", paramLabel = "PORT", defaultValue = "0",
       description = "Port of the embedded PostgreSQL (default: as last time, else " + NodeConfig.DEFAULT_PG_PORT + ").")
@@ -45,6 +33,17 @@ final class UpCommand implements Callable<Integer> {
   @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:7070",
       description = "Health, readiness and metrics endpoint (default: ${DEFAULT-VALUE}; port 0 picks one).")
   String http;
+
+  @Option(names = "--etcd", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:2379",
+      description = "Serve the etcd v3 API here (default: ${DEFAULT-VALUE}; 'off' to disable).")
+  String etcd;
+
+  @Option(names = "--mount", paramLabel = "MOUNTPOINT", description = "Also mount DBFS here (FUSE).")
+  Path mount;
+
+  @Option(names = "--worker", negatable = true, defaultValue = "true", fallbackValue = "true",
+      description = "Run this node's share of scheduled tasks (default: on; --no-worker for none).")
+  boolean worker;
 
   @Option(names = "--heartbeat", paramLabel = "DURATION", defaultValue = "1s",
       description = "Heartbeat interval (default: ${DEFAULT-VALUE}).")
@@ -65,6 +64,7 @@ final class UpCommand implements Callable<Integer> {
   public Integer call() throws InterruptedException {
     long t0 = System.nanoTime();
     String[] hostPort = splitHostPort(http, "--http");
+    String[] etcdHostPort = etcd.equals("off") ? null : splitHostPort(etcd, "--etcd");
     Duration beat = parseDuration(heartbeat, "--heartbeat");
     Duration dead = parseDuration(deadAfter, "--dead-after");
     if (dead.compareTo(beat.multipliedBy(2)) < 0) {
@@ -73,20 +73,20 @@ final class UpCommand implements Callable<Integer> {
     if (pool < 2) {
       throw SyscallException.invalid("--pool must be at least 2");
     }
-    String password = ClientOptions.readFile(databasePasswordFile);
-    if (password == null && databaseUrl != null) {
-      password = System.getenv("DBOS_DATABASE_PASSWORD");
-    }
+    Path dataDir = db.dataDir;
+    String password = db.databaseUrl == null ? null : db.password();
     var fenced = new CountDownLatch(1);
     NodeConfig cfg = NodeConfig.defaults(dataDir)
-        .withDatabase(databaseUrl, databaseUser, password)
+        .withDatabase(db.databaseUrl, db.databaseUser, password)
         .withPgPort(pgPort)
         .withPoolSize(pool)
         .withHeartbeat(beat, dead)
         .withLabels(labels)
         .withOnFenced(fenced::countDown);
     logToDataDirectory(dataDir.toAbsolutePath().resolve("logs"));
-    Server server = Server.start(cfg, new Server.Endpoints(hostPort[0], Integer.parseInt(hostPort[1])));
+    Server server = Server.start(cfg, new Server.Endpoints(hostPort[0], Integer.parseInt(hostPort[1]),
+        etcdHostPort == null ? null : etcdHostPort[0], etcdHostPort == null ? 0 : Integer.parseInt(etcdHostPort[1]),
+        mount, worker));
     var stopped = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       server.close();
@@ -110,12 +110,19 @@ final class UpCommand implements Callable<Integer> {
     }
     System.out.printf("  schema    version %s%n", node.schemaVersion());
     System.out.printf("  http      http://%s  (/health /ready /metrics)%n", server.httpAddress());
+    if (server.etcdAddress() != null) {
+      System.out.printf("  etcd      %s  (etcd v3 API: etcdctl --endpoints=%s …)%n", server.etcdAddress(),
+          server.etcdAddress());
+    }
+    if (server.mountpoint() != null) {
+      System.out.printf("  files     DBFS mounted at %s%n", server.mountpoint().toAbsolutePath());
+    }
     if (node.bootstrappedAdminSecret().isPresent()) {
       System.out.printf("  admin     new principal 'admin': password in %s/admin.credential%n", shown);
     }
     if (node.embedded()) {
       System.out.printf("Join from another node: dbos up --data-dir OTHER_DIR --db '%s?user=postgres' "
-          + "--db-password-file %s/db-password --http 127.0.0.1:0%n", node.databaseUrl(), shown);
+          + "--db-password-file %s/db-password --http 127.0.0.1:0 --etcd 127.0.0.1:0%n", node.databaseUrl(), shown);
     }
     System.out.println("Try: dbos status   dbos sql \"select * from audit\"   (Ctrl-C stops the node)");
     System.out.flush();

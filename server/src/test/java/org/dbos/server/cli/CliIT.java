@@ -18,7 +18,7 @@ class CliIT {
   void upThenStatusAndSqlWithoutFlagsThenCleanRestart() throws Exception {
     String port = String.valueOf(TestDatabase.freePort());
     String nodeId;
-    try (var up = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0")) {
+    try (var up = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0")) {
       nodeId = up.banner().getFirst().split(" ")[2];
       assertTrue(up.banner().stream().anyMatch(l -> l.contains("new principal 'admin'")), up.banner().toString());
 
@@ -36,7 +36,7 @@ class CliIT {
     assertTrue(Files.exists(cwd.resolve("dbos-data/pg/PG_VERSION")));
     assertTrue(!Files.exists(cwd.resolve("dbos-data/pg/postmaster.pid")), "PostgreSQL was shut down with the node");
 
-    try (var up = Dbos.up(cwd, "--http", "127.0.0.1:0")) { // same port as last time, no flag needed
+    try (var up = Dbos.up(cwd, "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0")) { // same port as last time, no flag needed
       assertTrue(up.banner().stream().noneMatch(l -> l.contains("new principal")), "admin is bootstrapped once");
       var sql = Dbos.run(cwd, "sql", "select status from nodes where id = '" + nodeId + "'");
       assertEquals(0, sql.exit(), sql.err());
@@ -48,10 +48,10 @@ class CliIT {
   void twoNodesOnOneDatabaseSeeEachOtherAndAKilledOneIsDeclaredDead() throws Exception {
     String port = String.valueOf(TestDatabase.freePort());
     Path other = cwd.resolve("other");
-    try (var a = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0", "--heartbeat", "200ms", "--dead-after", "2s")) {
+    try (var a = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0", "--heartbeat", "200ms", "--dead-after", "2s")) {
       String url = "jdbc:postgresql://127.0.0.1:" + port + "/dbos?user=postgres";
       try (var b = Dbos.up(cwd, "--data-dir", other.toString(), "--db", url, "--db-password-file", "dbos-data/db-password",
-          "--http", "127.0.0.1:0", "--heartbeat", "200ms", "--dead-after", "2s")) {
+          "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0", "--heartbeat", "200ms", "--dead-after", "2s")) {
         String bId = b.banner().getFirst().split(" ")[2];
         var status = Dbos.run(cwd, "status");
         assertTrue(status.out().contains("2 alive"), status.out());
@@ -79,11 +79,11 @@ class CliIT {
 
   @Test
   void badInputGetsAOneLineErrorAndANonZeroExit() throws Exception {
-    var wrongUrl = Dbos.run(cwd, "up", "--db", "postgres://localhost/x", "--http", "127.0.0.1:0");
+    var wrongUrl = Dbos.run(cwd, "up", "--db", "postgres://localhost/x", "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0");
     assertEquals(2, wrongUrl.exit());
     assertOneLine(wrongUrl, "not a PostgreSQL JDBC URL");
 
-    var unreachable = Dbos.run(cwd, "up", "--data-dir", "u", "--db", "jdbc:postgresql://127.0.0.1:1/dbos", "--http", "127.0.0.1:0");
+    var unreachable = Dbos.run(cwd, "up", "--data-dir", "u", "--db", "jdbc:postgresql://127.0.0.1:1/dbos", "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0");
     assertEquals(5, unreachable.exit());
     assertOneLine(unreachable, "cannot reach the database");
 
@@ -92,8 +92,8 @@ class CliIT {
     assertOneLine(noNode, "no dbos node in");
 
     String port = String.valueOf(TestDatabase.freePort());
-    try (var up = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0")) {
-      var inUse = Dbos.run(cwd, "up", "--http", "127.0.0.1:0");
+    try (var up = Dbos.up(cwd, "--pg-port", port, "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0")) {
+      var inUse = Dbos.run(cwd, "up", "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0");
       assertEquals(1, inUse.exit());
       assertOneLine(inUse, "is in use by a running dbos node (pid " + up.pid() + ")");
 

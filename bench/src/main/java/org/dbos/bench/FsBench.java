@@ -1,0 +1,251 @@
+package org.dbos.bench;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Node;
+import org.dbos.kernel.NodeConfig;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.files.FileHandle;
+import org.dbos.kernel.files.FileSystem;
+import org.dbos.server.fuse.Mount;
+
+/**
+ * DBFS against the local disk in one run: ext4 directly, ext4 behind a FUSE passthrough (bindfs, to
+ * separate FUSE's own cost) and DBFS through its FUSE mount, all driven by the same code (and the same
+ * `tar`); DBFS's Java API is measured beside them. Then sequential throughput per chunk size through
+ * the API, which is how the default chunk size was chosen.
+ *
+ * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
+ * (defaults 300, 256, 2000, java.base/java/util/*). The embedded PostgreSQL runs with fsync on.
+ * Reads on ext4 and bindfs come from the page cache (nothing is dropped: the machine is shared);
+ * reads through DBFS's mount go to the database (FUSE drops its page cache at open).
+ */
+public final class FsBench {
+  private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
+
+  public static void main(String[] args) throws Exception {
+    int smallFiles = args.length > 0 ? Integer.parseInt(args[0]) : 300;
+    int seqMiB = args.length > 1 ? Integer.parseInt(args[1]) : 256;
+    int randomReads = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
+    String tree = args.length > 3 ? args[3] : "java.base/java/util/*";
+    Path dir = Files.createTempDirectory("dbos-bench-fs-");
+    Path tar = prepareTree(dir, tree);
+    Path ext4 = Files.createDirectories(dir.resolve("ext4"));
+    Path bindSrc = Files.createDirectories(dir.resolve("bind-src"));
+    Path bind = Files.createDirectories(dir.resolve("bindfs"));
+    Path dbfs = Files.createDirectories(dir.resolve("dbfs"));
+    run(dir, "bindfs", bindSrc.toString(), bind.toString());
+    Map<String, Map<String, Double>> results = new LinkedHashMap<>();
+    try (Node node = Node.boot(NodeConfig.defaults(dir.resolve("node")).withPgPort(freePort()).withPoolSize(16))) {
+      Kernel kernel = node.kernel();
+      Session admin = kernel.openSession(Kernel.ADMIN, Duration.ofHours(1));
+      FileSystem fs = FileSystem.of(kernel);
+      try (Mount mount = Mount.mount(kernel, dbfs)) {
+        for (var target : List.of(Map.entry("ext4", ext4), Map.entry("bindfs", bind), Map.entry("dbfs-fuse", dbfs))) {
+          System.out.println("measuring " + target.getKey() + " …");
+          results.put(target.getKey(), measurePosix(dir, target.getValue(), tar, smallFiles, seqMiB, randomReads));
+        }
+      }
+      System.out.println("measuring dbfs-api …");
+      results.put("dbfs-api", measureApi(fs, admin, smallFiles, seqMiB, randomReads));
+      print(results, smallFiles, seqMiB, randomReads, tree, tarFiles(dir));
+      System.out.println();
+      chunkSizes(kernel, admin, Math.min(seqMiB, 128));
+    } finally {
+      run(dir, "umount", bind.toString());
+      run(dir, "rm", "-rf", dir.toString());
+    }
+  }
+
+  // ---- the same workload through the POSIX interface (Java NIO, and tar) ----
+
+  static Map<String, Double> measurePosix(Path work, Path root, Path tar, int smallFiles, int seqMiB, int randomReads)
+      throws Exception {
+    var r = new LinkedHashMap<String, Double>();
+    Path small = Files.createDirectories(root.resolve("small"));
+    byte[] block = new byte[4096];
+    new Random(1).nextBytes(block);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < smallFiles; i++) {
+      try (FileChannel ch = FileChannel.open(small.resolve("f" + i), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        ch.write(ByteBuffer.wrap(block));
+        ch.force(true);
+      }
+    }
+    r.put("small create+write+fsync (files/s)", smallFiles / secs(t0));
+
+    t0 = System.nanoTime();
+    run(root, "tar", "-xf", tar.toString());
+    r.put("tar -x (s)", secs(t0));
+
+    Path big = root.resolve("big");
+    byte[] mb = new byte[1 << 20];
+    new Random(2).nextBytes(mb);
+    t0 = System.nanoTime();
+    try (FileChannel ch = FileChannel.open(big, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      for (int i = 0; i < seqMiB; i++) {
+        ch.write(ByteBuffer.wrap(mb));
+      }
+      ch.force(true);
+    }
+    r.put("seq write+fsync (MiB/s)", seqMiB / secs(t0));
+
+    t0 = System.nanoTime();
+    try (FileChannel ch = FileChannel.open(big, StandardOpenOption.READ)) {
+      ByteBuffer b = ByteBuffer.allocateDirect(1 << 20);
+      while (ch.read(b) > 0) {
+        b.clear();
+      }
+    }
+    r.put("seq read (MiB/s)", seqMiB / secs(t0));
+
+    Random rnd = new Random(3);
+    t0 = System.nanoTime();
+    try (FileChannel ch = FileChannel.open(big, StandardOpenOption.READ)) {
+      ByteBuffer b = ByteBuffer.allocateDirect(4096);
+      for (int i = 0; i < randomReads; i++) {
+        b.clear();
+        ch.read(b, (long) rnd.nextInt(seqMiB * 256) * 4096);
+      }
+    }
+    r.put("random 4 KiB reads (reads/s)", randomReads / secs(t0));
+    run(work, "rm", "-rf", small.toString(), big.toString());
+    return r;
+  }
+
+  // ---- the same workload through the Java API (no FUSE, no kernel page cache) ----
+
+  static Map<String, Double> measureApi(FileSystem fs, Session s, int smallFiles, int seqMiB, int randomReads) {
+    var r = new LinkedHashMap<String, Double>();
+    fs.mkdir(s, "/api", 0755);
+    byte[] block = new byte[4096];
+    new Random(1).nextBytes(block);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < smallFiles; i++) {
+      FileHandle h = fs.open(s, "/api/f" + i, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, 0644);
+      fs.write(s, h, 0, block, 0, block.length); // durable on return: the fsync
+      fs.close(h);
+    }
+    r.put("small create+write+fsync (files/s)", smallFiles / secs(t0));
+    r.put("tar -x (s)", Double.NaN);
+    byte[] buf = new byte[4 << 20];
+    new Random(2).nextBytes(buf);
+    t0 = System.nanoTime();
+    FileHandle h = fs.create(s, "/api/big", 0644);
+    for (int i = 0; i < seqMiB; i += 4) {
+      fs.write(s, h, (long) i << 20, buf, 0, buf.length);
+    }
+    fs.close(h);
+    r.put("seq write+fsync (MiB/s)", seqMiB / secs(t0));
+    t0 = System.nanoTime();
+    h = fs.open(s, "/api/big", FileSystem.O_RDONLY, 0);
+    for (long off = 0; ; off += buf.length) {
+      if (fs.read(s, h, off, buf.length).length < buf.length) {
+        break;
+      }
+    }
+    r.put("seq read (MiB/s)", seqMiB / secs(t0));
+    Random rnd = new Random(3);
+    t0 = System.nanoTime();
+    for (int i = 0; i < randomReads; i++) {
+      fs.read(s, h, (long) rnd.nextInt(seqMiB * 256) * 4096, 4096);
+    }
+    r.put("random 4 KiB reads (reads/s)", randomReads / secs(t0));
+    fs.close(h);
+    return r;
+  }
+
+  /** Sequential write and read through the API per chunk size: how DEFAULT_CHUNK_SIZE was chosen. */
+  static void chunkSizes(Kernel kernel, Session s, int mib) {
+    System.out.printf("chunk size (API, %d MiB file, 4 MiB calls)   write MiB/s   read MiB/s   4 KiB random reads/s%n", mib);
+    byte[] buf = new byte[4 << 20];
+    new Random(4).nextBytes(buf);
+    for (int cs : new int[] {64 << 10, 256 << 10, 1 << 20}) {
+      FileSystem fs = new FileSystem(kernel, cs);
+      String p = "/chunk" + cs;
+      long t0 = System.nanoTime();
+      FileHandle h = fs.open(s, p, FileSystem.O_CREAT | FileSystem.O_TRUNC | FileSystem.O_RDWR, 0644);
+      for (int i = 0; i < mib; i += 4) {
+        fs.write(s, h, (long) i << 20, buf, 0, buf.length);
+      }
+      double w = mib / secs(t0);
+      t0 = System.nanoTime();
+      for (long off = 0; off < (long) mib << 20; off += buf.length) {
+        fs.read(s, h, off, buf.length);
+      }
+      double rd = mib / secs(t0);
+      Random rnd = new Random(5);
+      t0 = System.nanoTime();
+      for (int i = 0; i < 500; i++) {
+        fs.read(s, h, (long) rnd.nextInt(mib * 256) * 4096, 4096);
+      }
+      double rr = 500 / secs(t0);
+      fs.close(h);
+      System.out.printf("  %7d KiB %35.1f %12.1f %20.0f%n", cs >> 10, w, rd, rr);
+    }
+  }
+
+  static void print(Map<String, Map<String, Double>> results, int smallFiles, int seqMiB, int randomReads, String tree,
+                    long files) {
+    System.out.printf("%nDBFS vs ext4 vs bindfs(ext4): %d small files, tar of %d files (%s), %d MiB sequential, %d random reads%n",
+        smallFiles, files, tree, seqMiB, randomReads);
+    List<String> names = new ArrayList<>(results.keySet());
+    System.out.printf("%-36s", "");
+    names.forEach(n -> System.out.printf("%12s", n));
+    System.out.printf("%14s%14s%n", "fuse/ext4", "fuse/bindfs");
+    for (String metric : results.get("ext4").keySet()) {
+      System.out.printf("%-36s", metric);
+      for (String n : names) {
+        double v = results.get(n).get(metric);
+        System.out.printf("%12s", Double.isNaN(v) ? "-" : String.format(v < 10 ? "%.2f" : "%.0f", v));
+      }
+      double d = results.get("dbfs-fuse").get(metric);
+      System.out.printf("%14.2f%14.2f%n", d / results.get("ext4").get(metric), d / results.get("bindfs").get(metric));
+    }
+    System.out.println("(ratios > 1 are better for DBFS except for tar -x, which is seconds)");
+  }
+
+  static Path prepareTree(Path dir, String glob) throws Exception {
+    Path src = Files.createDirectories(dir.resolve("src"));
+    run(src, "unzip", "-q", SRC_ZIP.toString(), glob);
+    Path tar = dir.resolve("tree.tar");
+    run(src, "tar", "-cf", tar.toString(), ".");
+    return tar;
+  }
+
+  static long tarFiles(Path dir) throws IOException {
+    try (var s = Files.walk(dir.resolve("src"))) {
+      return s.filter(Files::isRegularFile).count();
+    }
+  }
+
+  static double secs(long t0) {
+    return (System.nanoTime() - t0) / 1e9;
+  }
+
+  static void run(Path cwd, String... cmd) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).inheritIO().start();
+    if (!p.waitFor(30, TimeUnit.MINUTES) || p.exitValue() != 0) {
+      throw new IllegalStateException(String.join(" ", cmd) + " failed with exit " + p.exitValue());
+    }
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+}

@@ -1,0 +1,1264 @@
+package org.dbos.kernel.files;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.sql.Array;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.Tx;
+import org.dbos.kernel.files.Stat.Kind;
+
+/**
+ * DBFS: a POSIX file system in the OS database. Every method is one system call (one transaction,
+ * one audit row) named {@code fs.<op>} on object {@code file:<path>} (or {@code file:#<ino>} for
+ * calls on an open handle). Paths are absolute, UTF-8, components separated by '/'; "." and ".." are
+ * resolved physically ("/.." is "/"); a name is 1..255 bytes without NUL. Permissions are POSIX mode
+ * bits against the caller's uid, gid and supplementary groups; uid 0 (the admin) bypasses them like
+ * root. Failures are {@link FsException}s carrying the errno a POSIX system would return.
+ *
+ * <p>Atime is not maintained (like mounting with noatime): reads change nothing, so they commit
+ * without waiting for the WAL. Writes commit durably: when {@link #write} returns, the data survives
+ * a crash, and so does every change committed before it. Metadata changes are atomic and ordered but
+ * durable only after the next write, {@link #fsync} or {@link #sync}, as on ext4.
+ *
+ * <p>Data lives in chunks of {@link Stat#chunkSize()} bytes (default {@value #DEFAULT_CHUNK_SIZE}),
+ * copy-on-write and content addressed (SHA-256): see V10__files.sql.
+ */
+public final class FileSystem {
+  public static final long ROOT = 1;
+  /** 256 KiB: measured best of 64 KiB..1 MiB for sequential writes and reads (docs/architecture-files.md). */
+  public static final int DEFAULT_CHUNK_SIZE = 256 * 1024;
+  public static final int NAME_MAX = 255;
+  public static final int PATH_MAX = 4096;
+  static final int MAX_SYMLINKS = 40;
+
+  // open(2) flags, Linux values (what FUSE passes through).
+  public static final int O_RDONLY = 0;
+  public static final int O_WRONLY = 1;
+  public static final int O_RDWR = 2;
+  public static final int O_ACCMODE = 3;
+  public static final int O_CREAT = 0100;
+  public static final int O_EXCL = 0200;
+  public static final int O_TRUNC = 01000;
+  public static final int O_APPEND = 02000;
+  public static final int O_DIRECTORY = 0200000;
+  public static final int O_NOFOLLOW = 0400000;
+  /** rename(2) flags. */
+  public static final int RENAME_NOREPLACE = 1;
+  public static final int RENAME_EXCHANGE = 2;
+  /** For {@link #utimens}: set this time to the current time. */
+  public static final Instant NOW = Instant.MIN;
+
+  static final int R = 4;
+  static final int W = 2;
+  static final int X = 1;
+  private static final int S_ISUID = 04000;
+  private static final int S_ISGID = 02000;
+  private static final int S_ISVTX = 01000;
+
+  private static final String COLS =
+      "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atime, i.mtime, i.ctime, i.version, i.chunk_size";
+  /** Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. */
+  private static final String WALK = """
+      WITH RECURSIVE walk(depth, ino) AS (
+        SELECT 0, ?::bigint
+        UNION ALL
+        SELECT w.depth + 1, d.ino FROM walk w
+        JOIN fs_dentries d ON d.parent = w.ino AND d.name = (?::bytea[])[w.depth + 1]
+      )
+      SELECT w.depth, i.target, """ + COLS + " FROM walk w JOIN fs_inodes i ON i.ino = w.ino ORDER BY w.depth";
+  private static final String STAT_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ?";
+  private static final String LOCK_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ? FOR UPDATE";
+  private static final String GROUPS = "SELECT gid FROM principal_groups WHERE principal_id = ?";
+  private static final String NEW_INODE = """
+      INSERT INTO fs_inodes AS i (ino, kind, mode, uid, gid, nlink, chunk_size, target, size)
+      VALUES (nextval('fs_inode_ids'), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING""" + " " + COLS;
+  private static final String NEW_ENTRY = "INSERT INTO fs_dentries (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
+  private static final String DROP_ENTRY = "DELETE FROM fs_dentries WHERE parent = ? AND name = ? AND ino = ?";
+  private static final String MOVE_ENTRY = "UPDATE fs_dentries SET parent = ?, name = ? WHERE parent = ? AND name = ? AND ino = ?";
+  /** Locks a directory for a change of its entries and stamps it; 0 rows: it was removed meanwhile. */
+  private static final String TOUCH_DIR =
+      "UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'";
+  private static final String ADD_LINKS =
+      "UPDATE fs_inodes SET nlink = nlink + ?, ctime = fs_now() WHERE ino = ? RETURNING nlink";
+  private static final String HAS_ENTRIES = "SELECT EXISTS (SELECT 1 FROM fs_dentries WHERE parent = ?)";
+  private static final String LIST = "SELECT d.name, " + COLS
+      + " FROM fs_dentries d JOIN fs_inodes i ON i.ino = d.ino WHERE d.parent = ? ORDER BY d.name";
+  private static final String IS_ANCESTOR = """
+      WITH RECURSIVE up(ino) AS (
+        SELECT ?::bigint
+        UNION
+        SELECT d.parent FROM up JOIN fs_dentries d ON d.ino = up.ino WHERE up.ino <> 1
+      )
+      SELECT EXISTS (SELECT 1 FROM up WHERE ino = ?)""";
+  /** Serializes directory moves between parents, like Linux's s_vfs_rename_mutex: no cycles. */
+  private static final long RENAME_LOCK = 0x6462667352656eL;
+  private static final String READ = """
+      SELECT i.size, c.chunk_no,
+             substring(b.data FROM (greatest(?::bigint, c.chunk_no * ?) - c.chunk_no * ?)::int + 1
+                       FOR (least(?::bigint, (c.chunk_no + 1) * ?) - greatest(?::bigint, c.chunk_no * ?))::int)
+      FROM fs_inodes i
+      LEFT JOIN fs_chunks c ON c.ino = i.ino AND c.to_version IS NULL AND c.chunk_no BETWEEN ? AND ?
+      LEFT JOIN fs_blobs b ON b.hash = c.hash
+      WHERE i.ino = ? AND i.kind = 'f'""";
+  private static final String CHUNKS = """
+      SELECT c.chunk_no, b.data FROM fs_chunks c JOIN fs_blobs b ON b.hash = c.hash
+      WHERE c.ino = ? AND c.to_version IS NULL AND c.chunk_no = ANY (?)""";
+  private static final String BUMP = """
+      UPDATE fs_inodes SET size = greatest(size, ?), version = version + 1, mtime = fs_now(), ctime = fs_now()
+      WHERE ino = ? RETURNING kind, version""";
+  private static final String SET_SIZE =
+      "UPDATE fs_inodes SET size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version";
+  private static final String NEW_BLOB = "INSERT INTO fs_blobs (hash, data) VALUES (?, ?) ON CONFLICT DO NOTHING";
+  private static final String CLOSE_CHUNKS = """
+      UPDATE fs_chunks SET to_version = ?, closed_at = now()
+      WHERE ino = ? AND to_version IS NULL AND chunk_no BETWEEN ? AND ?""";
+  private static final String NEW_CHUNK =
+      "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (?, ?, ?, ?, ?)";
+  private static final String DROP_INODE = "DELETE FROM fs_inodes WHERE ino = ? RETURNING version";
+  private static final String CLOSE_ALL_CHUNKS =
+      "UPDATE fs_chunks SET to_version = ?, closed_at = now() WHERE ino = ? AND to_version IS NULL";
+  private static final String NEW_ORPHAN = "INSERT INTO fs_orphans (ino, node_id) VALUES (?, ?::uuid) ON CONFLICT DO NOTHING";
+  private static final String DEAD_ORPHANS = """
+      DELETE FROM fs_orphans o WHERE o.node_id IS NULL OR o.node_id = ?::uuid OR NOT EXISTS (
+        SELECT 1 FROM nodes n WHERE n.id = o.node_id AND n.status = 'alive') RETURNING o.ino""";
+  private static final String PURGE_CHUNKS =
+      "DELETE FROM fs_chunks WHERE to_version IS NOT NULL AND closed_at < now() - ?::interval";
+  private static final String PURGE_BLOBS =
+      "DELETE FROM fs_blobs b WHERE NOT EXISTS (SELECT 1 FROM fs_chunks c WHERE c.hash = b.hash)";
+
+  private static final Map<Kernel, FileSystem> INSTANCES = new ConcurrentHashMap<>();
+
+  private final Kernel kernel;
+  private final int chunkSize;
+  private final AtomicLong nextHandle = new AtomicLong(1);
+  private final ConcurrentHashMap<Long, FileHandle> handles = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Long, Integer> openCounts = new ConcurrentHashMap<>();
+  private final Set<Long> orphans = ConcurrentHashMap.newKeySet();
+
+  /** The file system of {@code kernel}: one per kernel, so open-file semantics hold across front ends. */
+  public static FileSystem of(Kernel kernel) {
+    return INSTANCES.computeIfAbsent(kernel, k -> {
+      var fs = new FileSystem(k, DEFAULT_CHUNK_SIZE);
+      k.onClose(() -> INSTANCES.remove(k));
+      return fs;
+    });
+  }
+
+  /** A file system whose new files use {@code chunkSize}-byte chunks (benchmarks compare sizes). */
+  public FileSystem(Kernel kernel, int chunkSize) {
+    this.kernel = kernel;
+    this.chunkSize = chunkSize;
+    reclaimOrphans();
+  }
+
+  public Kernel kernel() {
+    return kernel;
+  }
+
+  // ---- metadata ------------------------------------------------------------------------------
+
+  /** stat (follow = true) or lstat (false). ENOENT, ENOTDIR, EACCES (search permission), ELOOP. */
+  public Stat stat(Session s, String path, boolean follow) {
+    return kernel.callChecked(s, "fs.stat", object(path), true,
+        tx -> existing(new Call(tx, s), path, follow).inode());
+  }
+
+  /**
+   * Like {@link #stat}, but a missing path is an empty result, not an error: lookups of names that
+   * do not exist (every create, and git's probes) then cost a read, not a failed call. Other errors
+   * (EACCES, ENOTDIR, ELOOP) still throw.
+   */
+  public Optional<Stat> find(Session s, String path, boolean follow) {
+    return kernel.callChecked(s, "fs.stat", object(path), true, tx -> {
+      try {
+        return Optional.of(existing(new Call(tx, s), path, follow).inode());
+      } catch (FsException e) {
+        if (e.errno() == Errno.ENOENT) {
+          return Optional.<Stat>empty();
+        }
+        throw e;
+      }
+    });
+  }
+
+  /** fstat on an open handle. EBADF if the inode is gone. */
+  public Stat stat(Session s, FileHandle h) {
+    return kernel.callChecked(s, "fs.fstat", "file:#" + h.ino(), true, tx -> inode(tx, h.ino()));
+  }
+
+  /** The entries of a directory (without "." and ".."), by name. ENOTDIR, EACCES (needs read). */
+  public List<DirEntry> list(Session s, String path) {
+    return kernel.callChecked(s, "fs.list", object(path), true, tx -> {
+      var c = new Call(tx, s);
+      Stat dir = existing(c, path, true).inode();
+      if (!dir.isDirectory()) {
+        throw new FsException(Errno.ENOTDIR, path);
+      }
+      c.require(dir, R, path);
+      return tx.query(LIST, rs -> new DirEntry(rs.getBytes(1), stat(rs, 2)), dir.ino());
+    });
+  }
+
+  /** access(2): F_OK (0) or a mask of R_OK 4, W_OK 2, X_OK 1. EACCES when not allowed. */
+  public void access(Session s, String path, int mask) {
+    kernel.callChecked(s, "fs.access", object(path), true, tx -> {
+      var c = new Call(tx, s);
+      c.require(existing(c, path, true).inode(), mask & 7, path);
+      return null;
+    });
+  }
+
+  /** Creates a directory. EEXIST (also for a symlink), ENOENT (no parent), EACCES (parent not writable). */
+  public Stat mkdir(Session s, String path, int mode) {
+    return kernel.callChecked(s, "fs.mkdir", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Resolved r = resolve(c, path, false);
+      if (r.inode() != null) {
+        throw new FsException(Errno.EEXIST, path);
+      }
+      return c.createEntry(r, Kind.DIRECTORY, mode & 07777, null, path);
+    });
+  }
+
+  /** Removes an empty directory. ENOTDIR, ENOTEMPTY, EBUSY (root), EINVAL (last name "."). */
+  public void rmdir(Session s, String path) {
+    kernel.callChecked(s, "fs.rmdir", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      if (path.endsWith("/.") || path.equals(".")) {
+        throw new FsException(Errno.EINVAL, path);
+      }
+      Resolved r = existing(c, path, false);
+      if (!r.inode().isDirectory()) {
+        throw new FsException(Errno.ENOTDIR, path);
+      }
+      if (r.parent() == null) {
+        throw new FsException(Errno.EBUSY, path);
+      }
+      c.requireRemove(r, path);
+      c.removeDirectory(r, path);
+      return null;
+    });
+  }
+
+  /** Removes a name; the inode goes with its last link and last open handle. EISDIR for a directory. */
+  public void unlink(Session s, String path) {
+    kernel.callChecked(s, "fs.unlink", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Resolved r = existing(c, path, false);
+      if (r.inode().isDirectory()) {
+        throw new FsException(Errno.EISDIR, path);
+      }
+      c.requireRemove(r, path);
+      touchDir(tx, r.parent().ino(), 0, path);
+      if (tx.update(DROP_ENTRY, r.parent().ino(), r.name(), r.inode().ino()) == 0) {
+        throw new FsException(Errno.ENOENT, path);
+      }
+      c.dropLink(r.inode().ino());
+      return null;
+    });
+  }
+
+  /** A hard link {@code newPath} to {@code existing} (not followed). EPERM for a directory, EEXIST. */
+  public Stat link(Session s, String existing, String newPath) {
+    return kernel.callChecked(s, "fs.link", object(newPath), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Stat src = existing(c, existing, false).inode();
+      if (src.isDirectory()) {
+        throw new FsException(Errno.EPERM, existing + " is a directory");
+      }
+      Resolved dst = resolve(c, newPath, false);
+      if (dst.inode() != null) {
+        throw new FsException(Errno.EEXIST, newPath);
+      }
+      c.requireDir(dst.parent(), W | X, newPath);
+      touchDir(tx, dst.parent().ino(), 0, newPath);
+      if (tx.update(NEW_ENTRY, dst.parent().ino(), dst.name(), src.ino()) == 0) {
+        throw new FsException(Errno.EEXIST, newPath);
+      }
+      int nlink = tx.queryOne(ADD_LINKS, rs -> rs.getInt(1), 1, src.ino())
+          .orElseThrow(() -> new FsException(Errno.ENOENT, existing));
+      return new Stat(src.ino(), src.kind(), src.mode(), src.uid(), src.gid(), src.size(), nlink, src.atime(),
+          src.mtime(), Instant.now(), src.version(), src.chunkSize());
+    });
+  }
+
+  /** A symbolic link at {@code linkPath} holding {@code target} (not checked). EEXIST, ENAMETOOLONG. */
+  public Stat symlink(Session s, String target, String linkPath) {
+    byte[] t = target.getBytes(StandardCharsets.UTF_8);
+    if (t.length == 0) {
+      throw new FsException(Errno.ENOENT, "empty symlink target");
+    }
+    if (t.length >= PATH_MAX) {
+      throw new FsException(Errno.ENAMETOOLONG, "symlink target");
+    }
+    return kernel.callChecked(s, "fs.symlink", object(linkPath), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Resolved r = resolve(c, linkPath, false);
+      if (r.inode() != null) {
+        throw new FsException(Errno.EEXIST, linkPath);
+      }
+      return c.createEntry(r, Kind.SYMLINK, 0777, t, linkPath);
+    });
+  }
+
+  /** The target of a symlink. EINVAL if {@code path} is not one. */
+  public String readlink(Session s, String path) {
+    return kernel.callChecked(s, "fs.readlink", object(path), true, tx -> {
+      var c = new Call(tx, s);
+      Stat l = existing(c, path, false).inode();
+      if (!l.isSymlink()) {
+        throw new FsException(Errno.EINVAL, path + " is not a symlink");
+      }
+      byte[] t = tx.queryOne("SELECT target FROM fs_inodes WHERE ino = ?", rs -> rs.getBytes(1), l.ino()).orElseThrow();
+      return new String(t, StandardCharsets.UTF_8);
+    });
+  }
+
+  /** chmod: owner or root, else EPERM. A non-member's set-group-ID bit is dropped, as on Linux. */
+  public Stat chmod(Session s, String path, int mode) {
+    return kernel.callChecked(s, "fs.chmod", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Stat st = existing(c, path, true).inode();
+      c.requireOwner(st, path);
+      int m = mode & 07777;
+      if (!c.root() && (m & S_ISGID) != 0 && !st.isDirectory() && !c.inGroup(st.gid())) {
+        m &= ~S_ISGID;
+      }
+      tx.update("UPDATE fs_inodes SET mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ?", m, st.ino());
+      return inode(tx, st.ino());
+    });
+  }
+
+  /**
+   * chown (follow) or lchown; -1 leaves an id unchanged. Only root changes the owner; the owner may
+   * set the group to one of its groups; else EPERM. Clears set-user-ID (and set-group-ID if
+   * group-executable) of a non-directory, as Linux does.
+   */
+  public Stat chown(Session s, String path, int uid, int gid, boolean follow) {
+    return kernel.callChecked(s, "fs.chown", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Stat st = existing(c, path, follow).inode();
+      if (!c.root()) {
+        if (uid != -1 && uid != st.uid() || st.uid() != s.uid() || gid != -1 && gid != st.gid() && !c.inGroup(gid)) {
+          throw new FsException(Errno.EPERM, "only root may give a file away; the owner may pick one of its groups: " + path);
+        }
+      }
+      int m = st.mode();
+      if (!st.isDirectory() && (uid != -1 || gid != -1)) {
+        m &= ~S_ISUID;
+        if ((m & 010) != 0) {
+          m &= ~S_ISGID;
+        }
+      }
+      tx.update("UPDATE fs_inodes SET uid = ?, gid = ?, mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ?",
+          uid == -1 ? st.uid() : uid, gid == -1 ? st.gid() : gid, m, st.ino());
+      return inode(tx, st.ino());
+    });
+  }
+
+  /**
+   * utimens: sets atime and mtime; null leaves one unchanged, {@link #NOW} sets the current time. Setting
+   * the current time needs ownership or write permission; any other time needs ownership (else EPERM).
+   */
+  public Stat utimens(Session s, String path, Instant atime, Instant mtime, boolean follow) {
+    return kernel.callChecked(s, "fs.utimens", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Stat st = existing(c, path, follow).inode();
+      boolean onlyNow = (atime == null || atime == NOW) && (mtime == null || mtime == NOW);
+      if (!c.root() && st.uid() != s.uid()) {
+        if (!onlyNow) {
+          throw new FsException(Errno.EPERM, "only the owner may set times: " + path);
+        }
+        c.require(st, W, path);
+      }
+      tx.update("""
+          UPDATE fs_inodes SET atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
+                               mtime = CASE WHEN ? THEN mtime WHEN ? THEN fs_now() ELSE ?::bigint END,
+                               ctime = fs_now(), version = version + 1 WHERE ino = ?""",
+          atime == null, atime == NOW, time(atime), mtime == null, mtime == NOW, time(mtime), st.ino());
+      return inode(tx, st.ino());
+    });
+  }
+
+  private static Long time(Instant t) {
+    return t == null || t == NOW ? null : t.getEpochSecond() * 1_000_000_000L + t.getNano();
+  }
+
+  /**
+   * rename(2): atomically points {@code to} at what {@code from} names, replacing {@code to} (a file by a
+   * file, an empty directory by a directory). EINVAL when moving a directory into its own subtree,
+   * ENOTDIR/EISDIR for mismatched kinds, ENOTEMPTY, EEXIST with {@link #RENAME_NOREPLACE}, EBUSY for
+   * the root. Renaming a name onto another link of the same inode does nothing.
+   */
+  public void rename(Session s, String from, String to, int flags) {
+    if ((flags & RENAME_EXCHANGE) != 0 || (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) {
+      throw new FsException(Errno.EINVAL, "unsupported rename flags " + flags);
+    }
+    kernel.callChecked(s, "fs.rename", object(from), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      if (lastName(from).equals(".") || lastName(from).equals("..") || lastName(to).equals(".") || lastName(to).equals("..")) {
+        throw new FsException(Errno.EINVAL, from + " -> " + to);
+      }
+      Resolved src = existing(c, from, false);
+      if (src.parent() == null) {
+        throw new FsException(Errno.EBUSY, from);
+      }
+      Resolved dst = resolve(c, to, false);
+      if (dst.parent() == null) {
+        throw new FsException(Errno.EBUSY, to);
+      }
+      Stat moved = src.inode();
+      Stat old = dst.inode();
+      if (old != null && (flags & RENAME_NOREPLACE) != 0) {
+        throw new FsException(Errno.EEXIST, to);
+      }
+      if (old != null && old.ino() == moved.ino()) {
+        return null;
+      }
+      c.requireRemove(src, from);
+      c.requireDir(dst.parent(), W | X, to);
+      if (old != null) {
+        c.requireRemove(dst, to);
+      }
+      boolean dir = moved.isDirectory();
+      boolean across = src.parent().ino() != dst.parent().ino();
+      if (dir && across) {
+        if (!c.root()) {
+          c.require(moved, W, from);
+        }
+        tx.queryOne("SELECT pg_advisory_xact_lock(?)", rs -> null, RENAME_LOCK);
+        if (tx.queryOne(IS_ANCESTOR, rs -> rs.getBoolean(1), dst.parent().ino(), moved.ino()).orElse(false)) {
+          throw new FsException(Errno.EINVAL, "cannot move " + from + " into its own subtree " + to);
+        }
+      }
+      if (old != null) {
+        if (dir && !old.isDirectory()) {
+          throw new FsException(Errno.ENOTDIR, to);
+        }
+        if (!dir && old.isDirectory()) {
+          throw new FsException(Errno.EISDIR, to);
+        }
+      }
+      // Lock both parents in inode order (no deadlock between opposite renames).
+      long a = Math.min(src.parent().ino(), dst.parent().ino());
+      long b = Math.max(src.parent().ino(), dst.parent().ino());
+      touchDir(tx, a, 0, a == src.parent().ino() ? from : to);
+      if (b != a) {
+        touchDir(tx, b, 0, b == src.parent().ino() ? from : to);
+      }
+      if (old != null) {
+        if (old.isDirectory()) {
+          c.removeDirectory(dst, to);
+        } else {
+          if (tx.update(DROP_ENTRY, dst.parent().ino(), dst.name(), old.ino()) == 0) {
+            throw new FsException(Errno.ENOENT, to);
+          }
+          c.dropLink(old.ino());
+        }
+      }
+      if (tx.update(MOVE_ENTRY, dst.parent().ino(), dst.name(), src.parent().ino(), src.name(), moved.ino()) == 0) {
+        throw new FsException(Errno.ENOENT, from);
+      }
+      tx.update("UPDATE fs_inodes SET ctime = fs_now() WHERE ino = ?", moved.ino());
+      if (dir && across) {
+        touchDir(tx, src.parent().ino(), -1, from);
+        touchDir(tx, dst.parent().ino(), 1, to);
+      }
+      return null;
+    });
+  }
+
+  public void rename(Session s, String from, String to) {
+    rename(s, from, to, 0);
+  }
+
+  /** statfs: used blocks are the database's size for the file data; "free" is an unbounded 1 TiB. */
+  public StatFs statfs(Session s) {
+    return kernel.callChecked(s, "fs.statfs", "file:/", true, tx -> {
+      long files = tx.queryLong("SELECT count(*) FROM fs_inodes");
+      long used = tx.queryLong("SELECT pg_total_relation_size('fs_blobs') + pg_total_relation_size('fs_chunks')");
+      long bs = 4096;
+      long free = (1L << 40) / bs;
+      return new StatFs(bs, used / bs + free, free, files, (1L << 32) - files, NAME_MAX);
+    });
+  }
+
+  // ---- open files ----------------------------------------------------------------------------
+
+  /**
+   * open(2) with {@code flags} as in Linux (O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NOFOLLOW,
+   * O_DIRECTORY; O_RDONLY/O_WRONLY/O_RDWR). With O_CREAT a missing file is created with {@code mode}
+   * (the creating open succeeds whatever the mode). EISDIR when opening a directory for writing;
+   * ELOOP for a symlink under O_NOFOLLOW; EEXIST under O_CREAT|O_EXCL; EACCES per mode bits.
+   */
+  public FileHandle open(Session s, String path, int flags, int mode) {
+    boolean changes = (flags & (O_CREAT | O_TRUNC)) != 0;
+    Stat st = kernel.callChecked(s, "fs.open", object(path), !changes, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      boolean excl = (flags & O_CREAT) != 0 && (flags & O_EXCL) != 0;
+      Resolved r = resolve(c, path, !excl && (flags & O_NOFOLLOW) == 0);
+      Stat f = r.inode();
+      if (f == null) {
+        if ((flags & O_CREAT) == 0) {
+          throw new FsException(Errno.ENOENT, path);
+        }
+        return c.createEntry(r, Kind.FILE, mode & 07777, null, path);
+      }
+      if (excl) {
+        throw new FsException(Errno.EEXIST, path);
+      }
+      if (f.isSymlink()) {
+        throw new FsException(Errno.ELOOP, path);
+      }
+      boolean write = (flags & O_ACCMODE) != O_RDONLY;
+      if (f.isDirectory() && (write || (flags & O_CREAT) != 0)) {
+        throw new FsException(Errno.EISDIR, path);
+      }
+      if (!f.isDirectory() && (flags & O_DIRECTORY) != 0) {
+        throw new FsException(Errno.ENOTDIR, path);
+      }
+      c.require(f, ((flags & O_ACCMODE) != O_WRONLY ? R : 0) | (write || (flags & O_TRUNC) != 0 ? W : 0), path);
+      if ((flags & O_TRUNC) != 0 && f.isFile() && f.size() > 0) {
+        truncate(tx, f.ino(), 0);
+        return f.withSize(0);
+      }
+      return f;
+    });
+    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags, st.chunkSize(), st);
+    handles.put(h.id(), h);
+    openCounts.merge(st.ino(), 1, Integer::sum);
+    return h;
+  }
+
+  /** creat(2): open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
+  public FileHandle create(Session s, String path, int mode) {
+    return open(s, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+  }
+
+  /**
+   * Reads up to {@code len} bytes at {@code offset}: fewer only at end of file; holes read as zeros.
+   * EBADF if not open for reading or the inode is gone; EISDIR for a directory.
+   */
+  public byte[] read(Session s, FileHandle h, long offset, int len) {
+    if (!h.readable()) {
+      throw new FsException(Errno.EBADF, "not open for reading");
+    }
+    if (offset < 0 || len < 0) {
+      throw new FsException(Errno.EINVAL, "negative offset or length");
+    }
+    return kernel.callChecked(s, "fs.read", "file:#" + h.ino(), true, tx -> readAt(tx, h.ino(), h.chunkSize(), offset, len));
+  }
+
+  private static byte[] readAt(Tx tx, long ino, int cs, long offset, int len) throws SQLException {
+    long end = offset + len;
+    long k0 = offset / cs;
+    long k1 = len == 0 ? k0 : (end - 1) / cs;
+    try (PreparedStatement ps = tx.prepare(READ, offset, cs, cs, end, cs, offset, cs, k0, k1, ino);
+         ResultSet rs = ps.executeQuery()) {
+      byte[] out = null;
+      while (rs.next()) {
+        if (out == null) {
+          long size = rs.getLong(1);
+          out = new byte[(int) Math.max(0, Math.min(end, size) - offset)];
+        }
+        byte[] slice = rs.getBytes(3);
+        if (slice != null) {
+          long at = Math.max(offset, rs.getLong(2) * cs) - offset;
+          System.arraycopy(slice, 0, out, (int) at, (int) Math.min(slice.length, out.length - at));
+        }
+      }
+      if (out == null) {
+        throw new FsException(Errno.EBADF, "no such file (inode " + ino + ")");
+      }
+      return out;
+    }
+  }
+
+  /**
+   * Writes {@code len} bytes of {@code data} from {@code from} at {@code offset} (at the end of file
+   * for a handle opened with O_APPEND), extending the file and leaving holes as needed; durable on
+   * return. Returns the offset written at. EBADF if not open for writing.
+   */
+  public long write(Session s, FileHandle h, long offset, byte[] data, int from, int len) {
+    if (!h.writable()) {
+      throw new FsException(Errno.EBADF, "not open for writing");
+    }
+    if (offset < 0) {
+      throw new FsException(Errno.EINVAL, "negative offset");
+    }
+    return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
+      long at = offset;
+      if (h.append()) {
+        at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
+      }
+      if (len > 0) {
+        writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len);
+      }
+      return at;
+    });
+  }
+
+  private static void writeAt(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len) throws SQLException {
+    long end = offset + len;
+    // One statement locks the inode, extends it and gives the new version the chunks are stamped with.
+    var bumped = tx.queryOne(BUMP, rs -> new Object[] {rs.getString(1), rs.getLong(2)}, end, ino)
+        .orElseThrow(() -> new FsException(Errno.EBADF, "no such file (inode " + ino + ")"));
+    if (!"f".equals(bumped[0])) {
+      throw new FsException(Errno.EISDIR, "inode " + ino);
+    }
+    long version = (Long) bumped[1];
+    long k0 = offset / cs;
+    long k1 = (end - 1) / cs;
+    // Chunks only partly overwritten keep their other bytes: fetch them (at most the first and last).
+    List<Long> partial = new ArrayList<>(2);
+    if (offset % cs != 0) {
+      partial.add(k0);
+    }
+    if (end % cs != 0 && (k1 != k0 || partial.isEmpty())) {
+      partial.add(k1);
+    }
+    Map<Long, byte[]> old = new HashMap<>();
+    if (!partial.isEmpty()) {
+      Array arr = tx.connection().createArrayOf("bigint", partial.toArray());
+      tx.query(CHUNKS, rs -> old.put(rs.getLong(1), rs.getBytes(2)), ino, arr);
+    }
+    var blobs = new LinkedHashMap<String, byte[]>();
+    var hashes = new byte[(int) (k1 - k0 + 1)][];
+    var lengths = new int[hashes.length];
+    MessageDigest sha = sha256();
+    for (long k = k0; k <= k1; k++) {
+      long start = k * cs;
+      long wFrom = Math.max(offset, start);
+      long wTo = Math.min(end, start + cs);
+      byte[] base = old.get(k);
+      byte[] content = new byte[(int) Math.max(base == null ? 0 : base.length, wTo - start)];
+      if (base != null) {
+        System.arraycopy(base, 0, content, 0, base.length);
+      }
+      System.arraycopy(data, from + (int) (wFrom - offset), content, (int) (wFrom - start), (int) (wTo - wFrom));
+      byte[] hash = sha.digest(content);
+      hashes[(int) (k - k0)] = hash;
+      lengths[(int) (k - k0)] = content.length;
+      blobs.putIfAbsent(HexFormat.of().formatHex(hash), content);
+    }
+    try (PreparedStatement ps = tx.connection().prepareStatement(NEW_BLOB)) {
+      for (var e : blobs.entrySet()) {
+        ps.setBytes(1, HexFormat.of().parseHex(e.getKey()));
+        ps.setBytes(2, e.getValue());
+        ps.addBatch();
+      }
+      ps.executeBatch();
+    }
+    tx.update(CLOSE_CHUNKS, version, ino, k0, k1);
+    try (PreparedStatement ps = tx.connection().prepareStatement(NEW_CHUNK)) {
+      for (int i = 0; i < hashes.length; i++) {
+        Tx.bind(ps, ino, k0 + i, version, hashes[i], lengths[i]);
+        ps.addBatch();
+      }
+      ps.executeBatch();
+    }
+  }
+
+  /** truncate(2) by path: needs write permission. EISDIR for a directory, EINVAL for a negative size. */
+  public void truncate(Session s, String path, long size) {
+    if (size < 0) {
+      throw new FsException(Errno.EINVAL, "negative size");
+    }
+    kernel.callChecked(s, "fs.truncate", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Stat f = existing(c, path, true).inode();
+      if (f.isDirectory()) {
+        throw new FsException(Errno.EISDIR, path);
+      }
+      c.require(f, W, path);
+      truncate(tx, f.ino(), size);
+      return null;
+    });
+  }
+
+  /** ftruncate(2): EBADF unless open for writing. */
+  public void truncate(Session s, FileHandle h, long size) {
+    if (!h.writable()) {
+      throw new FsException(Errno.EBADF, "not open for writing");
+    }
+    if (size < 0) {
+      throw new FsException(Errno.EINVAL, "negative size");
+    }
+    kernel.callChecked(s, "fs.ftruncate", "file:#" + h.ino(), false, tx -> {
+      deferDurability(tx);
+      truncate(tx, h.ino(), size);
+      return null;
+    });
+  }
+
+  private static void truncate(Tx tx, long ino, long size) throws SQLException {
+    Stat f = tx.queryOne(LOCK_INO, rs -> stat(rs, 1), ino)
+        .orElseThrow(() -> new FsException(Errno.ENOENT, "inode " + ino));
+    long version = tx.queryLong(SET_SIZE, size, ino);
+    if (size >= f.size()) {
+      return; // growing leaves a hole: chunks never hold bytes past the size
+    }
+    int cs = f.chunkSize();
+    long keep = (size + cs - 1) / cs; // chunks [0, keep) stay
+    tx.update(CLOSE_CHUNKS, version, ino, keep, Long.MAX_VALUE);
+    int tail = (int) (size % cs);
+    if (tail != 0) {
+      long k = size / cs;
+      Array arr = tx.connection().createArrayOf("bigint", new Object[] {k});
+      byte[] last = tx.queryOne(CHUNKS, rs -> rs.getBytes(2), ino, arr).orElse(null);
+      if (last != null && last.length > tail) {
+        byte[] cut = Arrays.copyOf(last, tail);
+        byte[] hash = sha256().digest(cut);
+        tx.update(NEW_BLOB, hash, cut);
+        tx.update(CLOSE_CHUNKS, version, ino, k, k);
+        tx.update(NEW_CHUNK, ino, k, version, hash, tail);
+      }
+    }
+  }
+
+  /**
+   * fsync: makes every earlier change durable, this file's and (like fsync of a directory) every
+   * name change before it. Writes are durable on return already; metadata changes are not (see
+   * {@link #deferDurability}). EBADF for a closed handle.
+   */
+  public void fsync(Session s, FileHandle h) {
+    if (!handles.containsKey(h.id())) {
+      throw new FsException(Errno.EBADF, "handle " + h.id() + " is closed");
+    }
+    sync(s);
+  }
+
+  /** sync(2): returns once every change committed before it is durable (one WAL flush). */
+  public void sync(Session s) {
+    kernel.callChecked(s, "fs.sync", "file:/", false, tx -> null);
+  }
+
+  /**
+   * Metadata changes (create, mkdir, rename, unlink, link, chmod, chown, utimens, truncate) commit
+   * without waiting for the WAL flush, as ext4 journals them: they are atomic and ordered (a crash
+   * loses at most the last fraction of a second of them, never a part of one, and never one that a
+   * later durable call depends on), and durable after the next {@link #write}, {@link #fsync} or
+   * {@link #sync}. This halves the flushes of creating a small file and writing it.
+   */
+  private static void deferDurability(Tx tx) throws SQLException {
+    tx.update("SET LOCAL synchronous_commit = off");
+  }
+
+  /**
+   * Releases a handle. When it was the last one on an inode whose last name is gone, the inode and
+   * its data go too. Closing twice is harmless.
+   */
+  public void close(FileHandle h) {
+    if (handles.remove(h.id()) == null) {
+      return;
+    }
+    Integer left = openCounts.compute(h.ino(), (k, n) -> n == null || n <= 1 ? null : n - 1);
+    if (left == null && orphans.remove(h.ino())) {
+      kernel.callChecked(kernel.system(), "fs.release", "file:#" + h.ino(), false, tx -> {
+        if (openCounts.containsKey(h.ino())) {
+          return null; // reopened through /proc-like means meanwhile: keep it
+        }
+        tx.update("DELETE FROM fs_orphans WHERE ino = ?", h.ino());
+        var st = tx.queryOne(LOCK_INO, rs -> stat(rs, 1), h.ino());
+        if (st.isPresent() && st.get().nlink() == 0) {
+          destroy(tx, h.ino());
+        }
+        return null;
+      });
+    }
+  }
+
+  /** Unlinked inodes whose holder is gone (a dead node, or this node before a restart) are freed. */
+  private void reclaimOrphans() {
+    Session sys = kernel.system();
+    kernel.callChecked(sys, "fs.reclaim", "file:/", false, tx -> {
+      for (long ino : tx.query(DEAD_ORPHANS, rs -> rs.getLong(1), kernel.nodeId().orElse(null))) {
+        var st = tx.queryOne(LOCK_INO, rs -> stat(rs, 1), ino);
+        if (st.isPresent() && st.get().nlink() == 0) {
+          destroy(tx, ino);
+        }
+      }
+      return null;
+    });
+  }
+
+  private static void destroy(Tx tx, long ino) throws SQLException {
+    var version = tx.queryOne(DROP_INODE, rs -> rs.getLong(1), ino);
+    if (version.isPresent()) {
+      tx.update(CLOSE_ALL_CHUNKS, version.get() + 1, ino);
+    }
+  }
+
+  // ---- streams -------------------------------------------------------------------------------
+
+  /** Reads a whole file as a stream, one chunk-sized call at a time (never the whole file in memory). */
+  public InputStream openInput(Session s, String path) {
+    FileHandle h = open(s, path, O_RDONLY, 0);
+    return new InputStream() {
+      private long pos;
+      private byte[] buf = new byte[0];
+      private int at;
+      private boolean eof;
+
+      @Override
+      public int read() throws IOException {
+        byte[] one = new byte[1];
+        return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+      }
+
+      @Override
+      public int read(byte[] b, int off, int len) throws IOException {
+        if (at == buf.length) {
+          if (eof) {
+            return -1;
+          }
+          buf = FileSystem.this.read(s, h, pos, 4 * h.chunkSize());
+          at = 0;
+          pos += buf.length;
+          eof = buf.length < 4 * h.chunkSize();
+          if (buf.length == 0) {
+            return -1;
+          }
+        }
+        int n = Math.min(len, buf.length - at);
+        System.arraycopy(buf, at, b, off, n);
+        at += n;
+        return n;
+      }
+
+      @Override
+      public void close() {
+        FileSystem.this.close(h);
+      }
+    };
+  }
+
+  /** Creates or truncates {@code path} and returns a stream writing it in calls of 4 chunks. */
+  public OutputStream openOutput(Session s, String path, int mode) {
+    FileHandle h = create(s, path, mode);
+    int batch = 4 * h.chunkSize();
+    return new OutputStream() {
+      private final byte[] buf = new byte[batch];
+      private int n;
+      private long pos;
+
+      @Override
+      public void write(int b) throws IOException {
+        write(new byte[] {(byte) b}, 0, 1);
+      }
+
+      @Override
+      public void write(byte[] b, int off, int len) throws IOException {
+        while (len > 0) {
+          int k = Math.min(len, batch - n);
+          System.arraycopy(b, off, buf, n, k);
+          n += k;
+          off += k;
+          len -= k;
+          if (n == batch) {
+            flush();
+          }
+        }
+      }
+
+      @Override
+      public void flush() {
+        if (n > 0) {
+          FileSystem.this.write(s, h, pos, buf, 0, n);
+          pos += n;
+          n = 0;
+        }
+      }
+
+      @Override
+      public void close() {
+        try {
+          flush();
+        } finally {
+          FileSystem.this.close(h);
+        }
+      }
+    };
+  }
+
+  // ---- maintenance ---------------------------------------------------------------------------
+
+  /**
+   * Verifies every inode, entry and chunk: link counts, reachability, entries under non-directories,
+   * current chunks of missing inodes or past a file's size, chunks whose blob is missing, blob lengths
+   * (and with {@code verifyData} every blob's SHA-256). Root only (EPERM).
+   */
+  public CheckReport check(Session s, boolean verifyData) {
+    return kernel.callChecked(s, "fs.check", "file:/", true, tx -> {
+      if (!new Call(tx, s).root()) {
+        throw new FsException(Errno.EPERM, "fs check is for root");
+      }
+      var problems = new ArrayList<String>();
+      for (String[] q : FsCheck.QUERIES) {
+        problems.addAll(tx.query(q[1] + " LIMIT 100", rs -> q[0].formatted(rs.getObject(1), rs.getObject(2), rs.getObject(3))));
+      }
+      if (verifyData) {
+        problems.addAll(tx.query(FsCheck.BAD_HASH, rs -> "blob " + rs.getString(1) + ": content does not match its SHA-256"));
+      }
+      return new CheckReport(tx.queryLong("SELECT count(*) FROM fs_inodes"),
+          tx.queryLong("SELECT count(*) FROM fs_dentries"),
+          tx.queryLong("SELECT count(*) FROM fs_chunks WHERE to_version IS NULL"),
+          tx.queryLong("SELECT count(*) FROM fs_blobs"),
+          tx.queryLong(FsCheck.GARBAGE), problems);
+    });
+  }
+
+  /**
+   * Forgets versions closed more than {@code keep} ago and the blobs no version uses any more (root
+   * only). Blocks writers for its duration: a writer that found a blob already stored must not see it
+   * purged before its chunk row commits.
+   */
+  public long purge(Session s, Duration keep) {
+    return kernel.callChecked(s, "fs.purge", "file:/", false, tx -> {
+      if (!new Call(tx, s).root()) {
+        throw new FsException(Errno.EPERM, "fs purge is for root");
+      }
+      tx.update("LOCK TABLE fs_blobs IN SHARE ROW EXCLUSIVE MODE");
+      tx.update(PURGE_CHUNKS, keep.toSeconds() + " seconds");
+      return (long) tx.update(PURGE_BLOBS);
+    });
+  }
+
+  // ---- path resolution -----------------------------------------------------------------------
+
+  /** A resolved path: its parent directory (null for the root), last name, and inode (null if missing). */
+  record Resolved(Stat parent, byte[] name, Stat inode) {}
+
+  private Resolved existing(Call c, String path, boolean follow) throws SQLException {
+    Resolved r = resolve(c, path, follow);
+    if (r.inode() == null) {
+      throw new FsException(Errno.ENOENT, path);
+    }
+    return r;
+  }
+
+  /**
+   * Walks {@code path}: each run of plain names costs one query; symlinks (all but a last one unless
+   * {@code follow}) restart the walk at their target, at most {@value #MAX_SYMLINKS} times.
+   */
+  private Resolved resolve(Call c, String path, boolean follow) throws SQLException {
+    if (path == null || !path.startsWith("/")) {
+      throw new FsException(Errno.EINVAL, "not an absolute path: " + path);
+    }
+    if (path.indexOf('\0') >= 0) {
+      throw new FsException(Errno.EINVAL, "NUL in path");
+    }
+    byte[] raw = path.getBytes(StandardCharsets.UTF_8);
+    if (raw.length >= PATH_MAX) {
+      throw new FsException(Errno.ENAMETOOLONG, "path longer than " + PATH_MAX + " bytes");
+    }
+    boolean mustBeDir = path.length() > 1 && path.endsWith("/");
+    follow |= mustBeDir;
+    Deque<byte[]> todo = new ArrayDeque<>(components(raw, path));
+    List<Stat> dirs = new ArrayList<>(); // inodes from the root to the current one
+    List<byte[]> names = new ArrayList<>(); // names[i] leads from dirs[i-1] to dirs[i]
+    long start = ROOT;
+    int links = 0;
+    outer:
+    while (true) {
+      List<byte[]> run = new ArrayList<>();
+      for (byte[] n : todo) {
+        if (isDotDot(n)) {
+          break;
+        }
+        run.add(n);
+      }
+      List<Row> rows = c.tx.query(WALK, rs -> new Row(stat(rs, 3), rs.getBytes(2)), start,
+          c.tx.connection().createArrayOf("bytea", run.toArray(new byte[0][])));
+      if (rows.isEmpty()) {
+        throw new FsException(Errno.ENOENT, path);
+      }
+      if (dirs.isEmpty()) {
+        dirs.add(rows.get(0).stat());
+        names.add(null);
+      } else {
+        dirs.set(dirs.size() - 1, rows.get(0).stat());
+      }
+      for (int i = 1; i < rows.size(); i++) {
+        Stat dir = rows.get(i - 1).stat();
+        c.requireDir(dir, X, path);
+        Row child = rows.get(i);
+        todo.poll();
+        boolean last = todo.isEmpty();
+        if (child.stat().isSymlink() && (!last || follow)) {
+          if (++links > MAX_SYMLINKS) {
+            throw new FsException(Errno.ELOOP, path);
+          }
+          byte[] target = child.target();
+          List<byte[]> more = components(target, path);
+          for (int k = more.size() - 1; k >= 0; k--) {
+            todo.push(more.get(k));
+          }
+          if (target.length > 0 && target[0] == '/') {
+            dirs.clear();
+            names.clear();
+            start = ROOT;
+          } else {
+            start = dir.ino();
+          }
+          continue outer;
+        }
+        dirs.add(child.stat());
+        names.add(run.get(i - 1));
+      }
+      Stat cur = dirs.getLast();
+      if (rows.size() - 1 < run.size()) { // run[rows.size()-1] is missing
+        c.requireDir(cur, X, path);
+        todo.poll();
+        if (todo.isEmpty()) {
+          return new Resolved(cur, run.get(rows.size() - 1), null);
+        }
+        throw new FsException(Errno.ENOENT, path);
+      }
+      if (todo.isEmpty()) {
+        break;
+      }
+      todo.poll(); // ".."
+      c.requireDir(cur, X, path);
+      if (dirs.size() > 1) {
+        dirs.removeLast();
+        names.removeLast();
+      }
+      start = dirs.getLast().ino();
+      if (todo.isEmpty()) {
+        // re-read the directory we landed on
+        List<Row> again = c.tx.query(WALK, rs -> new Row(stat(rs, 3), rs.getBytes(2)), start,
+            c.tx.connection().createArrayOf("bytea", new byte[0][]));
+        dirs.set(dirs.size() - 1, again.getFirst().stat());
+        break;
+      }
+    }
+    Stat inode = dirs.getLast();
+    if (mustBeDir && !inode.isDirectory()) {
+      throw new FsException(Errno.ENOTDIR, path);
+    }
+    return dirs.size() == 1 ? new Resolved(null, null, inode)
+        : new Resolved(dirs.get(dirs.size() - 2), names.getLast(), inode);
+  }
+
+  private record Row(Stat stat, byte[] target) {}
+
+  private static List<byte[]> components(byte[] raw, String path) {
+    var out = new ArrayList<byte[]>();
+    int i = 0;
+    while (i < raw.length) {
+      int j = i;
+      while (j < raw.length && raw[j] != '/') {
+        j++;
+      }
+      int n = j - i;
+      if (n > NAME_MAX) {
+        throw new FsException(Errno.ENAMETOOLONG, "a name in " + path + " is longer than " + NAME_MAX + " bytes");
+      }
+      if (n > 0 && !(n == 1 && raw[i] == '.')) {
+        out.add(Arrays.copyOfRange(raw, i, j));
+      }
+      i = j + 1;
+    }
+    return out;
+  }
+
+  private static boolean isDotDot(byte[] n) {
+    return n.length == 2 && n[0] == '.' && n[1] == '.';
+  }
+
+  private static String lastName(String path) {
+    String p = path;
+    while (p.length() > 1 && p.endsWith("/")) {
+      p = p.substring(0, p.length() - 1);
+    }
+    return p.substring(p.lastIndexOf('/') + 1);
+  }
+
+  // ---- one call's context: the caller, its groups, permission checks and entry changes ----
+
+  private final class Call {
+    final Tx tx;
+    final Session s;
+    private int[] groups;
+
+    Call(Tx tx, Session s) {
+      this.tx = tx;
+      this.s = s;
+    }
+
+    boolean root() {
+      return s.uid() == 0 || Kernel.SYSTEM.equals(s.principal());
+    }
+
+    boolean inGroup(int gid) throws SQLException {
+      if (s.gid() == gid) {
+        return true;
+      }
+      if (groups == null) {
+        groups = tx.query(GROUPS, rs -> rs.getInt(1), s.principalId()).stream().mapToInt(Integer::intValue).toArray();
+      }
+      for (int g : groups) {
+        if (g == gid) {
+          return true;
+        }
+      }
+      return false;
+    }
+
+    /** EACCES unless the caller holds all of {@code want} (R|W|X) on {@code st}. */
+    void require(Stat st, int want, String path) throws SQLException {
+      if (root()) {
+        if ((want & X) != 0 && !st.isDirectory() && (st.mode() & 0111) == 0) {
+          throw new FsException(Errno.EACCES, path);
+        }
+        return;
+      }
+      int bits;
+      if (s.uid() == st.uid()) {
+        bits = st.mode() >> 6;
+      } else if (inGroup(st.gid())) {
+        bits = st.mode() >> 3;
+      } else {
+        bits = st.mode();
+      }
+      if ((bits & want & 7) != want) {
+        throw new FsException(Errno.EACCES, path);
+      }
+    }
+
+    void requireDir(Stat dir, int want, String path) throws SQLException {
+      if (!dir.isDirectory()) {
+        throw new FsException(Errno.ENOTDIR, path);
+      }
+      require(dir, want, path);
+    }
+
+    void requireOwner(Stat st, String path) {
+      if (!root() && st.uid() != s.uid()) {
+        throw new FsException(Errno.EPERM, "not the owner of " + path);
+      }
+    }
+
+    /** Removing an entry needs write+search on its directory and, if the directory is sticky, ownership. */
+    void requireRemove(Resolved r, String path) throws SQLException {
+      requireDir(r.parent(), W | X, path);
+      if ((r.parent().mode() & S_ISVTX) != 0 && !root() && s.uid() != r.inode().uid() && s.uid() != r.parent().uid()) {
+        throw new FsException(Errno.EPERM, "sticky directory: " + path);
+      }
+    }
+
+    Stat createEntry(Resolved r, Kind kind, int mode, byte[] target, String path) throws SQLException {
+      Stat parent = r.parent();
+      requireDir(parent, W | X, path);
+      int gid = s.gid();
+      if ((parent.mode() & S_ISGID) != 0) {
+        gid = parent.gid();
+        if (kind == Kind.DIRECTORY) {
+          mode |= S_ISGID;
+        }
+      }
+      boolean dir = kind == Kind.DIRECTORY;
+      touchDir(tx, parent.ino(), dir ? 1 : 0, path);
+      Stat st = tx.queryOne(NEW_INODE, rs -> stat(rs, 1), String.valueOf(kind.code), mode, s.uid(), gid,
+          dir ? 2 : 1, chunkSize, target, target == null ? 0L : (long) target.length).orElseThrow();
+      if (tx.update(NEW_ENTRY, parent.ino(), r.name(), st.ino()) == 0) {
+        throw new FsException(Errno.EEXIST, path);
+      }
+      return st;
+    }
+
+    void removeDirectory(Resolved r, String path) throws SQLException {
+      tx.queryOne(LOCK_INO, rs -> null, r.inode().ino());
+      if (tx.queryOne(HAS_ENTRIES, rs -> rs.getBoolean(1), r.inode().ino()).orElse(false)) {
+        throw new FsException(Errno.ENOTEMPTY, path);
+      }
+      touchDir(tx, r.parent().ino(), -1, path);
+      if (tx.update(DROP_ENTRY, r.parent().ino(), r.name(), r.inode().ino()) == 0) {
+        throw new FsException(Errno.ENOENT, path);
+      }
+      destroy(tx, r.inode().ino());
+    }
+
+    /** One name less: at zero the inode goes, unless a handle here keeps it open (then it is an orphan). */
+    void dropLink(long ino) throws SQLException {
+      int nlink = tx.queryOne(ADD_LINKS, rs -> rs.getInt(1), -1, ino).orElse(1);
+      if (nlink > 0) {
+        return;
+      }
+      if (openCounts.containsKey(ino)) {
+        tx.update(NEW_ORPHAN, ino, kernel.nodeId().orElse(null));
+        tx.afterCommit(() -> orphans.add(ino));
+      } else {
+        destroy(tx, ino);
+      }
+    }
+  }
+
+  private static void touchDir(Tx tx, long ino, int links, String path) throws SQLException {
+    if (tx.update(TOUCH_DIR, links, ino) == 0) {
+      throw new FsException(Errno.ENOENT, "directory of " + path + " was removed");
+    }
+  }
+
+  private static Stat inode(Tx tx, long ino) throws SQLException {
+    return tx.queryOne(STAT_INO, rs -> stat(rs, 1), ino)
+        .orElseThrow(() -> new FsException(Errno.EBADF, "no such file (inode " + ino + ")"));
+  }
+
+  static Stat stat(ResultSet rs, int at) throws SQLException {
+    return new Stat(rs.getLong(at), Kind.of(rs.getString(at + 1)), rs.getInt(at + 2), rs.getInt(at + 3),
+        rs.getInt(at + 4), rs.getLong(at + 5), rs.getInt(at + 6), instant(rs, at + 7), instant(rs, at + 8),
+        instant(rs, at + 9), rs.getLong(at + 10), rs.getInt(at + 11));
+  }
+
+  private static Instant instant(ResultSet rs, int at) throws SQLException {
+    return Instant.ofEpochSecond(0, rs.getLong(at));
+  }
+
+  private static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static String object(String path) {
+    return "file:" + path;
+  }
+}

@@ -1,0 +1,513 @@
+package org.dbos.kernel.files;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Node;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.testing.TestNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The FileSystem API against the POSIX semantics of the local disk (ext4 here), side by side: the
+ * same operations on a temp directory and on DBFS must give the same results and errors.
+ */
+class FileSystemTest {
+  static Node node;
+  static Kernel kernel;
+  static FileSystem fs;
+  static Session root;
+
+  @TempDir
+  Path disk;
+
+  @BeforeAll
+  static void boot() {
+    node = TestNode.boot();
+    kernel = node.kernel();
+    fs = FileSystem.of(kernel);
+    root = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
+  }
+
+  @AfterAll
+  static void close() {
+    node.close();
+  }
+
+  static Session user(String name, int uid, int gid) {
+    kernel.principals().create(root, name, "user", "pw-" + name, uid, gid, false);
+    return kernel.login(name, "pw-" + name);
+  }
+
+  /** Runs an operation and names its outcome: "ok" or the errno. */
+  static String outcome(Runnable op) {
+    try {
+      op.run();
+      return "ok";
+    } catch (FsException e) {
+      return e.errno().name();
+    }
+  }
+
+  interface DiskOp {
+    void run() throws IOException;
+  }
+
+  /** The errno the local disk answered, from the JDK's exception (it carries strerror text). */
+  static String diskOutcome(DiskOp op) {
+    try {
+      op.run();
+      return "ok";
+    } catch (NoSuchFileException e) {
+      return "ENOENT";
+    } catch (FileAlreadyExistsException e) {
+      return "EEXIST";
+    } catch (DirectoryNotEmptyException e) {
+      return "ENOTEMPTY";
+    } catch (AccessDeniedException e) {
+      return "EACCES";
+    } catch (FileSystemException e) {
+      String r = String.valueOf(e.getReason());
+      if (r.contains("Not a directory")) {
+        return "ENOTDIR";
+      }
+      if (r.contains("Is a directory")) {
+        return "EISDIR";
+      }
+      if (r.contains("Invalid argument")) {
+        return "EINVAL";
+      }
+      if (r.contains("not empty")) {
+        return "ENOTEMPTY";
+      }
+      if (r.contains("File exists")) {
+        return "EEXIST";
+      }
+      return r;
+    } catch (IOException e) {
+      return e.toString();
+    }
+  }
+
+  static void put(String path, String content) {
+    FileHandle h = fs.create(root, path, 0644);
+    byte[] b = content.getBytes(StandardCharsets.UTF_8);
+    fs.write(root, h, 0, b, 0, b.length);
+    fs.close(h);
+  }
+
+  static String get(String path) {
+    FileHandle h = fs.open(root, path, FileSystem.O_RDONLY, 0);
+    try {
+      return new String(fs.read(root, h, 0, 1 << 20), StandardCharsets.UTF_8);
+    } finally {
+      fs.close(h);
+    }
+  }
+
+  @Test
+  void writesAtOffsetsSparseFilesAndTruncateMatchTheLocalDisk() throws Exception {
+    fs.mkdir(root, "/io", 0755);
+    Random rnd = new Random(7);
+    int cs = FileSystem.DEFAULT_CHUNK_SIZE;
+    long[][] writes = {{0, 100}, {5000, 3000}, {cs - 10, 20}, {3L * cs + 17, cs + 5}, {10L * cs, 1}, {2, 3}};
+    Path local = disk.resolve("sparse");
+    FileHandle h = fs.open(root, "/io/sparse", FileSystem.O_CREAT | FileSystem.O_RDWR, 0644);
+    try (var raf = new RandomAccessFile(local.toFile(), "rw")) {
+      for (long[] w : writes) {
+        byte[] b = new byte[(int) w[1]];
+        rnd.nextBytes(b);
+        raf.seek(w[0]);
+        raf.write(b);
+        fs.write(root, h, w[0], b, 0, b.length);
+      }
+      assertArrayEquals(Files.readAllBytes(local), fs.read(root, h, 0, (int) raf.length() + 100));
+      // holes read as zeros, reads across chunk boundaries and past the end
+      assertArrayEquals(slice(local, 4L * cs + 100, 2 * cs), fs.read(root, h, 4L * cs + 100, 2 * cs));
+      assertEquals(0, fs.read(root, h, raf.length() + 5, 10).length);
+      // shrink into a chunk, then grow: the cut bytes must read as zeros
+      raf.setLength(3L * cs + 40);
+      fs.truncate(root, h, 3L * cs + 40);
+      raf.setLength(5L * cs);
+      fs.truncate(root, "/io/sparse", 5L * cs);
+      assertArrayEquals(Files.readAllBytes(local), fs.read(root, h, 0, 6 * cs));
+      assertEquals(5L * cs, fs.stat(root, "/io/sparse", true).size());
+    } finally {
+      fs.close(h);
+    }
+    // append goes to the end whatever the offset
+    FileHandle a = fs.open(root, "/io/log", FileSystem.O_CREAT | FileSystem.O_WRONLY | FileSystem.O_APPEND, 0644);
+    fs.write(root, a, 0, "one ".getBytes(), 0, 4);
+    fs.write(root, a, 0, "two".getBytes(), 0, 3);
+    fs.close(a);
+    assertEquals("one two", get("/io/log"));
+    assertTrue(fs.check(root, true).ok(), () -> fs.check(root, true).problems().toString());
+  }
+
+  static byte[] slice(Path p, long off, int len) throws IOException {
+    try (var raf = new RandomAccessFile(p.toFile(), "r")) {
+      long n = Math.max(0, Math.min(len, raf.length() - off));
+      byte[] b = new byte[(int) n];
+      raf.seek(off);
+      raf.readFully(b);
+      return b;
+    }
+  }
+
+  @Test
+  void renameEdgeCasesMatchExt4() throws Exception {
+    String[] dirs = {"/r", "/r/a", "/r/a/sub", "/r/b", "/r/full", "/r/full/x", "/r/empty"};
+    for (String d : dirs) {
+      fs.mkdir(root, d, 0755);
+      Files.createDirectory(disk.resolve(d.substring(1)));
+    }
+    for (String f : new String[] {"/r/f1", "/r/f2", "/r/a/f3"}) {
+      put(f, f);
+      Files.writeString(disk.resolve(f.substring(1)), f);
+    }
+    String[][] renames = {
+        {"/r/f1", "/r/f2"},          // file over file: replaces
+        {"/r/a", "/r/a/sub/in"},     // directory into its own subtree: EINVAL
+        {"/r/a", "/r/a"},            // onto itself: no-op
+        {"/r/a", "/r/full"},         // directory over non-empty directory: ENOTEMPTY
+        {"/r/a", "/r/empty"},        // directory over empty directory: replaces
+        {"/r/f2", "/r/b"},           // file over directory: EISDIR
+        {"/r/b", "/r/empty/f3"},     // directory over file: ENOTDIR
+        {"/r/missing", "/r/z"},      // ENOENT
+        {"/r/f2", "/r/nodir/z"},     // target parent missing: ENOENT
+        {"/r/f2/x", "/r/z"},         // file used as directory: ENOTDIR
+        {"/r/empty", "/r/b/moved"},  // directory moves to another parent
+    };
+    for (String[] r : renames) {
+      Path from = disk.resolve(r[0].substring(1));
+      Path to = disk.resolve(r[1].substring(1));
+      String expected = diskOutcome(() -> Files.move(from, to, StandardCopyOption.ATOMIC_MOVE));
+      assertEquals(expected, outcome(() -> fs.rename(root, r[0], r[1])), "rename " + r[0] + " " + r[1]);
+    }
+    assertEquals(tree(disk.resolve("r")), tree("/r"));
+    assertEquals("/r/f1", get("/r/f2"));
+    assertEquals(Files.getAttribute(disk.resolve("r"), "unix:nlink"), fs.stat(root, "/r", true).nlink());
+    assertEquals(Files.getAttribute(disk.resolve("r/b"), "unix:nlink"), fs.stat(root, "/r/b", true).nlink());
+    assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
+  }
+
+  /** A listing of a local tree: "path kind nlink size" per entry, sorted. */
+  static List<String> tree(Path dir) throws IOException {
+    try (var s = Files.walk(dir)) {
+      return s.filter(p -> !p.equals(dir)).map(p -> {
+        try {
+          boolean d = Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+          return dir.relativize(p) + (d ? " d " : " f ") + Files.getAttribute(p, "unix:nlink",
+              java.nio.file.LinkOption.NOFOLLOW_LINKS) + " " + (d ? 0 : Files.size(p));
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      }).sorted().toList();
+    }
+  }
+
+  static List<String> tree(String dir) {
+    var out = new ArrayList<String>();
+    walk(dir, "", out::add);
+    out.sort(null);
+    return out;
+  }
+
+  static void walk(String dir, String rel, Consumer<String> out) {
+    for (DirEntry e : fs.list(root, dir)) {
+      String r = rel.isEmpty() ? e.name() : rel + "/" + e.name();
+      boolean d = e.stat().isDirectory();
+      out.accept(r + (d ? " d " : " f ") + e.stat().nlink() + " " + (d ? 0 : e.stat().size()));
+      if (d) {
+        walk(dir + "/" + e.name(), r, out);
+      }
+    }
+  }
+
+  @Test
+  void unlinkedOpenFileStaysReadableUntilClosed() {
+    fs.mkdir(root, "/u", 0755);
+    put("/u/f", "still here");
+    FileHandle h = fs.open(root, "/u/f", FileSystem.O_RDWR, 0);
+    fs.unlink(root, "/u/f");
+    assertEquals("ENOENT", outcome(() -> fs.stat(root, "/u/f", false)));
+    assertEquals("still here", new String(fs.read(root, h, 0, 100)));
+    fs.write(root, h, 0, "STILL".getBytes(), 0, 5);
+    assertEquals("STILL here", new String(fs.read(root, h, 0, 100)));
+    assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
+    long ino = h.ino();
+    fs.close(h);
+    long left = kernel.database().transaction(c -> {
+      var rs = c.createStatement().executeQuery("SELECT count(*) FROM fs_inodes WHERE ino = " + ino);
+      rs.next();
+      return rs.getLong(1);
+    });
+    assertEquals(0, left);
+    assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
+  }
+
+  @Test
+  void hardLinksAndSymlinksMatchExt4() throws Exception {
+    fs.mkdir(root, "/l", 0755);
+    Files.createDirectory(disk.resolve("l"));
+    put("/l/a", "data");
+    Files.writeString(disk.resolve("l/a"), "data");
+    fs.link(root, "/l/a", "/l/b");
+    Files.createLink(disk.resolve("l/b"), disk.resolve("l/a"));
+    fs.link(root, "/l/b", "/l/c");
+    Files.createLink(disk.resolve("l/c"), disk.resolve("l/b"));
+    fs.unlink(root, "/l/a");
+    Files.delete(disk.resolve("l/a"));
+    assertEquals(Files.getAttribute(disk.resolve("l/b"), "unix:nlink"), fs.stat(root, "/l/b", false).nlink());
+    assertEquals(diskOutcome(() -> Files.createLink(disk.resolve("l/d"), disk.resolve("l"))),
+        outcome(() -> fs.link(root, "/l", "/l/d")).replace("EPERM", "Operation not permitted"));
+    assertEquals(diskOutcome(() -> Files.createLink(disk.resolve("l/c"), disk.resolve("l/b"))),
+        outcome(() -> fs.link(root, "/l/b", "/l/c")));
+    fs.symlink(root, "b", "/l/s");
+    Files.createSymbolicLink(disk.resolve("l/s"), Path.of("b"));
+    assertEquals("b", fs.readlink(root, "/l/s"));
+    assertEquals("data", get("/l/s"));
+    assertTrue(fs.stat(root, "/l/s", false).isSymlink());
+    assertEquals(4, fs.stat(root, "/l/s", true).size());
+    fs.symlink(root, "/l/loop2", "/l/loop1");
+    fs.symlink(root, "/l/loop1", "/l/loop2");
+    assertEquals("ELOOP", outcome(() -> fs.stat(root, "/l/loop1", true)));
+    fs.symlink(root, "..", "/l/up");
+    assertEquals(fs.stat(root, "/", true).ino(), fs.stat(root, "/l/up/", true).ino());
+    assertEquals("data", get("/l/up/l/up/l/b"));
+    assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
+  }
+
+  @Test
+  void namesAndDotDot() {
+    fs.mkdir(root, "/n", 0755);
+    String max = "x".repeat(255);
+    assertEquals("ok", outcome(() -> fs.mkdir(root, "/n/" + max, 0755)));
+    assertEquals("ENAMETOOLONG", outcome(() -> fs.mkdir(root, "/n/" + max + "y", 0755)));
+    assertEquals("ok", outcome(() -> put("/n/wëird name\twith\u0001bytes", "x")));
+    assertEquals(fs.stat(root, "/", true).ino(), fs.stat(root, "/../../..", true).ino());
+    assertEquals(fs.stat(root, "/n", true).ino(), fs.stat(root, "/../n/./" + max + "/..", true).ino());
+    assertEquals("EEXIST", outcome(() -> fs.mkdir(root, "/n", 0755)));
+    assertEquals("ENOTEMPTY", outcome(() -> fs.rmdir(root, "/n")));
+    assertEquals("EBUSY", outcome(() -> fs.rmdir(root, "/")));
+    assertEquals("EINVAL", outcome(() -> fs.stat(root, "relative", true)));
+    assertEquals("EISDIR", outcome(() -> fs.open(root, "/n", FileSystem.O_WRONLY, 0)));
+    assertEquals("EISDIR", outcome(() -> fs.unlink(root, "/n")));
+    assertEquals("ENOTDIR", outcome(() -> fs.rmdir(root, "/n/wëird name\twith\u0001bytes")));
+    assertEquals("ENOTDIR", outcome(() -> fs.stat(root, "/n/wëird name\twith\u0001bytes/", true)));
+  }
+
+  @Test
+  void permissionsPerUser() {
+    Session alice = user("alice", 2001, 2001);
+    Session bob = user("bob", 2002, 2002);
+    fs.mkdir(root, "/home", 0755);
+    fs.mkdir(root, "/home/alice", 0755);
+    fs.chown(root, "/home/alice", 2001, 2001, true);
+    FileHandle h = fs.open(alice, "/home/alice/secret", FileSystem.O_CREAT | FileSystem.O_WRONLY, 0600);
+    fs.write(alice, h, 0, "s".getBytes(), 0, 1);
+    fs.close(h);
+    Stat st = fs.stat(alice, "/home/alice/secret", false);
+    assertEquals(2001, st.uid());
+    assertEquals(2001, st.gid());
+    assertEquals("EACCES", outcome(() -> fs.open(bob, "/home/alice/secret", FileSystem.O_RDONLY, 0)));
+    assertEquals("EACCES", outcome(() -> fs.mkdir(bob, "/home/alice/x", 0755)));
+    assertEquals("EACCES", outcome(() -> fs.unlink(bob, "/home/alice/secret")));
+    assertEquals("EPERM", outcome(() -> fs.chmod(bob, "/home/alice/secret", 0777)));
+    assertEquals("EPERM", outcome(() -> fs.chown(alice, "/home/alice/secret", 2002, -1, true)));
+    assertEquals("EPERM", outcome(() -> fs.utimens(bob, "/home/alice", java.time.Instant.EPOCH, null, true)));
+    assertEquals("ok", outcome(() -> fs.open(root, "/home/alice/secret", FileSystem.O_RDWR, 0)));
+    fs.chmod(alice, "/home/alice/secret", 0644);
+    assertEquals("ok", outcome(() -> fs.close(fs.open(bob, "/home/alice/secret", FileSystem.O_RDONLY, 0))));
+    assertEquals("EACCES", outcome(() -> fs.open(bob, "/home/alice/secret", FileSystem.O_WRONLY, 0)));
+    fs.chmod(alice, "/home/alice", 0700); // no search permission for bob
+    assertEquals("EACCES", outcome(() -> fs.stat(bob, "/home/alice/secret", false)));
+    // sticky /tmp: bob may not remove alice's file there
+    fs.mkdir(root, "/tmp", 01777);
+    fs.close(fs.open(alice, "/tmp/a", FileSystem.O_CREAT | FileSystem.O_WRONLY, 0666));
+    assertEquals("EPERM", outcome(() -> fs.unlink(bob, "/tmp/a")));
+    assertEquals("ok", outcome(() -> fs.unlink(alice, "/tmp/a")));
+    // each refusal is audited (the kernel records a body's refusal as an error whose detail is PERMISSION_DENIED)
+    long denied = kernel.database().transaction(c -> {
+      var rs = c.createStatement().executeQuery(
+          "SELECT count(*) FROM audit WHERE principal = 'bob' AND call LIKE 'fs.%' AND outcome <> 'ok'"
+          + " AND (outcome = 'denied' OR detail LIKE 'PERMISSION_DENIED: E%')");
+      rs.next();
+      return rs.getLong(1);
+    });
+    assertTrue(denied >= 4, "denied calls audited: " + denied);
+  }
+
+  @Test
+  void largeFilesStreamAndDeduplicate() throws Exception {
+    fs.mkdir(root, "/big", 0755);
+    byte[] block = new byte[1 << 20];
+    new Random(1).nextBytes(block);
+    MessageDigest in = MessageDigest.getInstance("SHA-256");
+    try (OutputStream out = fs.openOutput(root, "/big/f", 0644)) {
+      for (int i = 0; i < 24; i++) {
+        block[0] = (byte) (i % 3); // only 3 distinct megabytes: the chunks deduplicate
+        out.write(block);
+        in.update(block);
+      }
+    }
+    MessageDigest back = MessageDigest.getInstance("SHA-256");
+    try (InputStream s = fs.openInput(root, "/big/f")) {
+      byte[] buf = new byte[100_000];
+      for (int n; (n = s.read(buf)) > 0; ) {
+        back.update(buf, 0, n);
+      }
+    }
+    assertArrayEquals(in.digest(), back.digest());
+    assertEquals(24L << 20, fs.stat(root, "/big/f", true).size());
+    CheckReport r = fs.check(root, true);
+    assertTrue(r.ok(), r.problems()::toString);
+    assertTrue(r.blobs() < 24 * 4, "3 distinct MiB make at most 12 distinct 256 KiB chunks (+ others): " + r.blobs());
+  }
+
+  @Test
+  void checkerFindsEveryKindOfDamage() {
+    try (Node other = TestNode.boot()) {
+      Session admin = other.kernel().login("admin", other.dataDirectory().adminCredential().orElseThrow());
+      FileSystem f = FileSystem.of(other.kernel());
+      f.mkdir(admin, "/d", 0755);
+      for (String p : new String[] {"/d/a", "/d/b", "/d/c"}) {
+        FileHandle h = f.create(admin, p, 0644);
+        byte[] b = (p + " content").repeat(1000).getBytes();
+        f.write(admin, h, 0, b, 0, b.length);
+        f.close(h);
+      }
+      assertTrue(f.check(admin, true).ok());
+      long a = f.stat(admin, "/d/a", false).ino();
+      long b = f.stat(admin, "/d/b", false).ino();
+      long c = f.stat(admin, "/d/c", false).ino();
+      other.kernel().database().transaction(conn -> {
+        var st = conn.createStatement();
+        st.executeUpdate("UPDATE fs_inodes SET nlink = 5 WHERE ino = " + a);                 // wrong link count
+        st.executeUpdate("UPDATE fs_inodes SET size = 10 WHERE ino = " + b);                 // chunk past the size
+        st.executeUpdate("DELETE FROM fs_dentries WHERE ino = " + c);                        // unreachable inode
+        st.executeUpdate("INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) "
+            + "VALUES (999999, 0, 1, '\\x00', 1)");                                        // orphan chunk, missing blob
+        st.executeUpdate("UPDATE fs_blobs SET data = 'x'::bytea WHERE hash = (SELECT hash FROM fs_chunks WHERE ino = "
+            + a + " LIMIT 1)");                                                              // corrupted content
+        return null;
+      });
+      List<String> problems = f.check(admin, true).problems();
+      String all = String.join("\n", problems);
+      assertTrue(all.contains("inode " + a + ": nlink 5 but 1 entries"), all);
+      assertTrue(all.contains("inode " + b + " chunk 0: extends past the file's size"), all);
+      assertTrue(all.contains("inode " + c + " (f, nlink 1): unreachable"), all);
+      assertTrue(all.contains("inode 999999 chunk 0: current chunk of a missing or non-file inode"), all);
+      assertTrue(all.contains("inode 999999 chunk 0 (from version 1): its blob is missing"), all);
+      assertTrue(all.contains("does not match its SHA-256"), all);
+      assertTrue(all.contains("differs from its blob's"), all);
+    }
+  }
+
+  @Test
+  void analyticsViewsAnswerThroughDbosSql() {
+    Session carol = user("carol", 2101, 2101);
+    fs.mkdir(root, "/sql", 0777);
+    for (String f : new String[] {"/sql/a", "/sql/copy-of-a", "/sql/b"}) {
+      FileHandle h = fs.create(carol, f, 0644);
+      byte[] b = (f.equals("/sql/b") ? "other content" : "same content, written twice").repeat(20_000).getBytes();
+      fs.write(carol, h, 0, b, 0, b.length);
+      fs.close(h);
+    }
+    var sql = new org.dbos.kernel.sql.SqlConsole(kernel);
+    var largest = sql.run(root, "SELECT path, size, owner FROM fs_largest_files WHERE path LIKE '/sql/%' LIMIT 1", false, 10);
+    assertEquals(List.of(List.of("/sql/a", "540000", "carol")), largest.rows());
+    var usage = sql.run(root, "SELECT files, bytes FROM fs_usage_by_owner WHERE owner = 'carol'", false, 10);
+    assertEquals(List.of(List.of("3", String.valueOf(2 * 540000 + 260000))), usage.rows());
+    var dups = sql.run(root, "SELECT copies, wasted_bytes, paths FROM fs_duplicates", false, 10);
+    assertEquals(1, dups.rows().size(), dups.rows()::toString);
+    assertEquals("2", dups.rows().getFirst().get(0));
+    assertTrue(dups.rows().getFirst().get(2).contains("/sql/copy-of-a"));
+    var changed = sql.run(root, "SELECT path FROM fs_changed_since(now() - interval '1 hour') WHERE path LIKE '/sql/%' ORDER BY path",
+        false, 10);
+    assertEquals(List.of(List.of("/sql/a"), List.of("/sql/b"), List.of("/sql/copy-of-a")), changed.rows());
+    var mode = sql.run(root, "SELECT mode FROM fs_files WHERE path = '/sql'", false, 10);
+    assertEquals(List.of(List.of("0777")), mode.rows());
+  }
+
+  @Test
+  void concurrentRenameStormStaysConsistent() throws Exception {
+    fs.mkdir(root, "/storm", 0755);
+    for (int i = 0; i < 4; i++) {
+      fs.mkdir(root, "/storm/d" + i, 0755);
+      put("/storm/d" + i + "/f", "file " + i);
+    }
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    List<Future<?>> done = new ArrayList<>();
+    for (int t = 0; t < 4; t++) {
+      int seed = t;
+      done.add(pool.submit(() -> {
+        Random r = new Random(seed);
+        for (int i = 0; i < 60; i++) {
+          int a = r.nextInt(4);
+          int b = r.nextInt(4);
+          // moves directories into each other and back, files between directories: only errnos may fail
+          String from = findDir(a);
+          String to = findDir(b);
+          String name = to + "/n" + seed + "_" + i;
+          if (from != null && to != null) {
+            outcome(() -> fs.rename(root, from, name));
+          }
+        }
+      }));
+    }
+    for (Future<?> f : done) {
+      f.get();
+    }
+    pool.shutdown();
+    CheckReport r = fs.check(root, false);
+    assertTrue(r.ok(), r.problems()::toString);
+  }
+
+  /** Some directory of the storm (wherever it has moved), or null. */
+  static String findDir(int i) {
+    List<String> all = new ArrayList<>();
+    walkDirs("/storm", all);
+    return all.isEmpty() ? null : all.get(i % all.size());
+  }
+
+  static void walkDirs(String dir, List<String> out) {
+    try {
+      for (DirEntry e : fs.list(root, dir)) {
+        if (e.stat().isDirectory()) {
+          out.add(dir + "/" + e.name());
+          walkDirs(dir + "/" + e.name(), out);
+        }
+      }
+    } catch (FsException e) {
+      // moved away while we looked
+    }
+  }
+}

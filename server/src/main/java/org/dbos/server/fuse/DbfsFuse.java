@@ -1,0 +1,729 @@
+package org.dbos.server.fuse;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.reflect.Method;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.cryptomator.jfuse.api.DirFiller;
+import org.cryptomator.jfuse.api.Errno;
+import org.cryptomator.jfuse.api.FileInfo;
+import org.cryptomator.jfuse.api.FuseConfig;
+import org.cryptomator.jfuse.api.FuseConnInfo;
+import org.cryptomator.jfuse.api.FuseOperations;
+import org.cryptomator.jfuse.api.Stat;
+import org.cryptomator.jfuse.api.Statvfs;
+import org.cryptomator.jfuse.api.TimeSpec;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.files.DirEntry;
+import org.dbos.kernel.files.FileHandle;
+import org.dbos.kernel.files.FileSystem;
+import org.dbos.kernel.files.FsException;
+import org.dbos.kernel.security.Principal;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * FUSE operations over {@link FileSystem}. Each request runs as the principal whose uid is the calling
+ * process's (uid 0 is admin, like root); an unknown uid gets EACCES. Writes are buffered per open
+ * file and flushed as one system call per {@link #FLUSH_BYTES} (or at a non-contiguous write, read,
+ * truncate, fsync, flush on close(2), and release), so close and fsync return only when the data is
+ * durable.
+ */
+final class DbfsFuse implements FuseOperations {
+  private static final Logger log = LoggerFactory.getLogger(DbfsFuse.class);
+  static final int FLUSH_BYTES = 4 << 20;
+  /** A sequential reader gets this much per database call; FUSE asks for at most 128 KiB at a time. */
+  static final int READ_AHEAD = 8 << 20;
+
+  private final Kernel kernel;
+  private final FileSystem fs;
+  private final Errno errno;
+  private final FuseContext context;
+  private final ConcurrentHashMap<Integer, Session> sessions = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<Long, OpenFile> open = new ConcurrentHashMap<>();
+  private volatile Method statSegment;
+  private final ExecutorService prefetcher = Executors.newVirtualThreadPerTaskExecutor();
+  /** Attributes by (uid, path), for {@link #ATTR_NANOS}; dropped by every change made through this mount. */
+  private final ConcurrentHashMap<String, Cached> attrs = new ConcurrentHashMap<>();
+  /** The cache keys naming each inode: a change through one name drops all of them (hard links). */
+  private final ConcurrentHashMap<Long, Set<String>> keysOf = new ConcurrentHashMap<>();
+  static final long ATTR_NANOS = 1_000_000_000L;
+
+  private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
+
+  /** Bytes [start, start + data.length) of a file as last read; {@code eof}: nothing follows. */
+  private record Window(long start, byte[] data, boolean eof) {
+    boolean covers(long offset, int n) {
+      return offset >= start && (offset + n <= start + data.length || eof);
+    }
+  }
+
+  /** An open file and its pending writes: bytes [start, start + len) not yet written. */
+  private static final class OpenFile {
+    final FileHandle handle;
+    final Session session;
+    byte[] buf;
+    int len;
+    long start;
+    /** Read-ahead, dropped (from any thread) when this mount changes the inode. */
+    volatile Window ra;
+    /** The window after {@link #ra}, being fetched while the reader consumes ra. */
+    volatile CompletableFuture<Window> next;
+    long lastReadEnd = -1;
+
+    OpenFile(FileHandle handle, Session session) {
+      this.handle = handle;
+      this.session = session;
+    }
+  }
+
+  DbfsFuse(Kernel kernel, FileSystem fs, Errno errno, FuseContext context) {
+    this.kernel = kernel;
+    this.fs = fs;
+    this.errno = errno;
+    this.context = context;
+  }
+
+  @Override
+  public Errno errno() {
+    return errno;
+  }
+
+  @Override
+  public Set<Operation> supportedOperations() {
+    return EnumSet.of(Operation.INIT, Operation.DESTROY, Operation.GET_ATTR, Operation.READLINK,
+        Operation.MKDIR, Operation.UNLINK, Operation.RMDIR, Operation.SYMLINK, Operation.RENAME,
+        Operation.CHMOD, Operation.CHOWN, Operation.TRUNCATE, Operation.OPEN, Operation.READ, Operation.WRITE,
+        Operation.STATFS, Operation.FLUSH, Operation.RELEASE, Operation.FSYNC, Operation.OPEN_DIR,
+        Operation.READ_DIR, Operation.RELEASE_DIR, Operation.FSYNCDIR, Operation.ACCESS, Operation.CREATE,
+        Operation.UTIMENS);
+  }
+
+  /** Runs one request and maps its failure to -errno; never lets an exception reach native code. */
+  private interface Op {
+    int run(Session s) throws Exception;
+  }
+
+  private int run(String what, String path, Op op) {
+    try {
+      return op.run(session());
+    } catch (FsException e) {
+      return -e.errno().number();
+    } catch (SyscallException e) {
+      if (e.code() == SyscallException.Code.UNAVAILABLE || e.code() == SyscallException.Code.INTERNAL) {
+        log.warn("{} {}: {}", what, path, e.getMessage());
+      }
+      return -FsException.errnoOf(e).number();
+    } catch (Exception | Error e) {
+      log.error("{} {} failed", what, path, e);
+      return -errno.eio();
+    }
+  }
+
+  private Session session() {
+    int uid = context.uid();
+    Session s = sessions.get(uid);
+    if (s != null) {
+      return s;
+    }
+    return sessions.computeIfAbsent(uid, u -> {
+      Principal p = kernel.principals().byUid(kernel.system(), u).orElseThrow(() -> {
+        log.warn("uid {} is not a DBOS principal: its requests are refused (EACCES)", u);
+        return new FsException(org.dbos.kernel.files.Errno.EACCES, "uid " + u + " is not a DBOS principal");
+      });
+      return kernel.openSession(p.name(), Duration.ofDays(3650));
+    });
+  }
+
+  // ---- attribute cache: the kernel's is off (attr_timeout 0) because it cannot drop every name of
+  // an inode; this one can. Another node's changes show within ATTR_NANOS, like names do. ----
+
+  private org.dbos.kernel.files.Stat lstat(Session s, String path) {
+    String key = s.uid() + "\0" + path;
+    Cached c = attrs.get(key);
+    if (c != null && c.until() - System.nanoTime() > 0) {
+      return c.stat();
+    }
+    var st = fs.find(s, path, false)
+        .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, path)); // not a failed call: cheap
+    remember(s, path, st);
+    return st;
+  }
+
+  /** Caches what a call just returned: libfuse asks for the attributes after every change. */
+  private void remember(Session s, String path, org.dbos.kernel.files.Stat st) {
+    String key = s.uid() + "\0" + path;
+    attrs.put(key, new Cached(st, System.nanoTime() + ATTR_NANOS));
+    keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
+  }
+
+  /** Drops every cached name of {@code ino}. */
+  private void forget(long ino) {
+    Set<String> keys = keysOf.remove(ino);
+    if (keys != null) {
+      keys.forEach(attrs::remove);
+    }
+  }
+
+  /** Drops {@code path} (for every caller) and every other name of its inode, and its parent directory. */
+  private void forgetPath(String path) {
+    for (String p : new String[] {path, parent(path)}) {
+      for (int uid : sessions.keySet()) {
+        Cached c = attrs.remove(uid + "\0" + p);
+        if (c != null) {
+          forget(c.stat().ino());
+        }
+      }
+    }
+  }
+
+  /** After changes that move or re-permission whole subtrees. */
+  private void forgetAll() {
+    attrs.clear();
+    keysOf.clear();
+  }
+
+  private static String parent(String path) {
+    int i = path.lastIndexOf('/');
+    return i <= 0 ? "/" : path.substring(0, i);
+  }
+
+  // ---- attributes ----
+
+  @Override
+  public void init(FuseConnInfo conn, FuseConfig config) {
+    conn.setWant(conn.want() | (conn.capable() & FuseConnInfo.FUSE_CAP_BIG_WRITES));
+    // libfuse 3 takes these only from init, and jfuse has no setters: write struct fuse_config.
+    // use_ino: st_ino is the DBFS inode number (hard links, du, tar). Not hard_remove: with it libfuse
+    // passes a NULL path for an unlinked open file and jfuse 0.7.3 crashes reading it, so unlinking an
+    // open file goes through libfuse's rename to .fuse_hidden* (removed at release).
+    MemorySegment seg = segment(config);
+    if (seg != null) {
+      org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.use_ino(seg, 1);
+      // Hard links are separate nodes to libfuse's high-level API, so a cached st_nlink of one name
+      // would go stale when another name is linked or unlinked: attributes are not cached.
+      org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.attr_timeout(seg, 0.0);
+      // Names and absent names are cached for a second (creates and removals through this mount
+      // update the cache at once; another node's show within the timeout).
+      org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.entry_timeout(seg, 1.0);
+      org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_config.negative_timeout(seg, 1.0);
+    } else {
+      log.warn("cannot set use_ino: inode numbers through the mount are not DBFS's");
+    }
+  }
+
+  @Override
+  public void destroy() {
+    for (OpenFile f : open.values()) {
+      flushQuietly(f);
+      fs.close(f.handle);
+    }
+    open.clear();
+  }
+
+  @Override
+  public int getattr(String path, Stat stat, FileInfo fi) {
+    return run("getattr", path, s -> {
+      var st = lstat(s, path);
+      long size = st.size();
+      for (OpenFile f : open.values()) {
+        if (f.handle.ino() == st.ino()) {
+          synchronized (f) {
+            if (f.len > 0) {
+              size = Math.max(size, f.start + f.len);
+            }
+          }
+        }
+      }
+      fill(stat, st, size);
+      return 0;
+    });
+  }
+
+  private void fill(Stat stat, org.dbos.kernel.files.Stat st, long size) {
+    stat.setMode(st.posixMode());
+    stat.setUid(st.uid());
+    stat.setGid(st.gid());
+    stat.setNLink((short) Math.min(st.nlink(), Short.MAX_VALUE));
+    stat.setSize(size);
+    stat.aTime().set(st.atime());
+    stat.mTime().set(st.mtime());
+    stat.cTime().set(st.ctime());
+    // jfuse has no setters for st_ino, st_blksize and st_blocks (du, tar and find need them):
+    // struct stat on x86-64 Linux has them at offsets 8, 56 and 64.
+    MemorySegment seg = segment(stat);
+    if (seg != null) {
+      seg.set(ValueLayout.JAVA_LONG, 8, st.ino());
+      seg.set(ValueLayout.JAVA_LONG, 56, 4096);
+      seg.set(ValueLayout.JAVA_LONG, 64, (size + 511) / 512);
+    }
+  }
+
+  /** The native struct behind one of jfuse's record wrappers (StatImpl, FuseConfigImpl). */
+  private MemorySegment segment(Object wrapper) {
+    try {
+      Method m = wrapper instanceof Stat ? statSegment : null;
+      if (m == null) {
+        m = wrapper.getClass().getDeclaredMethod("segment");
+        m.setAccessible(true);
+        if (wrapper instanceof Stat) {
+          statSegment = m;
+        }
+      }
+      return (MemorySegment) m.invoke(wrapper);
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  /** A changed directory's mode or owner changes what every caller may see below it. */
+  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path) {
+    if (changed.isDirectory()) {
+      forgetAll();
+    } else {
+      forget(changed.ino());
+      forgetPath(path);
+    }
+    remember(s, path, changed);
+  }
+
+  private void ino(Stat stat, long ino) {
+    MemorySegment seg = segment(stat);
+    if (seg != null) {
+      seg.set(ValueLayout.JAVA_LONG, 8, ino);
+    }
+  }
+
+  @Override
+  public int readlink(String path, ByteBuffer buf, long len) {
+    return run("readlink", path, s -> {
+      byte[] t = fs.readlink(s, path).getBytes(StandardCharsets.UTF_8);
+      int n = (int) Math.min(t.length, len - 1);
+      buf.put(t, 0, n);
+      buf.put((byte) 0);
+      return 0;
+    });
+  }
+
+  @Override
+  public int statfs(String path, Statvfs st) {
+    return run("statfs", path, s -> {
+      var f = fs.statfs(s);
+      st.setBsize(f.blockSize());
+      st.setFrsize(f.blockSize());
+      st.setBlocks(f.blocks());
+      st.setBfree(f.freeBlocks());
+      st.setBavail(f.freeBlocks());
+      st.setNameMax(f.nameMax());
+      return 0;
+    });
+  }
+
+  @Override
+  public int access(String path, int mask) {
+    return run("access", path, s -> {
+      fs.access(s, path, mask);
+      return 0;
+    });
+  }
+
+  @Override
+  public int chmod(String path, int mode, FileInfo fi) {
+    return run("chmod", path, s -> {
+      forgetDir(s, fs.chmod(s, path, mode & 07777), path);
+      return 0;
+    });
+  }
+
+  @Override
+  public int chown(String path, int uid, int gid, FileInfo fi) {
+    return run("chown", path, s -> {
+      forgetDir(s, fs.chown(s, path, uid, gid, false), path);
+      return 0;
+    });
+  }
+
+  @Override
+  public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
+    return run("utimens", path, s -> {
+      forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
+      return 0;
+    });
+  }
+
+  private static Instant time(TimeSpec t) {
+    if (t.isUtimeOmit()) {
+      return null;
+    }
+    return t.isUtimeNow() ? FileSystem.NOW : t.get();
+  }
+
+  // ---- names ----
+
+  @Override
+  public int mkdir(String path, int mode) {
+    return run("mkdir", path, s -> {
+      var st = fs.mkdir(s, path, mode & 07777);
+      forgetPath(path);
+      remember(s, path, st);
+      return 0;
+    });
+  }
+
+  public int mknod(String path, short mode, int rdev) {
+    return run("mknod", path, s -> {
+      if ((mode & 0170000) != 0100000) {
+        return -errno.enotsup(); // only regular files: no devices, FIFOs or sockets in DBFS
+      }
+      fs.close(fs.open(s, path, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, mode & 07777));
+      forgetPath(path);
+      return 0;
+    });
+  }
+
+  @Override
+  public int unlink(String path) {
+    return run("unlink", path, s -> {
+      long ino = lstat(s, path).ino(); // its other names' link counts change
+      fs.unlink(s, path);
+      forget(ino);
+      forgetPath(path);
+      return 0;
+    });
+  }
+
+  @Override
+  public int rmdir(String path) {
+    return run("rmdir", path, s -> {
+      fs.rmdir(s, path);
+      forgetPath(path);
+      return 0;
+    });
+  }
+
+  @Override
+  public int symlink(String target, String linkname) {
+    return run("symlink", linkname, s -> {
+      fs.symlink(s, target, linkname);
+      forgetPath(linkname);
+      return 0;
+    });
+  }
+
+  @Override
+  public int rename(String oldpath, String newpath, int flags) {
+    return run("rename", oldpath, s -> {
+      fs.rename(s, oldpath, newpath, flags);
+      forgetAll();
+      return 0;
+    });
+  }
+
+  /** Bound by {@link Mount} itself: jfuse 0.7.3 has no link operation. */
+  public int link(String oldpath, String newpath) {
+    return run("link", newpath, s -> {
+      forget(fs.link(s, oldpath, newpath).ino());
+      forgetPath(newpath);
+      return 0;
+    });
+  }
+
+  // ---- directories ----
+
+  @Override
+  public int opendir(String path, FileInfo fi) {
+    return run("opendir", path, s -> {
+      var st = fs.stat(s, path, true);
+      if (!st.isDirectory()) {
+        return -errno.enotdir();
+      }
+      return 0;
+    });
+  }
+
+  @Override
+  public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
+    return run("readdir", path, s -> {
+      var entries = fs.list(s, path);
+      // With use_ino libfuse passes st_ino through, and glibc's readdir skips entries whose d_ino is 0.
+      filler.fill(".", st -> ino(st, 1), 0, 0);
+      filler.fill("..", st -> ino(st, 1), 0, 0);
+      for (DirEntry e : entries) {
+        if (filler.fill(e.name(), st -> {
+          ino(st, e.stat().ino());
+          st.setMode(e.stat().posixMode());
+        }, 0, 0) != 0) {
+          return -errno.enomem();
+        }
+      }
+      return 0;
+    });
+  }
+
+  @Override
+  public int releasedir(String path, FileInfo fi) {
+    return 0;
+  }
+
+  @Override
+  public int fsyncdir(String path, int datasync, FileInfo fi) {
+    return run("fsyncdir", path, s -> {
+      fs.sync(s); // name changes commit without waiting for the WAL: this waits for them
+      return 0;
+    });
+  }
+
+  // ---- files ----
+
+  @Override
+  public int create(String path, int mode, FileInfo fi) {
+    return run("create", path, s -> {
+      FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
+      forgetPath(path);
+      if (h.opened().version() == 1) { // new, or never changed: what open saw is current
+        remember(s, path, h.opened());
+      }
+      open.put(h.id(), new OpenFile(h, s));
+      fi.setFh(h.id());
+      return 0;
+    });
+  }
+
+  @Override
+  public int open(String path, FileInfo fi) {
+    return run("open", path, s -> {
+      FileHandle h = fs.open(s, path, fi.getFlags() & ~(FileSystem.O_CREAT | FileSystem.O_EXCL), 0);
+      if ((fi.getFlags() & FileSystem.O_TRUNC) != 0) {
+        forget(h.ino());
+      }
+      open.put(h.id(), new OpenFile(h, s));
+      fi.setFh(h.id());
+      return 0;
+    });
+  }
+
+  @Override
+  public int read(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
+    OpenFile f = open.get(fi.getFh());
+    if (f == null) {
+      return -errno.ebadf();
+    }
+    return run("read", path, s -> {
+      int want = (int) Math.min(size, buf.remaining());
+      synchronized (f) {
+        flush(f);
+        Window w = f.ra;
+        if (w == null || !w.covers(offset, want)) {
+          // sequential readers fetch ahead (and the window after that in the background);
+          // random ones get exactly what they asked for
+          boolean sequential = offset == f.lastReadEnd || offset == 0;
+          w = prefetched(f, offset, want);
+          if (w == null) {
+            int fetch = sequential ? Math.max(want, READ_AHEAD) : want;
+            byte[] data = fs.read(f.session, f.handle, offset, fetch);
+            w = new Window(offset, data, data.length < fetch);
+          }
+          f.ra = w;
+          if (sequential && !w.eof()) {
+            long at = w.start() + w.data().length;
+            f.next = CompletableFuture.supplyAsync(() -> {
+              byte[] data = fs.read(f.session, f.handle, at, READ_AHEAD);
+              return new Window(at, data, data.length < READ_AHEAD);
+            }, prefetcher);
+          }
+        }
+        int from = (int) (offset - w.start());
+        int n = Math.max(0, Math.min(want, w.data().length - from));
+        buf.put(w.data(), from, n);
+        f.lastReadEnd = offset + n;
+        return n;
+      }
+    });
+  }
+
+  @Override
+  public int write(String path, ByteBuffer buf, long size, long offset, FileInfo fi) {
+    OpenFile f = open.get(fi.getFh());
+    if (f == null) {
+      return -errno.ebadf();
+    }
+    if (!f.handle.writable()) {
+      return -errno.ebadf();
+    }
+    return run("write", path, s -> {
+      int n = (int) size;
+      synchronized (f) {
+        if (f.len > 0 && (f.handle.append() ? false : f.start + f.len != offset) || f.len + n > FLUSH_BYTES) {
+          flush(f);
+        }
+        if (f.buf == null || f.buf.length < f.len + n) {
+          byte[] bigger = new byte[Math.max(f.len + n, Math.min(FLUSH_BYTES, Math.max(256 << 10, 2 * (f.len + n))))];
+          if (f.len > 0) {
+            System.arraycopy(f.buf, 0, bigger, 0, f.len);
+          }
+          f.buf = bigger;
+        }
+        if (f.len == 0) {
+          f.start = offset;
+        }
+        buf.get(f.buf, f.len, n);
+        f.len += n;
+        if (f.len >= FLUSH_BYTES) {
+          flush(f);
+        }
+      }
+      return n;
+    });
+  }
+
+  /** Writes the pending bytes as one system call (durable on return). Caller holds f's lock. */
+  private void flush(OpenFile f) {
+    if (f.len > 0) {
+      dropReadAhead(f.handle.ino());
+      forget(f.handle.ino());
+      fs.write(f.session, f.handle, f.start, f.buf, 0, f.len);
+      f.len = 0;
+      if (f.buf.length > FLUSH_BYTES) {
+        f.buf = null;
+      }
+    }
+  }
+
+  /** Another handle's read-ahead of this inode would now be stale. */
+  private void dropReadAhead(long ino) {
+    for (OpenFile o : open.values()) {
+      if (o.handle.ino() == ino) {
+        o.ra = null;
+        o.next = null;
+      }
+    }
+  }
+
+  /** The background window if it holds what is asked for (a failed prefetch is simply redone). */
+  private static Window prefetched(OpenFile f, long offset, int want) {
+    CompletableFuture<Window> next = f.next;
+    f.next = null;
+    if (next == null) {
+      return null;
+    }
+    try {
+      Window w = next.join();
+      return w.covers(offset, want) ? w : null;
+    } catch (RuntimeException e) {
+      return null;
+    }
+  }
+
+  private void flushQuietly(OpenFile f) {
+    try {
+      synchronized (f) {
+        flush(f);
+      }
+    } catch (RuntimeException e) {
+      log.warn("lost buffered writes to inode {}: {}", f.handle.ino(), e.getMessage());
+    }
+  }
+
+  private void flushInode(long ino) {
+    for (OpenFile f : open.values()) {
+      if (f.handle.ino() == ino) {
+        synchronized (f) {
+          flush(f);
+        }
+      }
+    }
+  }
+
+  @Override
+  public int truncate(String path, long size, FileInfo fi) {
+    return run("truncate", path, s -> {
+      OpenFile f = fi == null ? null : open.get(fi.getFh());
+      long ino = f != null ? f.handle.ino() : fs.stat(s, path, true).ino();
+      flushInode(ino);
+      dropReadAhead(ino);
+      forget(ino);
+      if (f != null && f.handle.writable()) {
+        fs.truncate(f.session, f.handle, size);
+      } else {
+        fs.truncate(s, path, size);
+      }
+      return 0;
+    });
+  }
+
+  @Override
+  public int flush(String path, FileInfo fi) {
+    OpenFile f = open.get(fi.getFh());
+    if (f == null) {
+      return 0;
+    }
+    return run("flush", path, s -> {
+      synchronized (f) {
+        flush(f);
+      }
+      return 0;
+    });
+  }
+
+  /** Flushes pending writes (a durable call, which also makes every earlier change durable), or syncs. */
+  @Override
+  public int fsync(String path, int datasync, FileInfo fi) {
+    OpenFile f = open.get(fi.getFh());
+    return run("fsync", path, s -> {
+      boolean wrote = false;
+      if (f != null) {
+        synchronized (f) {
+          wrote = f.len > 0;
+          flush(f);
+        }
+      }
+      if (!wrote) {
+        fs.sync(s);
+      }
+      return 0;
+    });
+  }
+
+  @Override
+  public int release(String path, FileInfo fi) {
+    OpenFile f = open.remove(fi.getFh());
+    if (f == null) {
+      return 0;
+    }
+    f.next = null;
+    return run("release", path, s -> {
+      try {
+        synchronized (f) {
+          flush(f);
+        }
+      } finally {
+        fs.close(f.handle);
+      }
+      return 0;
+    });
+  }
+
+  /** Stops prefetching and closes the sessions opened for callers (at unmount). */
+  void closeSessions() {
+    prefetcher.shutdownNow();
+    for (Session s : sessions.values()) {
+      try {
+        kernel.closeSession(s);
+      } catch (RuntimeException e) {
+        log.debug("closing session of {}: {}", s.principal(), e.getMessage());
+      }
+    }
+    sessions.clear();
+  }
+}

@@ -1,0 +1,152 @@
+package org.dbos.server.fuse;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.lang.reflect.Field;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeoutException;
+import org.cryptomator.jfuse.api.Fuse;
+import org.cryptomator.jfuse.api.FuseBuilder;
+import org.cryptomator.jfuse.api.FuseMountFailedException;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.files.FileSystem;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * DBFS mounted as a POSIX file system through FUSE (libfuse3 via jfuse). Ordinary programs then read
+ * and write the database's files; each request runs as the principal with the caller's uid.
+ * {@link #close} unmounts, flushing open files first.
+ */
+public final class Mount implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Mount.class);
+  static final List<Path> LIBRARIES = List.of(Path.of("/usr/lib/x86_64-linux-gnu/libfuse3.so.3"),
+      Path.of("/lib/x86_64-linux-gnu/libfuse3.so.3"), Path.of("/usr/lib64/libfuse3.so.3"), Path.of("/usr/lib/libfuse3.so.3"));
+  private static final String MISSING = "FUSE is not available here: %s (install it with `apt-get install fuse3`)";
+
+  private final Path mountpoint;
+  private final Fuse fuse;
+  private final DbfsFuse ops;
+  private boolean closed;
+
+  private Mount(Path mountpoint, Fuse fuse, DbfsFuse ops) {
+    this.mountpoint = mountpoint;
+    this.fuse = fuse;
+    this.ops = ops;
+  }
+
+  /**
+   * Mounts the file system of {@code kernel} at {@code mountpoint} (an existing empty directory).
+   * Fails with FAILED_PRECONDITION and a one-line message when FUSE (libfuse3, /dev/fuse,
+   * fusermount3) is missing or the mount is refused.
+   */
+  public static Mount mount(Kernel kernel, Path mountpoint) {
+    Path lib = LIBRARIES.stream().filter(Files::exists).findFirst().orElseThrow(() ->
+        new SyscallException(SyscallException.Code.FAILED_PRECONDITION, MISSING.formatted("no libfuse3.so.3")));
+    if (!Files.exists(Path.of("/dev/fuse"))) {
+      throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, MISSING.formatted("no /dev/fuse"));
+    }
+    if (!isRoot() && !Files.exists(Path.of("/usr/bin/fusermount3")) && !Files.exists(Path.of("/bin/fusermount3"))) {
+      throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, MISSING.formatted("no fusermount3"));
+    }
+    if (!Files.isDirectory(mountpoint)) {
+      throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, "mount point " + mountpoint + " is not a directory");
+    }
+    FuseBuilder builder = FuseBuilder.getSupported();
+    builder.setLibraryPath(lib.toString());
+    var ops = new DbfsFuse(kernel, FileSystem.of(kernel), builder.errno(), new FuseContext(lib));
+    Fuse fuse = builder.build(ops);
+    bindLink(fuse, ops);
+    List<String> options = new ArrayList<>(List.of("fsname=dbfs", "subtype=dbfs"));
+    if (isRoot()) {
+      options.add("allow_other"); // every local user reaches the mount; DBFS checks their rights itself
+    }
+    try {
+      fuse.mount("dbos", mountpoint.toAbsolutePath(), "-o" + String.join(",", options));
+    } catch (FuseMountFailedException | RuntimeException e) {
+      closeQuietly(fuse);
+      throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION,
+          "cannot mount DBFS at " + mountpoint + ": " + e.getMessage());
+    }
+    log.info("DBFS mounted at {}", mountpoint);
+    return new Mount(mountpoint, fuse, ops);
+  }
+
+  /**
+   * jfuse 0.7.3 leaves fuse_operations.link (the 9th pointer: offset 64 on x86-64) unset, so `ln`
+   * would fail with ENOSYS: bind it here, before fuse_new copies the table at mount.
+   */
+  private static void bindLink(Fuse fuse, DbfsFuse ops) {
+    try {
+      Field f = Fuse.class.getDeclaredField("fuseOperationsStruct");
+      f.setAccessible(true);
+      MemorySegment table = (MemorySegment) f.get(fuse);
+      MethodHandle target = MethodHandles.lookup().findStatic(Mount.class, "link",
+          MethodType.methodType(int.class, DbfsFuse.class, MemorySegment.class, MemorySegment.class));
+      MethodHandle bound = MethodHandles.insertArguments(target, 0, ops);
+      MemorySegment stub = Linker.nativeLinker().upcallStub(bound,
+          FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS), Arena.global());
+      table.set(ValueLayout.ADDRESS, 64, stub);
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      log.warn("hard links through the mount are unavailable: {}", e.toString());
+    }
+  }
+
+  @SuppressWarnings("unused") // called from native code through the upcall stub
+  private static int link(DbfsFuse ops, MemorySegment from, MemorySegment to) {
+    return ops.link(cString(from), cString(to));
+  }
+
+  /** A NUL-terminated path, read byte by byte (getString's word-wise scan may run off the mapped page). */
+  private static String cString(MemorySegment p) {
+    MemorySegment s = p.reinterpret(4096);
+    int n = 0;
+    while (n < 4095 && s.get(ValueLayout.JAVA_BYTE, n) != 0) {
+      n++;
+    }
+    return new String(s.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  public Path mountpoint() {
+    return mountpoint;
+  }
+
+  /** Unmounts (open files are flushed first). Closing twice is harmless. */
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    closeQuietly(fuse);
+    ops.closeSessions();
+    log.info("DBFS unmounted from {}", mountpoint);
+  }
+
+  private static void closeQuietly(Fuse fuse) {
+    try {
+      fuse.close();
+    } catch (TimeoutException | RuntimeException e) {
+      log.warn("unmounting DBFS: {}", e.toString());
+    }
+  }
+
+  private static boolean isRoot() {
+    try {
+      return "0".equals(Files.getAttribute(Path.of("/proc/self"), "unix:uid").toString());
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,97 @@
+package org.dbos.server.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.dbos.kernel.Node;
+import org.dbos.kernel.testing.TestDatabase;
+import org.dbos.kernel.testing.TestNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `dbos fs …` in process, against a test node's database, as a client would run it. */
+class FsCliTest {
+  static Node node;
+  static List<String> conn;
+
+  @TempDir
+  static Path dir;
+
+  @BeforeAll
+  static void boot() throws Exception {
+    TestDatabase.Url db = TestDatabase.fresh();
+    node = TestNode.boot(db);
+    Path dbPw = Files.writeString(dir.resolve("db.pw"), db.password());
+    Path adminPw = Files.writeString(dir.resolve("admin.pw"), node.dataDirectory().adminCredential().orElseThrow());
+    conn = List.of("--db", db.url(), "--db-user", db.user(), "--db-password-file", dbPw.toString(),
+        "--password-file", adminPw.toString());
+  }
+
+  @AfterAll
+  static void close() {
+    node.close();
+  }
+
+  record Out(int exit, String out, String err) {}
+
+  static synchronized Out dbos(String... args) {
+    var all = new ArrayList<>(List.of(args));
+    all.addAll(conn);
+    PrintStream out = System.out;
+    PrintStream err = System.err;
+    var o = new ByteArrayOutputStream();
+    var e = new ByteArrayOutputStream();
+    try {
+      System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+      System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+      int exit = Main.run(all.toArray(new String[0]));
+      return new Out(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    } finally {
+      System.setOut(out);
+      System.setErr(err);
+    }
+  }
+
+  @Test
+  void everyFsSubcommand() throws Exception {
+    byte[] big = new byte[20 << 20];
+    new Random(3).nextBytes(big);
+    Path local = Files.write(dir.resolve("big.bin"), big);
+    Files.createDirectories(dir.resolve("tree/sub"));
+    Files.writeString(dir.resolve("tree/a.txt"), "alpha\n");
+    Files.writeString(dir.resolve("tree/sub/b.txt"), "beta\n");
+
+    assertEquals(0, dbos("fs", "mkdir", "-p", "/data/in").exit());
+    assertEquals(0, dbos("fs", "put", local.toString(), "/data/in").exit());
+    assertEquals(0, dbos("fs", "put", "-r", dir.resolve("tree").toString(), "/data").exit());
+    assertEquals("a.txt\nsub\n", dbos("fs", "ls", "/data/tree").out());
+    assertTrue(dbos("fs", "ls", "-l", "/data/in").out().contains(" 20971520 "), "ls -l shows the size");
+    assertEquals("alpha\n", dbos("fs", "cat", "/data/tree/a.txt").out());
+    assertTrue(dbos("fs", "stat", "/data/in/big.bin").out().contains("Size: 20971520"));
+    assertEquals(0, dbos("fs", "get", "/data/in/big.bin", dir.resolve("back.bin").toString()).exit());
+    assertTrue(java.util.Arrays.equals(big, Files.readAllBytes(dir.resolve("back.bin"))));
+    assertEquals(0, dbos("fs", "mv", "/data/tree/a.txt", "/data/tree/sub").exit());
+    assertEquals("/data/tree/sub/a.txt\n/data/tree/sub/b.txt\n", dbos("fs", "find", "/data", "-name", "*.txt").out());
+    assertEquals((20 << 20) + 11 + "\t/data\n", dbos("fs", "du", "/data").out());
+    Out notEmpty = dbos("fs", "rm", "/data/tree");
+    assertEquals(2, notEmpty.exit());
+    assertEquals(1, notEmpty.err().lines().count(), notEmpty.err());
+    assertEquals(0, dbos("fs", "rm", "-r", "/data/tree").exit());
+    Out missing = dbos("fs", "cat", "/nope");
+    assertEquals("dbos: ENOENT: /nope\n", missing.err());
+    assertEquals(4, missing.exit());
+    Out check = dbos("fs", "check", "--data");
+    assertEquals(0, check.exit(), check.out());
+    assertTrue(check.out().endsWith("consistent\n"), check.out());
+  }
+}

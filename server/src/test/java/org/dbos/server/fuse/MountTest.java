@@ -1,0 +1,264 @@
+package org.dbos.server.fuse;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.dbos.kernel.Kernel;
+import org.dbos.kernel.Node;
+import org.dbos.kernel.Session;
+import org.dbos.kernel.files.CheckReport;
+import org.dbos.kernel.files.FileSystem;
+import org.dbos.kernel.testing.TestDatabase;
+import org.dbos.kernel.testing.TestNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * DBFS through a real FUSE mount, driven by unmodified tools, with the local disk (ext4) as the
+ * oracle: every script runs in a directory on each, and the results must match. Fails, never skips,
+ * when FUSE is missing.
+ */
+class MountTest {
+  /** Which part of the JDK's src.zip the tar test unpacks (the full archive has ~15,000 files). */
+  static final String TREE = System.getProperty("dbfs.tree", "java.base/java/util/*");
+  static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
+
+  static TestDatabase.Url db;
+  static Node node;
+  static Kernel kernel;
+  static Session root;
+  static Path work;
+  static Path mnt;
+  static Mount mount;
+
+  @BeforeAll
+  static void boot() throws IOException {
+    db = TestDatabase.fresh();
+    node = TestNode.boot(db);
+    kernel = node.kernel();
+    root = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
+    kernel.principals().create(root, "alice", "user", null, 2001, 2001, false);
+    kernel.principals().create(root, "bob", "user", null, 2002, 2002, false);
+    work = Files.createTempDirectory("dbfs-test-");
+    mnt = Files.createDirectory(work.resolve("mnt"));
+    Files.createDirectory(work.resolve("disk"));
+    mount = Mount.mount(kernel, mnt);
+  }
+
+  @AfterAll
+  static void close() throws Exception {
+    if (mount != null) {
+      mount.close();
+    }
+    node.close();
+    sh(work, "rm -rf disk src tree.tar");
+  }
+
+  record Result(int exit, String out) {}
+
+  /** Runs a shell script in {@code dir}; output is stdout and stderr with the directory's name removed. */
+  static Result sh(Path dir, String script) throws IOException {
+    var pb = new ProcessBuilder("bash", "-c", script).directory(dir.toFile()).redirectErrorStream(true);
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    try {
+      if (!p.waitFor(300, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IllegalStateException("timed out: " + script);
+      }
+    } catch (InterruptedException e) {
+      throw new IllegalStateException(e);
+    }
+    return new Result(p.exitValue(), out.replace(dir.toString(), "DIR"));
+  }
+
+  /** Runs {@code script} in a fresh subdirectory {@code name} of the disk and of the mount; returns both results. */
+  static List<Result> both(String name, String script) throws IOException {
+    var out = new ArrayList<Result>();
+    for (Path base : List.of(work.resolve("disk"), mnt)) {
+      Path d = base.resolve(name);
+      Files.createDirectories(d);
+      out.add(sh(d, script));
+    }
+    return out;
+  }
+
+  static void assertSame(String name, String script) throws IOException {
+    List<Result> r = both(name, script);
+    assertEquals(r.get(0).out(), r.get(1).out(), "output of\n" + script);
+    assertEquals(r.get(0).exit(), r.get(1).exit(), "exit status of\n" + script);
+  }
+
+  static void assertConsistent() {
+    CheckReport r = FileSystem.of(kernel).check(root, false);
+    assertTrue(r.ok(), r.problems()::toString);
+  }
+
+  /** What find reports that must match ext4: path, type, mode, link count, size (files), symlink target. */
+  static final String LISTING = "find . -mindepth 1 \\( -type d -printf '%p %y %m %n\\n' \\) -o -printf '%p %y %m %n %s %l\\n' | sort";
+
+  @Test
+  void coreutilsBehaveAsOnExt4() throws IOException {
+    assertSame("tools", """
+        set -e
+        echo hello > a; cp a b; cp -p a c; mv b d; ln a hard; ln -s a soft; ln -s missing dangling
+        mkdir -p x/y/z; cp -r x x2; mv x2 x/y/; chmod 600 c; chmod 4755 d; chmod g+s x
+        touch -d '2001-02-03 04:05:06' a; touch -h -d '2002-01-01 00:00:00' soft
+        truncate -s 100000 sparse; truncate -s 10 a2 ; printf 'abc' >> a2; truncate -s 2 d
+        echo one > m1; echo two > m2; mv -f m1 m2; cat m2; cat soft
+        mkdir rd; rmdir rd; rm hard; ln c hard2; ln c hard3
+        seq 1 100000 > big; cp big big2; cmp big big2; tail -c 20 big2; head -c 100010 sparse | od -An -c | tail -2
+        """ + LISTING + """
+        ; stat -c '%n %Y' a; stat -c '%n %Y' -L soft | sed 's/ .*//'; stat -c '%n %Y' soft
+        readlink soft dangling; du -ab big big2 sparse a2; wc -c < sparse
+        ( mv x x/y/z/in 2>&1 || true ) | sed 's/.*: //'; ( rmdir x 2>&1 || true ) | sed 's/.*: //'
+        ( ln x xl 2>&1 || true ) | sed 's/.*: //'; ( mkdir a 2>&1 || true ) | sed 's/.*: //'
+        ( cat nothere 2>&1 || true ) | sed 's/.*: //'; ( cd a 2>&1 || true ) | sed 's/.*: //'
+        find . -newer c -name 'm*' | sort; find . -type l | sort; find . -links 3 -type f | sort
+        """);
+    assertConsistent();
+  }
+
+  @Test
+  void posixEdgeCasesMatchExt4() throws IOException {
+    assertSame("edge", """
+        set -e
+        mkdir -p p/q; echo 1 > f1; echo 2 > f2; echo 3 > p/f3
+        python3 - <<'PY'
+        import os, errno
+        def t(name, fn):
+            try:
+                fn(); print(name, 'ok')
+            except OSError as e:
+                print(name, errno.errorcode[e.errno])
+        t('rename over file', lambda: os.rename('f1', 'f2'))
+        t('rename dir into own subtree', lambda: os.rename('p', 'p/q/r'))
+        t('rename dir over file', lambda: os.rename('p', 'f2'))
+        t('rename file over dir', lambda: os.rename('f2', 'p'))
+        t('rename dir over nonempty dir', lambda: os.mkdir('e') or os.rename('e', 'p'))
+        t('rename dir over empty dir', lambda: os.mkdir('e2') or os.rename('p/q', 'e2'))
+        t('rmdir nonempty', lambda: os.rmdir('p'))
+        t('unlink dir', lambda: os.unlink('p'))
+        t('open dir for write', lambda: os.open('p', os.O_WRONLY))
+        t('excl create existing', lambda: os.open('f2', os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        t('name too long', lambda: os.mkdir('x' * 256))
+        t('name of 255', lambda: os.mkdir('x' * 255))
+        t('file as dir', lambda: os.stat('f2/x'))
+        t('link to dir', lambda: os.link('p', 'pl'))
+        t('symlink loop', lambda: os.symlink('l2', 'l1') or os.symlink('l1', 'l2') or os.stat('l1'))
+        # unlink of an open file: still readable and writable through the descriptor
+        fd = os.open('f2', os.O_RDWR); os.unlink('f2')
+        os.lseek(fd, 0, 0); print('open after unlink', os.read(fd, 10))
+        os.write(fd, b'more'); os.lseek(fd, 0, 0); print('written after unlink', os.read(fd, 10)); os.close(fd)
+        print('gone', os.path.exists('f2'))
+        # hard link counts
+        open('h', 'w').write('h'); os.link('h', 'h2'); os.link('h', 'h3'); os.unlink('h2')
+        print('nlink', os.stat('h').st_nlink, os.stat('h3').st_ino == os.stat('h').st_ino)
+        # sparse: holes read as zeros
+        fd = os.open('sp', os.O_CREAT | os.O_RDWR, 0o644); os.pwrite(fd, b'end', 5 * 1024 * 1024)
+        os.pwrite(fd, b'mid', 700000); data = os.pread(fd, 6 * 1024 * 1024, 0); os.close(fd)
+        print('sparse', len(data), data.count(0), data[700000:700003], data[-3:])
+        os.truncate('sp', 700001); os.truncate('sp', 800000)
+        print('truncated', open('sp', 'rb').read()[699999:700005])
+        # append mode
+        fd = os.open('ap', os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644); os.write(fd, b'a'); os.close(fd)
+        fd = os.open('ap', os.O_WRONLY | os.O_APPEND); os.pwrite(fd, b'b', 0) if False else os.write(fd, b'b'); os.close(fd)
+        print('append', open('ap').read())
+        PY
+        """ + LISTING);
+    assertConsistent();
+  }
+
+  @Test
+  void permissionsPerUserMatchExt4() throws IOException {
+    // same owners on both sides; the scripts run as alice (2001) and bob (2002) through setpriv
+    String as = "setpriv --reuid %d --regid %d --clear-groups bash -c ";
+    assertSame("perm", """
+        set -e
+        mkdir alice shared; chown 2001:2001 alice; chmod 755 alice; chmod 1777 shared
+        A='%s'; B='%s'
+        $A 'echo secret > alice/s; chmod 600 alice/s; echo pub > alice/p; echo mine > shared/a'
+        $B 'cat alice/s' 2>&1 | sed 's/.*: //'; $B 'cat alice/p'
+        $B 'echo x > alice/new' 2>&1 | sed 's/.*: //'; $B 'rm -f shared/a' 2>&1 | sed 's/.*: //'
+        $B 'chmod 777 alice/p' 2>&1 | sed 's/.*: //'; $A 'chmod 700 alice'; $B 'ls alice' 2>&1 | sed 's/.*: //'
+        $A 'cat alice/s; rm shared/a'; $B 'touch -d 2000-01-01 alice/p' 2>&1 | sed 's/.*: //'
+        """.formatted(as.formatted(2001, 2001), as.formatted(2002, 2002)) + LISTING);
+    // a uid that is no DBOS principal is refused
+    Result r = sh(mnt, "setpriv --reuid 3333 --regid 3333 --clear-groups ls . 2>&1");
+    assertTrue(r.exit() != 0 && r.out().contains("Permission denied"), r.out());
+  }
+
+  @Test
+  void tarExtractOfARealSourceTreeDiffsClean() throws IOException {
+    Path src = work.resolve("src");
+    Files.createDirectories(src);
+    Result u = sh(src, "unzip -q -o " + SRC_ZIP + " '" + TREE + "' && find . -type f | wc -l && tar -cf ../tree.tar .");
+    assertEquals(0, u.exit(), u.out());
+    int files = Integer.parseInt(u.out().trim());
+    long t0 = System.nanoTime();
+    Result x = sh(mnt, "mkdir tarx && tar -C tarx -xf " + work.resolve("tree.tar"));
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    assertEquals(0, x.exit(), x.out());
+    System.out.printf("tar -x of %d files (%s) into DBFS: %d ms%n", files, TREE, ms);
+    Result d = sh(work, "diff -r src mnt/tarx && echo same");
+    assertEquals("same\n", d.out());
+    // rsync -a preserves what ext4 preserves (of a part of the tree, so a full-size tar run stays affordable)
+    String part = "src/java.base/java/util/concurrent/";
+    Result rs = sh(work, "rsync -a " + part + " mnt/rsynced/ && rsync -a " + part + " disk/rsynced/ && diff -r disk/rsynced mnt/rsynced && "
+        + "cd disk/rsynced && find . -printf '%p %m %T@\\n' | sort > ../../r1 && cd ../../mnt/rsynced && "
+        + "find . -printf '%p %m %T@\\n' | sort > ../../r2 && cd ../.. && cmp r1 r2 && "
+        + "rsync -a -i " + part + " mnt/rsynced/ | wc -l && echo same");
+    assertEquals("0\nsame\n", rs.out(), "a second rsync finds nothing to transfer");
+    assertConsistent();
+  }
+
+  @Test
+  void gitWorksInsideTheMount() throws IOException {
+    Result r = sh(mnt, """
+        set -e
+        mkdir repo && cd repo
+        unzip -q -o %s 'java.base/java/util/concurrent/*'
+        git init -q . && git add -A && git -c user.name=t -c user.email=t@t commit -q -m first
+        echo change >> java.base/java/util/concurrent/Future.java
+        git mv java.base/java/util/concurrent/atomic atomic2
+        git -c user.name=t -c user.email=t@t commit -qam second
+        git gc -q; git fsck --full 2>&1; git log --oneline | wc -l; git status --porcelain | wc -l
+        """.formatted(SRC_ZIP));
+    assertEquals(0, r.exit(), r.out());
+    assertEquals("2\n0\n", r.out().replaceAll("(?m)^Checking.*\\n", ""));
+    assertConsistent();
+  }
+
+  @Test
+  void aSecondNodeMountingTheSameDatabaseSeesTheFiles() throws Exception {
+    Path mnt2 = Files.createDirectory(work.resolve("mnt2"));
+    try (Node node2 = TestNode.boot(db); Mount second = Mount.mount(node2.kernel(), mnt2)) {
+      assertEquals(0, sh(mnt, "mkdir shared2 && seq 1 50000 > shared2/data && sync").exit());
+      assertEquals(sh(mnt, "sha256sum shared2/data").out(), awaitOutput(mnt2, "sha256sum shared2/data 2>&1", "shared2/data"));
+      // a change on one node shows on the other within the entry timeout (1 s)
+      assertEquals(0, sh(mnt2, "mv shared2/data shared2/moved && echo more >> shared2/moved").exit());
+      assertEquals("moved\n", awaitOutput(mnt, "ls shared2", "moved\n"));
+      assertEquals(sh(mnt2, "sha256sum shared2/moved").out(), sh(mnt, "sha256sum shared2/moved").out());
+    }
+  }
+
+  /** Polls {@code script} until its output contains {@code expected}, for at most 10 s. */
+  static String awaitOutput(Path dir, String script, String expected) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (true) {
+      String out = sh(dir, script).out();
+      if (out.contains(expected) && !out.contains("No such file") || System.nanoTime() > deadline) {
+        return out;
+      }
+      Thread.onSpinWait();
+    }
+  }
+}
