@@ -48,6 +48,14 @@ public final class EtcdBench {
       Node node = TestNode.boot();
       EtcdServer etcd = EtcdServer.start(node.kernel(), "127.0.0.1", port);
       System.out.println("DBOS etcd API on " + etcd.address() + " (database " + node.databaseUrl() + ")");
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        var size = node.kernel().meters().get("dbos.kv.batch.size").summary();
+        var time = node.kernel().meters().get("dbos.kv.batch.time").timer();
+        System.out.printf("dbos write batches: %d, mean %.1f requests, mean %.2f ms each%n", size.count(), size.mean(),
+            time.mean(TimeUnit.MILLISECONDS));
+        etcd.close();
+        node.close();
+      }));
       Thread.currentThread().join();
       return;
     }
@@ -60,8 +68,18 @@ public final class EtcdBench {
         etcdResults = run("etcd 3.4", real.endpoint(), seconds);
       }
     }
-    try (Node node = TestNode.boot(); EtcdServer etcd = EtcdServer.start(node.kernel(), "127.0.0.1", 0)) {
-      dbosResults = run("dbos", etcd.address(), seconds);
+    // DBOS runs in its own JVM, as etcd runs in its own process: the client JVM is the same for both
+    int port = TestDatabase.freePort();
+    String java = ProcessHandle.current().info().command().orElse("java");
+    Process dbos = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+        System.getProperty("java.class.path"), EtcdBench.class.getName(), "serve", String.valueOf(port))
+        .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    try {
+      waitForPort(port, dbos);
+      dbosResults = run("dbos", "127.0.0.1:" + port, seconds);
+    } finally {
+      dbos.destroy();
+      dbos.waitFor();
     }
     if (dbosOnly) {
       return;
@@ -87,12 +105,9 @@ public final class EtcdBench {
       byte[] value = new byte[256];
       Arrays.fill(value, (byte) 'v');
       for (int clients : new int[] {1, 16, 256}) {
-        results.add(closedLoop("put " + clients + " clients", channels, clients, seconds, (stub, i) ->
-            stub.put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("/bench/k" + (i % 10_000)))
-                .setValue(ByteString.copyFrom(value)).build())));
+        results.add(closedLoop("put " + clients + " clients", channels, clients, seconds, true, value));
       }
-      results.add(closedLoop("range 16 clients", channels, 16, seconds, (stub, i) ->
-          stub.range(RangeRequest.newBuilder().setKey(ByteString.copyFromUtf8("/bench/k" + (i % 10_000))).build())));
+      results.add(closedLoop("range 16 clients", channels, 16, seconds, false, value));
       results.add(watchLatency(channels.getFirst(), 500));
       System.out.println("== " + label);
       results.forEach(r -> System.out.println("  " + r));
@@ -102,13 +117,12 @@ public final class EtcdBench {
     }
   }
 
-  interface Call {
-    void run(KVGrpc.KVFutureStub stub, long i) throws Exception;
-  }
-
-  /** {@code clients} callers, each issuing its next request when the previous one answered. */
-  static Result closedLoop(String name, List<ManagedChannel> channels, int clients, int seconds, Call call)
-      throws Exception {
+  /**
+   * {@code clients} callers, each issuing its next request when the previous one answered: Puts of
+   * 256-byte values or single-key Ranges over 10,000 keys.
+   */
+  static Result closedLoop(String name, List<ManagedChannel> channels, int clients, int seconds, boolean put,
+                           byte[] value) throws Exception {
     var done = new AtomicLong();
     var latencies = new ConcurrentHashMap<Integer, long[]>();
     long end = System.nanoTime() + seconds * 1_000_000_000L;
@@ -118,14 +132,14 @@ public final class EtcdBench {
       int id = c;
       var stub = KVGrpc.newBlockingStub(channels.get(c % channels.size()));
       threads.add(Thread.ofVirtual().start(() -> {
-        long[] lat = new long[1 << 20];
+        long[] lat = new long[Math.max(4096, (1 << 22) / clients)];
         int n = 0;
         while (System.nanoTime() < end) {
           long t0 = System.nanoTime();
           long i = counter.getAndIncrement();
-          if (name.startsWith("put")) {
+          if (put) {
             stub.put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("/bench/k" + (i % 10_000)))
-                .setValue(ByteString.copyFrom(new byte[256])).build());
+                .setValue(ByteString.copyFrom(value)).build());
           } else {
             stub.range(RangeRequest.newBuilder().setKey(ByteString.copyFromUtf8("/bench/k" + (i % 10_000))).build());
           }
@@ -181,19 +195,32 @@ public final class EtcdBench {
         .setKey(ByteString.copyFromUtf8("/bench/watch"))).build());
     created.await(10, TimeUnit.SECONDS);
     var kv = KVGrpc.newBlockingStub(channel);
-    var window = new Semaphore(1);
     long start = System.nanoTime();
     for (long i = 0; i < n; i++) {
       sent.put(i, System.nanoTime());
       kv.put(PutRequest.newBuilder().setKey(ByteString.copyFromUtf8("/bench/watch"))
           .setValue(ByteString.copyFromUtf8(Long.toString(i))).build());
-      window.release();
     }
     all.await(30, TimeUnit.SECONDS);
     double secs = (System.nanoTime() - start) / 1e9;
     req.onCompleted();
     long[] sorted = Arrays.stream(lat).sorted().toArray();
     return new Result("watch put->event", n / secs, pct(sorted, 0.50), pct(sorted, 0.99));
+  }
+
+  static void waitForPort(int port, Process p) throws Exception {
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (true) {
+      try (var s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return;
+      } catch (IOException e) {
+        if (System.nanoTime() > deadline || !p.isAlive()) {
+          throw new IOException("DBOS did not start serving on port " + port);
+        }
+        Thread.sleep(100);
+      }
+    }
   }
 
   static double pct(long[] sorted, double p) {

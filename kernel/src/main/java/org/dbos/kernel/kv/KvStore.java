@@ -42,7 +42,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class KvStore implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KvStore.class);
-  /** The NOTIFY channel a committed write batch signals, with its last revision as payload. */
+  /** The NOTIFY channel a committed write batch signals, with its last revision as payload (also in FINISH). */
   public static final String CHANNEL = "dbos_kv";
   public static final int MAX_TXN_OPS = 128;
   /** etcd's minimum lease TTL with default election settings; shorter grants are raised to it. */
@@ -57,9 +57,6 @@ public final class KvStore implements AutoCloseable {
                ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id) AS grants
         FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?) r ON true
       FOR UPDATE OF c""";
-  /** Writes the clock back and, when the revision moved, wakes every node's watch hub at commit. */
-  private static final String SET_CLOCK = "UPDATE kv_revision SET revision = ?, compacted = ?"
-      + " RETURNING CASE WHEN ? THEN pg_notify('" + CHANNEL + "', revision::text) END";
   private static final String PUT = """
       WITH prev AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value) VALUES (?, ?, ?, 1, ?, ?)
@@ -119,12 +116,18 @@ public final class KvStore implements AutoCloseable {
   private final Thread writer;
   private final ScheduledExecutorService sweeper;
   private final Watches watches;
+  private final io.micrometer.core.instrument.DistributionSummary batchSize;
+  private final io.micrometer.core.instrument.Timer batchTime;
   private volatile boolean closed;
 
   private KvStore(Kernel kernel, java.time.Duration sweepEvery) {
     this.kernel = kernel;
     this.db = kernel.database();
     this.watches = new Watches(this, db);
+    this.batchSize = io.micrometer.core.instrument.DistributionSummary.builder("dbos.kv.batch.size")
+        .description("Requests per key-value write transaction").register(kernel.meters());
+    this.batchTime = io.micrometer.core.instrument.Timer.builder("dbos.kv.batch.time")
+        .description("Time of one key-value write transaction, commit included").register(kernel.meters());
     this.writer = Thread.ofPlatform().name("dbos-kv-writer").daemon().start(this::writeLoop);
     this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dbos-lease-sweeper")
         .daemon().unstarted(r));
@@ -208,6 +211,23 @@ public final class KvStore implements AutoCloseable {
    */
   public CompactResponse compact(Session s, long revision) {
     return (CompactResponse) submit(s, "kv.compact", Right.ADMIN, "kv:", new Compact(revision));
+  }
+
+  /**
+   * Put, DeleteRange and Txn without blocking the caller: the future completes (on the writer's
+   * thread, right after the batch commits) with the response or the call's SyscallException.
+   */
+  public java.util.concurrent.CompletableFuture<PutResponse> putAsync(Session s, PutRequest r) {
+    return enqueue(s, "kv.put", Right.WRITE, "kv:" + KeyRanges.text(r.key()), r).thenApply(PutResponse.class::cast);
+  }
+
+  public java.util.concurrent.CompletableFuture<DeleteResponse> deleteAsync(Session s, DeleteRequest r) {
+    return enqueue(s, "kv.delete", Right.WRITE, KeyRanges.object(r.key(), r.rangeEnd()), r)
+        .thenApply(DeleteResponse.class::cast);
+  }
+
+  public java.util.concurrent.CompletableFuture<TxnResponse> txnAsync(Session s, TxnRequest r) {
+    return enqueue(s, "kv.txn", Right.WRITE, Txns.object(r), r).thenApply(TxnResponse.class::cast);
   }
 
   /** The current and compacted revisions, the store's size on disk and the number of live keys. */
@@ -346,8 +366,11 @@ public final class KvStore implements AutoCloseable {
         break;
       }
       queue.drainTo(batch, MAX_BATCH - 1);
+      long t0 = System.nanoTime();
       try {
         runBatch(batch, true);
+        batchSize.record(batch.size());
+        batchTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
       } catch (RuntimeException e) {
         log.error("key-value writer failed", e);
         for (Pending p : batch) {
@@ -419,16 +442,9 @@ public final class KvStore implements AutoCloseable {
               outcomes[i] = "error";
             }
           }
-          run.flush(c, results);
-          appendAudit(c, batch, results, outcomes);
-          if (clock.revision != start || clock.compacted != startCompacted) {
-            try (PreparedStatement ps = c.prepareStatement(SET_CLOCK)) {
-              ps.setLong(1, clock.revision);
-              ps.setLong(2, clock.compacted);
-              ps.setBoolean(3, clock.revision != start);
-              ps.executeQuery().close();
-            }
-          }
+          // the last run of Puts, the audit rows and the clock write-back: one statement
+          run.finish(c, results, batch, outcomes, clock, clock.revision != start || clock.compacted != startCompacted,
+              clock.revision != start);
           if (clock.revision != start) {
             committedRevision = clock.revision;
           }
@@ -484,9 +500,14 @@ public final class KvStore implements AutoCloseable {
       SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled, p.is_admin,
              ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id)
       FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?""";
-  private static final String AUDIT = """
-      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""";
+  /** The end of every batch: the audit rows (one per request) and the clock, after {@link #PUT_MANY}'s CTEs. */
+  private static final String FINISH = """
+      a AS (INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
+            SELECT * FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[],
+                                 ?::text[], ?::text[])),
+      c AS (UPDATE kv_revision SET revision = ?, compacted = ? WHERE ?
+            RETURNING CASE WHEN ? THEN pg_notify('dbos_kv', revision::text) END)
+      """;
 
   /**
    * A session's standing, read once per batch inside the batch's transaction: the same check
@@ -521,33 +542,9 @@ public final class KvStore implements AutoCloseable {
     }
   }
 
-  /** One audit row per request of the batch, in one multi-row insert. */
-  private static void appendAudit(Connection c, List<Pending> batch, Object[] results, String[] outcomes)
-      throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(AUDIT)) {
-      for (int i = 0; i < batch.size(); i++) {
-        Pending p = batch.get(i);
-        ps.setObject(1, p.auditId);
-        ps.setLong(2, p.session.principalId());
-        ps.setObject(3, p.session.id());
-        ps.setObject(4, p.session.nodeId());
-        ps.setString(5, p.session.taskId());
-        ps.setString(6, p.call);
-        ps.setString(7, p.object);
-        ps.setString(8, outcomes[i] == null ? "ok" : outcomes[i]);
-        String detail = null;
-        if (results[i] instanceof SyscallException e) {
-          detail = outcomes[i].equals("denied") ? "missing right " + p.right : e.code() + ": " + e.getMessage();
-        }
-        ps.setString(9, detail);
-        ps.addBatch();
-      }
-      ps.executeBatch();
-    }
-  }
 
-  private static final String PUT_MANY = """
-      WITH input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
+  private static final String PUT_MANY_CTES = """
+      input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
       prev AS (SELECT k.key, k.create_revision, k.mod_revision, k.version, k.lease, k.value
                FROM kv k JOIN input i ON k.key = i.key),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value)
@@ -556,8 +553,10 @@ public final class KvStore implements AutoCloseable {
                lease = 0, value = EXCLUDED.value
              RETURNING key, create_revision, mod_revision, version, lease, value),
       h AS (INSERT INTO kv_history (key, mod_revision, seq, create_revision, version, lease, value)
-            SELECT key, mod_revision, 0, create_revision, version, lease, value FROM up)
-      SELECT key, create_revision, mod_revision, version, lease, value FROM prev""";
+            SELECT key, mod_revision, 0, create_revision, version, lease, value FROM up),
+      """;
+  private static final String PREV = "SELECT key, create_revision, mod_revision, version, lease, value FROM prev";
+  private static final String PUT_MANY = "WITH " + PUT_MANY_CTES.strip().replaceAll(",$", "") + "\n" + PREV;
 
   /**
    * Consecutive plain Puts (no lease, no ignore flags) on distinct keys, written by one statement;
@@ -582,20 +581,81 @@ public final class KvStore implements AutoCloseable {
     }
 
     void flush(Connection c, Object[] results) throws SQLException {
-      if (puts.isEmpty()) {
-        return;
+      if (!puts.isEmpty()) {
+        try (PreparedStatement ps = c.prepareStatement(PUT_MANY)) {
+          bindPuts(c, ps);
+          read(ps, results);
+        }
       }
-      var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
-      try (PreparedStatement ps = c.prepareStatement(PUT_MANY)) {
-        ps.setArray(1, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
-        ps.setArray(2, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value()).toArray(byte[][]::new)));
-        ps.setArray(3, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
-        try (ResultSet rs = ps.executeQuery()) {
-          while (rs.next()) {
-            byte[] k = rs.getBytes(1);
-            prev.put(java.nio.ByteBuffer.wrap(k),
-                new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
+    }
+
+    /**
+     * Flushes the run together with the batch's audit rows and clock write-back, so a batch of plain
+     * Puts costs three round trips: lock, this, COMMIT.
+     */
+    void finish(Connection c, Object[] results, List<Pending> batch, String[] outcomes, Clock clock,
+                boolean clockMoved, boolean notify) throws SQLException {
+      String sql = "WITH " + (puts.isEmpty() ? "" : PUT_MANY_CTES) + FINISH
+          + (puts.isEmpty() ? "SELECT 1 WHERE false" : PREV);
+      try (PreparedStatement ps = c.prepareStatement(sql)) {
+        int n = puts.isEmpty() ? 0 : bindPuts(c, ps);
+        int size = batch.size();
+        var ids = new java.util.UUID[size];
+        var principals = new Long[size];
+        var sessions = new java.util.UUID[size];
+        var nodes = new java.util.UUID[size];
+        var tasks = new String[size];
+        var calls = new String[size];
+        var objects = new String[size];
+        var outs = new String[size];
+        var details = new String[size];
+        for (int i = 0; i < size; i++) {
+          Pending p = batch.get(i);
+          ids[i] = p.auditId;
+          principals[i] = p.session.principalId();
+          sessions[i] = p.session.id();
+          nodes[i] = p.session.nodeId();
+          tasks[i] = p.session.taskId();
+          calls[i] = p.call;
+          objects[i] = p.object;
+          outs[i] = outcomes[i] == null ? "ok" : outcomes[i];
+          if (results[i] instanceof SyscallException e) {
+            String d = outs[i].equals("denied") ? "missing right " + p.right : e.code() + ": " + e.getMessage();
+            details[i] = d.length() > 1000 ? d.substring(0, 1000) : d;
           }
+        }
+        ps.setArray(++n, c.createArrayOf("uuid", ids));
+        ps.setArray(++n, c.createArrayOf("bigint", principals));
+        ps.setArray(++n, c.createArrayOf("uuid", sessions));
+        ps.setArray(++n, c.createArrayOf("uuid", nodes));
+        ps.setArray(++n, c.createArrayOf("text", tasks));
+        ps.setArray(++n, c.createArrayOf("text", calls));
+        ps.setArray(++n, c.createArrayOf("text", objects));
+        ps.setArray(++n, c.createArrayOf("text", outs));
+        ps.setArray(++n, c.createArrayOf("text", details));
+        ps.setLong(++n, clock.revision);
+        ps.setLong(++n, clock.compacted);
+        ps.setBoolean(++n, clockMoved);
+        ps.setBoolean(++n, notify);
+        read(ps, results);
+      }
+    }
+
+    private int bindPuts(Connection c, PreparedStatement ps) throws SQLException {
+      ps.setArray(1, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
+      ps.setArray(2, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value())
+          .toArray(byte[][]::new)));
+      ps.setArray(3, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
+      return 3;
+    }
+
+    private void read(PreparedStatement ps, Object[] results) throws SQLException {
+      var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          byte[] k = rs.getBytes(1);
+          prev.put(java.nio.ByteBuffer.wrap(k),
+              new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
         }
       }
       for (int j = 0; j < puts.size(); j++) {

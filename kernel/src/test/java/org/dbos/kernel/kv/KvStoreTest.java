@@ -126,6 +126,29 @@ class KvStoreTest {
     assertEquals(0, kv.keepAlive(admin, g.id()));
   }
 
+  /** Expiry is on the database clock: a lease granted on a node that stopped is enforced by the next one. */
+  @Test
+  void leasesOutliveTheirNode() throws Exception {
+    var db = org.dbos.kernel.testing.TestDatabase.fresh();
+    long id;
+    try (Node a = TestNode.boot(db)) {
+      KvStore s = KvStore.start(a.kernel());
+      id = s.grant(a.kernel().system(), 0, 3).id();
+      s.put(a.kernel().system(), new PutRequest(b("r/k"), b("v"), id, false, false, false));
+    }
+    try (Node b = TestNode.boot(db)) {
+      KvStore s = KvStore.start(b.kernel());
+      Session sys = b.kernel().system();
+      assertTrue(s.timeToLive(sys, id, true).ttl() >= 0, "lease survived the restart");
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (s.range(sys, RangeRequest.of(b("r/k"), null)).count() > 0) {
+        assertTrue(System.nanoTime() < deadline, "the lease expired on the new node");
+        Thread.sleep(50);
+      }
+      assertEquals(-1, s.timeToLive(sys, id, false).ttl());
+    }
+  }
+
   @Test
   void watchReplaysAndFollows() throws Exception {
     long start = put("w/a", "1").revision();

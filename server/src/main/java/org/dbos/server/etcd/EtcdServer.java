@@ -41,6 +41,8 @@ public final class EtcdServer implements AutoCloseable {
   public static final String VERSION = "3.5.13";
   public static final String PRINCIPAL = "etcd";
   static final Context.Key<String> TOKEN = Context.key("etcd-token");
+  private static final java.util.Set<String> WRITES = java.util.Set.of("etcdserverpb.KV/Put",
+      "etcdserverpb.KV/DeleteRange", "etcdserverpb.KV/Txn");
   private static final Metadata.Key<String> TOKEN_HEADER = Metadata.Key.of("token", Metadata.ASCII_STRING_MARSHALLER);
 
   private final Kernel kernel;
@@ -54,6 +56,7 @@ public final class EtcdServer implements AutoCloseable {
   private volatile Session anonymous;
   private volatile boolean authEnabled;
   private volatile long authCheckedAt;
+  private final java.util.concurrent.atomic.AtomicBoolean refreshing = new java.util.concurrent.atomic.AtomicBoolean();
 
   private EtcdServer(Kernel kernel, KvStore store, boolean ownsStore, String host, int port) {
     this.kernel = kernel;
@@ -61,6 +64,9 @@ public final class EtcdServer implements AutoCloseable {
     this.ownsStore = ownsStore;
     this.clusterId = clusterId(kernel);
     this.memberId = memberId(kernel.nodeId().orElse(new UUID(0, 1)));
+    this.anonymous = kernel.openSession(PRINCIPAL, Duration.ofDays(3650));
+    this.authEnabled = readAuthEnabled();
+    this.authCheckedAt = System.nanoTime();
     var health = new HealthStatusManager();
     ServerInterceptor tokens = new ServerInterceptor() {
       @Override
@@ -75,6 +81,14 @@ public final class EtcdServer implements AutoCloseable {
           .permitKeepAliveTime(5, TimeUnit.SECONDS)
           .permitKeepAliveWithoutCalls(true)
           .maxInboundMessageSize(MAX_RECEIVE_BYTES)
+          // KV writes only enqueue and answer from the commit: run them on the network thread, no hand-off
+          .callExecutor(new io.grpc.ServerCallExecutorSupplier() {
+            @Override
+            public <Q, R> java.util.concurrent.Executor getExecutor(ServerCall<Q, R> call, Metadata headers) {
+              return WRITES.contains(call.getMethodDescriptor().getFullMethodName())
+                  ? com.google.common.util.concurrent.MoreExecutors.directExecutor() : null;
+            }
+          })
           .addService(ServerInterceptors.intercept(new KvService(this), tokens))
           .addService(ServerInterceptors.intercept(new WatchService(this), tokens))
           .addService(ServerInterceptors.intercept(new LeaseService(this), tokens))
@@ -145,29 +159,36 @@ public final class EtcdServer implements AutoCloseable {
     if (authEnabled()) {
       throw Errors.USER_EMPTY;
     }
-    Session s = anonymous;
-    if (s == null) {
-      synchronized (this) {
-        if (anonymous == null) {
-          anonymous = kernel.openSession(PRINCIPAL, Duration.ofDays(3650));
-        }
-        s = anonymous;
-      }
-    }
-    return s;
+    return anonymous;
   }
 
+  /**
+   * Whether auth is on, as of at most about a second ago (another node may have switched it): never
+   * waits for the database, since KV writes run on gRPC's network threads.
+   */
   boolean authEnabled() {
     long now = System.nanoTime();
-    if (now - authCheckedAt > 1_000_000_000L) {
-      authEnabled = kernel.database().transaction(c -> {
-        try (var rs = c.createStatement().executeQuery("SELECT enabled FROM kv_auth")) {
-          return rs.next() && rs.getBoolean(1);
+    if (now - authCheckedAt > 1_000_000_000L && refreshing.compareAndSet(false, true)) {
+      authCheckedAt = now;
+      Thread.ofVirtual().start(() -> {
+        try {
+          authEnabled = readAuthEnabled();
+        } catch (RuntimeException e) {
+          log.debug("could not read the auth flag: {}", e.getMessage());
+        } finally {
+          refreshing.set(false);
         }
       });
-      authCheckedAt = now;
     }
     return authEnabled;
+  }
+
+  private boolean readAuthEnabled() {
+    return kernel.database().transaction(c -> {
+      try (var rs = c.createStatement().executeQuery("SELECT enabled FROM kv_auth")) {
+        return rs.next() && rs.getBoolean(1);
+      }
+    });
   }
 
   void setAuthEnabled(boolean on) {

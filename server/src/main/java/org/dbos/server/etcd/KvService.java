@@ -24,6 +24,34 @@ final class KvService extends KVGrpc.KVImplBase {
     out.onCompleted();
   }
 
+  /**
+   * Answers when {@code pending} completes — on the store's writer thread, right after the commit — so
+   * no thread waits for a write.
+   */
+  static <R, T> void answerLater(StreamObserver<T> out, Supplier<java.util.concurrent.CompletableFuture<R>> call,
+                                 java.util.function.Function<R, T> response) {
+    java.util.concurrent.CompletableFuture<R> pending;
+    try {
+      pending = call.get();
+    } catch (RuntimeException e) {
+      out.onError(Errors.translate(e));
+      return;
+    }
+    pending.whenComplete((r, e) -> {
+      if (e != null) {
+        Throwable t = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
+        out.onError(Errors.translate(t instanceof RuntimeException re ? re : new RuntimeException(t)));
+        return;
+      }
+      try {
+        out.onNext(response.apply(r));
+        out.onCompleted();
+      } catch (RuntimeException ex) {
+        out.onError(Errors.translate(ex));
+      }
+    });
+  }
+
   static void checkSize(com.google.protobuf.MessageLite m) {
     if (m.getSerializedSize() > EtcdServer.MAX_REQUEST_BYTES) {
       throw Errors.REQUEST_TOO_LARGE;
@@ -40,28 +68,24 @@ final class KvService extends KVGrpc.KVImplBase {
 
   @Override
   public void put(PutRequest req, StreamObserver<PutResponse> out) {
-    answer(out, () -> {
+    answerLater(out, () -> {
       checkSize(req);
-      var r = etcd.store().put(etcd.session(), Protos.put(req));
-      return Protos.put(r, etcd.header(r.revision()));
-    });
+      return etcd.store().putAsync(etcd.session(), Protos.put(req));
+    }, r -> Protos.put(r, etcd.header(r.revision())));
   }
 
   @Override
   public void deleteRange(DeleteRangeRequest req, StreamObserver<DeleteRangeResponse> out) {
-    answer(out, () -> {
-      var r = etcd.store().delete(etcd.session(), Protos.delete(req));
-      return Protos.delete(r, etcd.header(r.revision()));
-    });
+    answerLater(out, () -> etcd.store().deleteAsync(etcd.session(), Protos.delete(req)),
+        r -> Protos.delete(r, etcd.header(r.revision())));
   }
 
   @Override
   public void txn(TxnRequest req, StreamObserver<TxnResponse> out) {
-    answer(out, () -> {
+    answerLater(out, () -> {
       checkSize(req);
-      var r = etcd.store().txn(etcd.session(), Protos.txn(req));
-      return Protos.txn(req, r, etcd.header(r.revision()));
-    });
+      return etcd.store().txnAsync(etcd.session(), Protos.txn(req));
+    }, r -> Protos.txn(req, r, etcd.header(r.revision())));
   }
 
   @Override

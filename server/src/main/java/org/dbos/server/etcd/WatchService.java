@@ -61,7 +61,13 @@ final class WatchService extends WatchGrpc.WatchImplBase {
           if (w != null) {
             etcd.store().watches().cancel(w);
           }
-          send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(req.getCancelRequest().getWatchId())
+          long rev;
+          try {
+            rev = etcd.store().revision(session);
+          } catch (RuntimeException e) {
+            rev = 0;
+          }
+          send(WatchResponse.newBuilder().setHeader(etcd.header(rev)).setWatchId(req.getCancelRequest().getWatchId())
               .setCanceled(true).build());
         }
         case PROGRESS_REQUEST -> etcd.store().watches().requestProgress(watchers.values(), rev ->

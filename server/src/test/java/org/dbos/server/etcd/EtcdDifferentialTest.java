@@ -157,6 +157,8 @@ class EtcdDifferentialTest {
       t.transcript.add("put 3 MB -> " + e.getStatus().getCode()); // the text is Go's or Java's gRPC, not etcd's
     }
     t.record("lease ttl too large", () -> t.lease.leaseGrant(LeaseGrantRequest.newBuilder().setTTL(9_000_000_001L).build()));
+    t.record("lease grant ttl 1", () -> t.lease.leaseGrant(LeaseGrantRequest.newBuilder().setID(5151).setTTL(1).build()));
+    t.record("lease revoke 5151", () -> t.lease.leaseRevoke(LeaseRevokeRequest.newBuilder().setID(5151).build()));
     t.record("revoke unknown lease", () -> t.lease.leaseRevoke(LeaseRevokeRequest.newBuilder().setID(999).build()));
 
     // leases, with explicit ids so both servers agree
@@ -185,6 +187,31 @@ class EtcdDifferentialTest {
     for (String w : watch(t, WatchCreateRequest.newBuilder().setKey(P).setRangeEnd(bs("/d0")).setStartRevision(t.base)
         .addFilters(WatchCreateRequest.FilterType.NOPUT).build(), last)) {
       t.transcript.add("watch noput " + w);
+    }
+
+    // create, then cancel: both responses as etcd's
+    {
+      var q = new LinkedBlockingQueue<Object>();
+      StreamObserver<WatchRequest> req = t.watch.watch(new StreamObserver<>() {
+        public void onNext(WatchResponse r) {
+          q.add(r);
+        }
+
+        public void onError(Throwable e) {
+          q.add(e);
+        }
+
+        public void onCompleted() {}
+      });
+      req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder().setKey(bs("/d/none"))).build());
+      var created = (WatchResponse) q.poll(10, TimeUnit.SECONDS);
+      assertNotNull(created);
+      t.transcript.add("watch create " + t.normalize(created));
+      req.onNext(WatchRequest.newBuilder().setCancelRequest(WatchCancelRequest.newBuilder().setWatchId(created.getWatchId())).build());
+      var canceled = (WatchResponse) q.poll(10, TimeUnit.SECONDS);
+      assertNotNull(canceled);
+      t.transcript.add("watch cancel " + t.normalize(canceled));
+      req.onCompleted();
     }
 
     // compaction

@@ -130,6 +130,13 @@ class EtcdctlTest {
     }
   }
 
+  /** etcdctl's lock is built on Txn (create-revision compares), leases and watches. */
+  @Test
+  void lockReleasesItsKey() {
+    assertEquals("locked\n", ctl.run("lock", "/locks/one", "echo", "locked").ok().out());
+    assertTrue(ctl.run("get", "/locks/", "--prefix").ok().out().isEmpty(), "the lock key is gone after unlock");
+  }
+
   @Test
   void usersAndAuth() {
     String admin = "admin:" + node.dataDirectory().adminCredential().orElseThrow();

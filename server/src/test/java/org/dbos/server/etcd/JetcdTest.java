@@ -103,6 +103,29 @@ class JetcdTest {
     assertEquals(WatchEvent.EventType.DELETE, events.get(20).getEventType());
   }
 
+  /** RequestProgress is answered with watch id −1 (clientv3/jetcd hand it to every watcher on the stream). */
+  @Test
+  void progressRequestReportsTheRevision() throws Exception {
+    long rev = client.getKVClient().put(b("/jp/k"), b("v")).get().getHeader().getRevision();
+    var progress = new java.util.concurrent.LinkedBlockingQueue<Long>();
+    var watchClient = client.getWatchClient();
+    try (Watch.Watcher w = watchClient.watch(b("/jp/"), WatchOption.builder().isPrefix(true).withRevision(rev + 1).build(),
+        r -> {
+          if (r.isProgressNotify()) {
+            progress.add(r.getHeader().getRevision());
+          }
+        })) {
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      Long got = null;
+      while (got == null && System.nanoTime() < deadline) {
+        watchClient.requestProgress();
+        got = progress.poll(200, TimeUnit.MILLISECONDS);
+      }
+      assertNotNull(got, "no progress notification");
+      assertTrue(got >= rev, got + " < " + rev);
+    }
+  }
+
   @Test
   void leaseGrantKeepAliveTimeToLiveRevoke() throws Exception {
     var lease = client.getLeaseClient();
