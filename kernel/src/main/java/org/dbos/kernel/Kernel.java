@@ -137,12 +137,15 @@ public final class Kernel implements AutoCloseable {
     Session s = p.session(sid, nodeId, null);
     db.transaction(c -> {
       try (var ps = c.prepareStatement(
-          "INSERT INTO sessions (id, principal_id, node_id, expires_at) VALUES (?, ?, ?, now() + ?::interval)")) {
+          "INSERT INTO sessions (id, principal_id, is_admin, node_id, expires_at) "
+              + "SELECT ?, id, is_admin, ?, now() + ?::interval FROM principals WHERE id = ? AND NOT disabled")) {
         ps.setObject(1, sid);
-        ps.setLong(2, p.id());
-        ps.setObject(3, nodeId);
-        ps.setString(4, ttl.toSeconds() + " seconds");
-        ps.executeUpdate();
+        ps.setObject(2, nodeId);
+        ps.setString(3, ttl.toSeconds() + " seconds");
+        ps.setLong(4, p.id());
+        if (ps.executeUpdate() == 0) {
+          throw SyscallException.denied("principal '" + p.name() + "' is disabled");
+        }
       }
       AuditLog.append(c, Ids.uuid7(), s, call, "principal:" + p.name(), "ok", null);
       return null;

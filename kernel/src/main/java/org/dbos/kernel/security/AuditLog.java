@@ -32,14 +32,17 @@ public final class AuditLog {
            THEN 'ok'
            ELSE 'missing right ' || v.right_name END""";
 
-  /** The call's values, joined with its session if that is open, unexpired and of an enabled principal. */
+  /**
+   * The call's values, joined with its session if that is open and unexpired (disabling a principal
+   * closes its sessions, so an open session is an enabled principal's).
+   */
   private static final String VALUES = """
       FROM (VALUES (?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text, ?::text))
              AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name)
       LEFT JOIN LATERAL (
-             SELECT p.is_admin FROM sessions s JOIN principals p ON p.id = s.principal_id
+             SELECT s.is_admin FROM sessions s
              WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
-               AND s.expires_at > now() AND NOT p.disabled) AS sp ON true""";
+               AND s.expires_at > now()) AS sp ON true""";
 
   /**
    * Appends the 'ok' record of a call that did its work, and commits, in one round trip; a refused

@@ -28,6 +28,10 @@ public final class Principals {
       DELETE FROM grants g USING principals p
       WHERE g.principal_id = p.id AND p.name = ? AND g.right_name = ? AND g.object_prefix = ?""";
 
+  private static final String CLOSE_SESSIONS = """
+      UPDATE sessions SET closed_at = now()
+      WHERE closed_at IS NULL AND principal_id = (SELECT id FROM principals WHERE name = ?)""";
+
   private final Kernel kernel;
 
   public Principals(Kernel kernel) {
@@ -84,6 +88,9 @@ public final class Principals {
     kernel.call(s, "principal.disable", Right.ADMIN, "principal:" + name, tx -> {
       if (tx.update("UPDATE principals SET disabled = ? WHERE name = ?", disabled, name) == 0) {
         throw SyscallException.notFound("no principal named '" + name + "'");
+      }
+      if (disabled) {
+        tx.update(CLOSE_SESSIONS, name); // system calls check the session row alone
       }
       return null;
     });
