@@ -1,8 +1,6 @@
 package org.dbos.kernel.kv;
 
-import com.zaxxer.hikari.HikariDataSource;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -20,9 +18,9 @@ import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.Tx;
 import org.dbos.kernel.db.Database;
+import org.dbos.kernel.db.NotificationListener;
 import org.dbos.kernel.kv.Kv.Event;
 import org.dbos.kernel.kv.Kv.KeyValue;
-import org.postgresql.PGConnection;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -124,10 +122,10 @@ public final class Watches implements AutoCloseable {
   private final AtomicLong ids = new AtomicLong();
   private final Semaphore signal = new Semaphore(0);
   private final Thread hub;
-  private final Thread listener;
+  private final NotificationListener notifications;
+  private final java.util.function.Consumer<String> onNotify = payload -> wake();
   private volatile Duration progressInterval = Duration.ofMinutes(10);
   private volatile boolean closed;
-  private volatile Connection listenConnection;
   /** Every event up to this revision has been read and handed to the synced watchers. */
   private volatile long hubRevision = -1;
   private long lastProgress = System.nanoTime();
@@ -136,7 +134,11 @@ public final class Watches implements AutoCloseable {
     this.store = store;
     this.db = db;
     this.hub = Thread.ofPlatform().name("dbos-kv-watch").daemon().start(this::hubLoop);
-    this.listener = Thread.ofPlatform().name("dbos-kv-listen").daemon().start(this::listenLoop);
+    // The node's one LISTEN connection, shared with the scheduler and mailboxes; closed with the kernel.
+    this.notifications = NotificationListener.of(db);
+    store.kernel().onClose(notifications);
+    notifications.subscribe(KvStore.CHANNEL, onNotify);
+    wake(); // anything committed before the LISTEN took effect is found by this read
   }
 
   /** Sets how often watchers that asked for progress notifications get one (etcd's default: 10 min). */
@@ -393,52 +395,14 @@ public final class Watches implements AutoCloseable {
     return new Page(events, Math.max(upTo, from - 1), compacted, false);
   }
 
-  // ---- LISTEN ------------------------------------------------------------------------------------
-
-  private void listenLoop() {
-    var pool = (HikariDataSource) db.dataSource();
-    while (!closed) {
-      try (Connection c = DriverManager.getConnection(pool.getJdbcUrl(), pool.getUsername(), pool.getPassword())) {
-        listenConnection = c;
-        c.createStatement().execute("LISTEN " + KvStore.CHANNEL);
-        wake(); // anything committed before LISTEN took effect is found by this read
-        PGConnection pg = c.unwrap(PGConnection.class);
-        while (!closed) {
-          var n = pg.getNotifications(500);
-          if (n != null && n.length > 0) {
-            wake();
-          }
-        }
-      } catch (SQLException e) {
-        if (!closed) {
-          log.debug("watch listener lost its connection ({}); reconnecting", e.getMessage());
-          try {
-            Thread.sleep(500);
-          } catch (InterruptedException ie) {
-            return;
-          }
-        }
-      }
-    }
-  }
-
   @Override
   public void close() {
     closed = true;
     wake();
     hub.interrupt();
-    try {
-      Connection c = listenConnection;
-      if (c != null) {
-        c.close();
-      }
-    } catch (SQLException ignored) {
-      // closing anyway
-    }
-    listener.interrupt();
+    notifications.unsubscribe(KvStore.CHANNEL, onNotify);
     try {
       hub.join(2000);
-      listener.join(2000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
