@@ -8,7 +8,6 @@ import java.sql.ResultSetMetaData;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import org.dbos.kernel.Kernel;
@@ -84,8 +83,8 @@ public final class SqlConsole {
               row.fieldNames().forEachRemaining(columns::add);
             }
             var values = new ArrayList<String>(columns.size());
-            for (Iterator<Map.Entry<String, JsonNode>> it = row.fields(); it.hasNext(); ) {
-              JsonNode v = it.next().getValue();
+            for (Map.Entry<String, JsonNode> field : row.properties()) {
+              JsonNode v = field.getValue();
               values.add(v.isNull() ? null : v.isValueNode() ? v.asText() : v.toString());
             }
             rows.add(values);
