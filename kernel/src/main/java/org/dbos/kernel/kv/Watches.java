@@ -32,8 +32,8 @@ import org.slf4j.LoggerFactory;
  * (a slow gRPC stream), is <em>unsynced</em>: it keeps only its next revision and is caught up from
  * history a page at a time, so memory stays bounded however far behind it is.
  *
- * <p>The hub wakes on a commit on this node, on a NOTIFY from any node (a dedicated LISTEN
- * connection) and on a slow poll, so a lost notification only delays events, never loses them.
+ * <p>The hub wakes on a commit on this node, on a NOTIFY from any node (the node's shared
+ * {@link NotificationListener}) and on a slow poll, so a lost notification only delays events, never loses them.
  */
 public final class Watches implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Watches.class);
