@@ -95,21 +95,9 @@ public final class DataDirectory implements AutoCloseable {
     return root.resolve("pg.log");
   }
 
-  public Path logDir() {
-    return root.resolve("logs");
-  }
-
-  /** Whether a live node holds this directory now. */
-  public boolean inUse() {
-    if (lock != null) {
-      return true;
-    }
-    try (FileChannel ch = FileChannel.open(root.resolve("node.lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-         FileLock l = ch.tryLock()) {
-      return l == null;
-    } catch (IOException e) {
-      return false;
-    }
+  /** Where a node on {@code root} writes its JSON log (known before the directory is locked). */
+  public static Path logDir(Path root) {
+    return root.toAbsolutePath().normalize().resolve("logs");
   }
 
   /** The database password, generated on first use. */

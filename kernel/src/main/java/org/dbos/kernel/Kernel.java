@@ -15,7 +15,6 @@ import org.dbos.kernel.db.Database;
 import org.dbos.kernel.security.AuditLog;
 import org.dbos.kernel.security.Principal;
 import org.dbos.kernel.security.Principals;
-import org.dbos.kernel.security.Secrets;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -104,9 +103,9 @@ public final class Kernel implements AutoCloseable {
    * secret, an unknown or disabled principal all fail alike with PERMISSION_DENIED (and are audited).
    */
   public Session login(String name, String secret) {
-    Optional<Principal> p = db.transaction(c -> principals.lookup(c, name));
-    boolean ok = p.isPresent() && !p.get().disabled() && Secrets.verify(secret, principals.secretHash(name));
-    if (!ok) {
+    Principals.Login attempt = principals.authenticate(name, secret);
+    Optional<Principal> p = attempt.principal();
+    if (!attempt.ok()) {
       UUID id = Ids.uuid7();
       db.transaction(c -> {
         Session who = p.map(pr -> pr.session(null, nodeId, null)).orElse(null);

@@ -16,7 +16,7 @@ public final class Principals {
   private static final String LOOKUP = "SELECT " + COLUMNS + " FROM principals WHERE name = ?";
   private static final String BY_UID = "SELECT " + COLUMNS + " FROM principals WHERE uid = ?";
   private static final String LIST = "SELECT " + COLUMNS + " FROM principals ORDER BY name";
-  private static final String SECRET = "SELECT secret_hash FROM principals WHERE name = ?";
+  private static final String LOOKUP_WITH_SECRET = "SELECT " + COLUMNS + ", secret_hash FROM principals WHERE name = ?";
   private static final String INSERT = """
       INSERT INTO principals (name, kind, uid, gid, is_admin, secret_hash)
       VALUES (?, ?, COALESCE(?, nextval('principal_uid')), COALESCE(?, ?, currval('principal_uid')), ?, ?)
@@ -58,7 +58,7 @@ public final class Principals {
   /** Grants {@code right} on every object whose name starts with {@code prefix} (admin only). */
   public void grant(Session s, String name, Right right, String prefix) {
     kernel.call(s, "principal.grant", Right.ADMIN, "principal:" + name, tx -> {
-      if (tx.update(GRANT, right.name(), prefix, name) == 0 && find(tx.connection(), name).isEmpty()) {
+      if (tx.update(GRANT, right.name(), prefix, name) == 0 && lookup(tx.connection(), name).isEmpty()) {
         throw SyscallException.notFound("no principal named '" + name + "'");
       }
       return null;
@@ -106,24 +106,31 @@ public final class Principals {
         tx -> tx.queryOne(BY_UID, Principals::map, uid));
   }
 
-  // ---- kernel-internal, no session: used by login and bootstrap ----
+  // ---- kernel-internal, no session: used by login and sessions ----
 
-  public Optional<Principal> lookup(Connection c, String name) throws SQLException {
-    return find(c, name);
-  }
+  /** A login attempt: the principal, if one has that name, and whether the attempt succeeds. */
+  public record Login(Optional<Principal> principal, boolean ok) {}
 
-  public String secretHash(String name) {
+  /**
+   * Checks {@code secret} against the password of {@code name}, in one read. Fails (ok false) for an
+   * unknown name, a disabled principal, one without a password, or a wrong secret.
+   */
+  public Login authenticate(String name, String secret) {
     return kernel.database().transaction(c -> {
-      try (var ps = c.prepareStatement(SECRET)) {
+      try (var ps = c.prepareStatement(LOOKUP_WITH_SECRET)) {
         ps.setString(1, name);
         try (var rs = ps.executeQuery()) {
-          return rs.next() ? rs.getString(1) : null;
+          if (!rs.next()) {
+            return new Login(Optional.empty(), false);
+          }
+          Principal p = map(rs);
+          return new Login(Optional.of(p), !p.disabled() && Secrets.verify(secret, rs.getString(8)));
         }
       }
     });
   }
 
-  private static Optional<Principal> find(Connection c, String name) throws SQLException {
+  public Optional<Principal> lookup(Connection c, String name) throws SQLException {
     try (var ps = c.prepareStatement(LOOKUP)) {
       ps.setString(1, name);
       try (var rs = ps.executeQuery()) {

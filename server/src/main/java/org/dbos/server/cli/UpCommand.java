@@ -12,6 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import org.dbos.kernel.DataDirectory;
 import org.dbos.kernel.NodeConfig;
 import org.dbos.kernel.SyscallException;
 import org.dbos.server.Server;
@@ -83,7 +84,7 @@ final class UpCommand implements Callable<Integer> {
         .withHeartbeat(beat, dead)
         .withLabels(labels)
         .withOnFenced(fenced::countDown);
-    logToDataDirectory(dataDir.toAbsolutePath().resolve("logs"));
+    logToDataDirectory(DataDirectory.logDir(dataDir));
     Server server = Server.start(cfg, new Server.Endpoints(hostPort[0], Integer.parseInt(hostPort[1]),
         etcdHostPort == null ? null : etcdHostPort[0], etcdHostPort == null ? 0 : Integer.parseInt(etcdHostPort[1]),
         mount, worker));
