@@ -9,6 +9,7 @@ import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.Tx;
 
 /** Principals and their grants. Changing them is an admin's system call like any other. */
 public final class Principals {
@@ -21,12 +22,14 @@ public final class Principals {
       INSERT INTO principals (name, kind, uid, gid, is_admin, secret_hash)
       VALUES (?, ?, COALESCE(?, nextval('principal_uid')), COALESCE(?, ?, currval('principal_uid')), ?, ?)
       RETURNING""" + " " + COLUMNS;
+  /** Locks a principal against sessions opening meanwhile (they take a share lock on it). */
+  private static final String LOCK_PRINCIPAL = "SELECT id FROM principals WHERE name = ? FOR NO KEY UPDATE";
   private static final String GRANT = """
-      INSERT INTO grants (principal_id, right_name, object_prefix)
-      SELECT id, ?, ? FROM principals WHERE name = ? ON CONFLICT DO NOTHING""";
-  private static final String REVOKE = """
-      DELETE FROM grants g USING principals p
-      WHERE g.principal_id = p.id AND p.name = ? AND g.right_name = ? AND g.object_prefix = ?""";
+      INSERT INTO grants (principal_id, right_name, object_prefix) VALUES (?, ?, ?) ON CONFLICT DO NOTHING""";
+  private static final String REVOKE = "DELETE FROM grants WHERE principal_id = ? AND right_name = ? AND object_prefix = ?";
+  /** Rewrites the rights an open session carries (the system-call check reads them there). */
+  private static final String REFRESH_SESSIONS = """
+      UPDATE sessions SET right_patterns = right_patterns(principal_id) WHERE principal_id = ? AND closed_at IS NULL""";
 
   private static final String CLOSE_SESSIONS = """
       UPDATE sessions SET closed_at = now()
@@ -58,16 +61,28 @@ public final class Principals {
   /** Grants {@code right} on every object whose name starts with {@code prefix} (admin only). */
   public void grant(Session s, String name, Right right, String prefix) {
     kernel.call(s, "principal.grant", Right.ADMIN, "principal:" + name, tx -> {
-      if (tx.update(GRANT, right.name(), prefix, name) == 0 && lookup(tx.connection(), name).isEmpty()) {
-        throw SyscallException.notFound("no principal named '" + name + "'");
+      long id = lockPrincipal(tx, name);
+      if (tx.update(GRANT, id, right.name(), prefix) > 0) {
+        tx.update(REFRESH_SESSIONS, id);
       }
       return null;
     });
   }
 
+  /** Revokes a grant made by {@link #grant}; open sessions lose it at once. Revoking twice is harmless. */
   public void revoke(Session s, String name, Right right, String prefix) {
-    kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name,
-        tx -> tx.update(REVOKE, name, right.name(), prefix));
+    kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name, tx -> {
+      long id = lockPrincipal(tx, name);
+      if (tx.update(REVOKE, id, right.name(), prefix) > 0) {
+        tx.update(REFRESH_SESSIONS, id);
+      }
+      return null;
+    });
+  }
+
+  private static long lockPrincipal(Tx tx, String name) throws SQLException {
+    return tx.queryOne(LOCK_PRINCIPAL, rs -> rs.getLong(1), name)
+        .orElseThrow(() -> SyscallException.notFound("no principal named '" + name + "'"));
   }
 
   /** Sets a principal's password: an admin for anyone, a principal for itself. */
