@@ -238,21 +238,19 @@ public final class Kernel implements AutoCloseable {
       try (Connection c = db.connection()) {
         c.setAutoCommit(false);
         try {
-          if (readOnly) {
-            try (var st = c.createStatement()) {
-              st.execute("SET LOCAL synchronous_commit = off");
-            }
-          }
           tx = new Tx(c, s, id);
           result = body.run(tx);
           commitSent = true;
-          if (nothingSent(c)) {
+          if (readOnly) {
+            AuditLog.commitChecked(c, id, s, call, object, right, false);
+            c.commit(); // a no-op, as below
+          } else if (nothingSent(c)) {
             // No transaction was begun (the driver begins one with the first statement): the checked
             // append alone is the call's transaction, one statement instead of BEGIN, it and COMMIT.
             c.setAutoCommit(true);
             AuditLog.appendChecked(c, id, s, call, object, right);
           } else {
-            AuditLog.commitChecked(c, id, s, call, object, right);
+            AuditLog.commitChecked(c, id, s, call, object, right, true);
             c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
           }
         } catch (SQLException | RuntimeException e) {

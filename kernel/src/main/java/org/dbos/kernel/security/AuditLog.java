@@ -50,6 +50,9 @@ public final class AuditLog {
 
   private static final String COMMIT_CHECKED = APPEND_CHECKED + ";\nCOMMIT";
 
+  /** The same, committing without waiting for the WAL flush. */
+  private static final String COMMIT_CHECKED_ASYNC = APPEND_CHECKED + ";\nSET LOCAL synchronous_commit = off;\nCOMMIT";
+
   /**
    * Records a failed call after its rollback: 'denied' if the checks refuse it, else the outcome the
    * body's failure implies ('denied' for a service's own refusal, 'error' otherwise).
@@ -84,12 +87,14 @@ public final class AuditLog {
   /**
    * Checks {@code s} (open, unexpired, principal enabled) and, if {@code right} is non-null, that its
    * principal is an admin or holds {@code right} on a prefix of {@code object}; then appends the
-   * 'ok' record and COMMITs the connection's transaction. Throws an SQLException with state
-   * {@link #DENIED_STATE} (transaction aborted, nothing committed) if a check fails.
+   * 'ok' record and COMMITs the connection's transaction, waiting for the WAL flush if {@code durable}
+   * (else a crash may lose the last fraction of a second of such commits: for calls that change
+   * nothing but the audit log). Throws an SQLException with state {@link #DENIED_STATE} (transaction
+   * aborted, nothing committed) if a check fails.
    */
-  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right)
-      throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(COMMIT_CHECKED)) {
+  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right,
+                                   boolean durable) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC)) {
       bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
       ps.execute();
     }
