@@ -53,7 +53,9 @@ public final class Mailboxes {
       ORDER BY n RETURNING id""";
   /**
    * The rights check and the delete in one statement. No row: no such mailbox; a row with ok false:
-   * denied; ok true and a null id: empty; else one row per message taken.
+   * denied; ok true and a null id: empty; else one row per message taken. When the last parameter is
+   * true, an empty receive also turns off the WAL flush wait of its transaction (see {@link #recv(Session,
+   * String, int, Duration)}), in the same round trip.
    */
   private static final String RECV = """
       WITH a AS (SELECT """ + MAY + """
@@ -61,7 +63,8 @@ public final class Mailboxes {
       d AS (DELETE FROM messages WHERE (SELECT ok FROM a) AND id IN (
               SELECT id FROM messages WHERE mailbox = ? ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
             RETURNING id, mailbox, sender_id, topic, body, sent_at)
-      SELECT a.ok, d.id, d.mailbox, p.name, d.topic, d.body, d.sent_at
+      SELECT a.ok, d.id, d.mailbox, p.name, d.topic, d.body, d.sent_at,
+             CASE WHEN d.id IS NULL AND ?::boolean THEN set_config('synchronous_commit', 'off', true) END
       FROM a LEFT JOIN d ON true LEFT JOIN principals p ON p.id = d.sender_id ORDER BY d.id""";
   private static final String PUBLISH = """
       INSERT INTO messages (mailbox, sender_id, topic, body) SELECT s.mailbox, ?, s.topic, ? FROM subscriptions s
@@ -209,24 +212,28 @@ public final class Mailboxes {
    * are gone iff it commits. Returns at once, possibly empty.
    */
   public List<Message> recv(Tx tx, String mailbox, int max) throws SQLException {
+    return take(tx, mailbox, max, false);
+  }
+
+  /**
+   * {@link #recv(Tx, String, int)}; with {@code asyncIfEmpty}, a receive that took nothing lets its
+   * transaction commit without waiting for the WAL flush. Only for a transaction that does nothing
+   * else: it changed nothing but its audit record.
+   */
+  private List<Message> take(Tx tx, String mailbox, int max, boolean asyncIfEmpty) throws SQLException {
     if (max < 1) {
       throw SyscallException.invalid("max must be at least 1");
     }
     Session s = tx.session();
     var rows = tx.query(RECV, rs -> rs.getBoolean(1) ? (rs.getObject(2) == null ? EMPTY : map(rs)) : null,
-        s.principalId(), s.admin(), s.principalId(), "READ", "mailbox:" + mailbox, mailbox, mailbox, max);
+        s.principalId(), s.admin(), s.principalId(), "READ", "mailbox:" + mailbox, mailbox, mailbox, max, asyncIfEmpty);
     if (rows.isEmpty()) {
       throw SyscallException.notFound("no mailbox named '" + mailbox + "'");
     }
     if (rows.getFirst() == null) {
       throw SyscallException.denied("'" + s.principal() + "' lacks READ on mailbox:" + mailbox);
     }
-    if (rows.getFirst() == EMPTY) {
-      // nothing taken: only the audit record would be lost in a crash, so skip the WAL flush
-      tx.update("SET LOCAL synchronous_commit = off");
-      return List.of();
-    }
-    return rows;
+    return rows.getFirst() == EMPTY ? List.of() : rows;
   }
 
   private static final Message EMPTY = new Message(0, null, null, null, null, null);
@@ -240,7 +247,7 @@ public final class Mailboxes {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       var waiter = waiters.computeIfAbsent(mailbox, k -> new CompletableFuture<>());
-      List<Message> got = kernel.callChecked(s, "mailbox.recv", "mailbox:" + mailbox, false, tx -> recv(tx, mailbox, max));
+      List<Message> got = kernel.callChecked(s, "mailbox.recv", "mailbox:" + mailbox, false, tx -> take(tx, mailbox, max, true));
       long left = deadline - System.nanoTime();
       if (!got.isEmpty() || left <= 0) {
         return got;
