@@ -48,9 +48,11 @@ public final class Mailboxes {
       INSERT INTO message_keys (mailbox, key, message_id) VALUES (?, ?, -1) ON CONFLICT DO NOTHING""";
   private static final String KEYED = "SELECT message_id FROM message_keys WHERE mailbox = ? AND key = ?";
   private static final String SET_KEY = "UPDATE message_keys SET message_id = ? WHERE mailbox = ? AND key = ?";
-  private static final String SEND_MANY = """
-      INSERT INTO messages (mailbox, sender_id, body) SELECT ?, ?, b FROM unnest(?::bytea[]) WITH ORDINALITY AS u(b, n)
-      ORDER BY n RETURNING id""";
+  /** {@link #SEND} for many bodies (a bytea array, sent in binary), inserted in array order. */
+  private static final String SEND_MANY = "WITH m AS (INSERT INTO messages (mailbox, sender_id, body)"
+      + " SELECT x.name, ?, u.b FROM (SELECT name FROM mailboxes WHERE name = ? AND " + MAY + ") x"
+      + " CROSS JOIN unnest(?::bytea[]) WITH ORDINALITY AS u(b, n) ORDER BY u.n RETURNING id, mailbox)"
+      + " SELECT id, pg_notify('dbos_mail', mailbox) FROM m ORDER BY id";
   /**
    * The rights check and the delete in one statement. No row: no such mailbox; a row with ok false:
    * denied; ok true and a null id: empty; else one row per message taken. When the last parameter is
@@ -185,10 +187,15 @@ public final class Mailboxes {
   /** Sends several messages in one transaction, in list order; returns their ids. */
   public List<Long> sendBatch(Session s, String mailbox, List<byte[]> bodies) {
     return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> {
-      access(tx, ACCESS, mailbox, "WRITE", "mailbox");
-      var ids = tx.query(SEND_MANY, rs -> rs.getLong(1), mailbox, s.principalId(),
-          tx.connection().createArrayOf("bytea", bodies.toArray(byte[][]::new)));
-      tx.notify(CHANNEL, mailbox);
+      List<Long> ids = tx.query(SEND_MANY, rs -> rs.getLong(1), s.principalId(), mailbox, s.principalId(), s.admin(),
+          s.principalId(), "WRITE", "mailbox:" + mailbox, tx.connection().createArrayOf("bytea", bodies.toArray(byte[][]::new)));
+      if (ids.size() < bodies.size()) {
+        access(tx, ACCESS, mailbox, "WRITE", "mailbox");
+        throw new IllegalStateException("send refused without a reason");
+      }
+      if (bodies.isEmpty()) {
+        access(tx, ACCESS, mailbox, "WRITE", "mailbox");
+      }
       return ids;
     });
   }
