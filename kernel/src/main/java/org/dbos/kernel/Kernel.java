@@ -233,7 +233,7 @@ public final class Kernel implements AutoCloseable {
           tx = new Tx(c, s, id);
           result = body.run(tx);
           commitSent = true;
-          AuditLog.commitChecked(c, id, s, call, object, right);
+          AuditLog.commitChecked(c, id, s, call, object, right, tx.notificationsAfterCommit());
           c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
         } catch (SQLException | RuntimeException e) {
           Database.rollbackQuietly(c);

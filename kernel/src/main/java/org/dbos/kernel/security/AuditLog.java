@@ -5,6 +5,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Types;
+import java.util.List;
 import java.util.UUID;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
@@ -90,13 +91,20 @@ public final class AuditLog {
   /**
    * Checks {@code s} (open, unexpired, principal enabled) and, if {@code right} is non-null, that its
    * principal is an admin or holds {@code right} on a prefix of {@code object}; then appends the
-   * 'ok' record and COMMITs the connection's transaction. Throws an SQLException with state
-   * {@link #DENIED_STATE} (transaction aborted, nothing committed) if a check fails.
+   * 'ok' record and COMMITs the connection's transaction; then, in the same round trip, sends the
+   * NOTIFYs in {@code notifications} (channel and payload, alternating), each outside the committed
+   * transaction. Throws an SQLException with state {@link #DENIED_STATE} (transaction aborted, nothing
+   * committed or notified) if a check fails.
    */
-  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right)
-      throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(COMMIT_CHECKED)) {
+  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right,
+                                   List<String> notifications) throws SQLException {
+    String sql = notifications.isEmpty() ? COMMIT_CHECKED
+        : COMMIT_CHECKED + ";\nSELECT pg_notify(?, ?)".repeat(notifications.size() / 2);
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
       bindCall(ps, 1, id, s, call, object, right);
+      for (int i = 0; i < notifications.size(); i++) {
+        ps.setString(9 + i, notifications.get(i));
+      }
       ps.execute();
     }
   }
