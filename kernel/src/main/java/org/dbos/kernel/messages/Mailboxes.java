@@ -40,19 +40,21 @@ public final class Mailboxes {
                                       AND starts_with(?, g.object_prefix)))""";
   private static final String ACCESS = "SELECT " + MAY + " FROM mailboxes WHERE name = ?";
   private static final String TOPIC_ACCESS = "SELECT " + MAY + " FROM topics WHERE name = ?";
-  /** The insert, its rights check and the wake-up ({@value #CHANNEL}) in one statement: the hot path of a send. */
+  /**
+   * The insert, its rights check and, if the last parameter is true, the wake-up ({@value #CHANNEL})
+   * in one statement: the hot path of a send.
+   */
   private static final String SEND = "WITH m AS (INSERT INTO messages (mailbox, sender_id, body)"
       + " SELECT name, ?, ? FROM mailboxes WHERE name = ? AND " + MAY + " RETURNING id, mailbox)"
-      + " SELECT id, pg_notify('dbos_mail', mailbox) FROM m";
+      + " SELECT id, CASE WHEN ?::boolean THEN pg_notify('dbos_mail', mailbox) END FROM m";
   private static final String CLAIM_KEY = """
       INSERT INTO message_keys (mailbox, key, message_id) VALUES (?, ?, -1) ON CONFLICT DO NOTHING""";
   private static final String KEYED = "SELECT message_id FROM message_keys WHERE mailbox = ? AND key = ?";
   private static final String SET_KEY = "UPDATE message_keys SET message_id = ? WHERE mailbox = ? AND key = ?";
-  /** {@link #SEND} for many bodies (a bytea array, sent in binary), inserted in array order. */
-  private static final String SEND_MANY = "WITH m AS (INSERT INTO messages (mailbox, sender_id, body)"
+  /** {@link #SEND} without the wake-up for many bodies (a bytea array, sent in binary), inserted in array order. */
+  private static final String SEND_MANY = "INSERT INTO messages (mailbox, sender_id, body)"
       + " SELECT x.name, ?, u.b FROM (SELECT name FROM mailboxes WHERE name = ? AND " + MAY + ") x"
-      + " CROSS JOIN unnest(?::bytea[]) WITH ORDINALITY AS u(b, n) ORDER BY u.n RETURNING id, mailbox)"
-      + " SELECT id, pg_notify('dbos_mail', mailbox) FROM m ORDER BY id";
+      + " CROSS JOIN unnest(?::bytea[]) WITH ORDINALITY AS u(b, n) ORDER BY u.n RETURNING id";
   /**
    * The rights check and the delete in one statement. No row: no such mailbox; a row with ok false:
    * denied; ok true and a null id: empty; else one row per message taken. When the last parameter is
@@ -157,7 +159,11 @@ public final class Mailboxes {
    * NOT_FOUND for an unknown mailbox, PERMISSION_DENIED without WRITE.
    */
   public long send(Session s, String mailbox, byte[] body, String idempotencyKey) {
-    return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> send(tx, mailbox, body, idempotencyKey));
+    return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> {
+      long id = send(tx, mailbox, body, idempotencyKey, false);
+      tx.notifyAfterCommit(CHANNEL, mailbox);
+      return id;
+    });
   }
 
   /**
@@ -165,6 +171,10 @@ public final class Mailboxes {
    * message exists iff that transaction commits, and the receiver is woken then.
    */
   public long send(Tx tx, String mailbox, byte[] body, String idempotencyKey) throws SQLException {
+    return send(tx, mailbox, body, idempotencyKey, true);
+  }
+
+  private long send(Tx tx, String mailbox, byte[] body, String idempotencyKey, boolean wake) throws SQLException {
     Session s = tx.session();
     if (idempotencyKey != null) {
       access(tx, ACCESS, mailbox, "WRITE", "mailbox");
@@ -173,7 +183,7 @@ public final class Mailboxes {
       }
     }
     Optional<Long> id = tx.queryOne(SEND, rs -> rs.getLong(1), s.principalId(), body, mailbox, s.principalId(),
-        s.admin(), s.principalId(), "WRITE", "mailbox:" + mailbox);
+        s.admin(), s.principalId(), "WRITE", "mailbox:" + mailbox, wake);
     if (id.isEmpty()) {
       access(tx, ACCESS, mailbox, "WRITE", "mailbox");
       throw new IllegalStateException("send refused without a reason");
@@ -196,6 +206,7 @@ public final class Mailboxes {
       if (bodies.isEmpty()) {
         access(tx, ACCESS, mailbox, "WRITE", "mailbox");
       }
+      tx.notifyAfterCommit(CHANNEL, mailbox);
       return ids;
     });
   }
@@ -206,7 +217,7 @@ public final class Mailboxes {
       access(tx, TOPIC_ACCESS, topic, "WRITE", "topic");
       List<String> boxes = tx.query(PUBLISH, rs -> rs.getString(1), s.principalId(), body, topic);
       for (String b : new java.util.TreeSet<>(boxes)) {
-        tx.notify(CHANNEL, b);
+        tx.notifyAfterCommit(CHANNEL, b);
       }
       return boxes.size();
     });
