@@ -105,10 +105,10 @@ public final class NotificationListener implements AutoCloseable {
    * there" path on a read timeout never arms the check delay it has for exactly this). On the listen
    * connection that millisecond sits on every wake-up path (a message, new work, a watch event), so it
    * arms that delay for good: the peek then only looks at bytes already buffered, and a later batch is
-   * read by the next {@code getNotifications}. Without the driver internals this assumes, the listener
-   * keeps working, 1 ms slower.
+   * read by the next {@code getNotifications}. Returns false, and the listener keeps working 1 ms
+   * slower, if the driver's internals are not what this expects.
    */
-  private static void skipTrailingPeek(Connection c) {
+  static boolean skipTrailingPeek(Connection c) {
     try {
       Object executor = c.unwrap(BaseConnection.class).getQueryExecutor();
       Field stream = QueryExecutorBase.class.getDeclaredField("pgStream");
@@ -116,8 +116,10 @@ public final class NotificationListener implements AutoCloseable {
       Field nextCheck = PGStream.class.getDeclaredField("nextStreamAvailableCheckTime");
       nextCheck.setAccessible(true);
       nextCheck.setLong(stream.get(executor), Long.MAX_VALUE);
+      return true;
     } catch (ReflectiveOperationException | SQLException | RuntimeException e) {
       log.debug("cannot skip pgjdbc's trailing notification peek (wake-ups take 1 ms longer): {}", e.toString());
+      return false;
     }
   }
 
