@@ -241,16 +241,14 @@ public final class Kernel implements AutoCloseable {
           tx = new Tx(c, s, id);
           result = body.run(tx);
           commitSent = true;
-          if (readOnly) {
-            AuditLog.commitChecked(c, id, s, call, object, right, false);
-            c.commit(); // a no-op, as below
-          } else if (nothingSent(c)) {
+          List<String> notifications = tx.notificationsAfterCommit();
+          if (!readOnly && notifications.isEmpty() && nothingSent(c)) {
             // No transaction was begun (the driver begins one with the first statement): the checked
             // append alone is the call's transaction, one statement instead of BEGIN, it and COMMIT.
             c.setAutoCommit(true);
             AuditLog.appendChecked(c, id, s, call, object, right);
           } else {
-            AuditLog.commitChecked(c, id, s, call, object, right, true);
+            AuditLog.commitChecked(c, id, s, call, object, right, !readOnly, notifications);
             c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
           }
         } catch (SQLException | RuntimeException e) {

@@ -5,6 +5,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Types;
+import java.util.List;
 import java.util.UUID;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
@@ -89,13 +90,20 @@ public final class AuditLog {
    * principal is an admin or holds {@code right} on a prefix of {@code object}; then appends the
    * 'ok' record and COMMITs the connection's transaction, waiting for the WAL flush if {@code durable}
    * (else a crash may lose the last fraction of a second of such commits: for calls that change
-   * nothing but the audit log). Throws an SQLException with state {@link #DENIED_STATE} (transaction
-   * aborted, nothing committed) if a check fails.
+   * nothing but the audit log); then, in the same round trip, sends the NOTIFYs in {@code
+   * notifications} (channel and payload, alternating), each outside the committed transaction.
+   * Throws an SQLException with state {@link #DENIED_STATE} (transaction aborted, nothing committed
+   * or notified) if a check fails.
    */
   public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right,
-                                   boolean durable) throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC)) {
-      bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
+                                   boolean durable, List<String> notifications) throws SQLException {
+    String commit = durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC;
+    String sql = notifications.isEmpty() ? commit : commit + ";\nSELECT pg_notify(?, ?)".repeat(notifications.size() / 2);
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
+      int next = bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
+      for (int i = 0; i < notifications.size(); i++) {
+        ps.setString(next + i, notifications.get(i));
+      }
       ps.execute();
     }
   }
