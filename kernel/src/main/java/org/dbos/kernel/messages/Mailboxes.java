@@ -34,10 +34,14 @@ public final class Mailboxes {
   public static final String CHANNEL = "dbos_mail";
   private static final String NAME = "[A-Za-z0-9_][A-Za-z0-9_./@-]{0,127}";
 
-  /** Whether principal ? (admin ?) may use right ? on object ? of the mailbox or topic owned by owner_id. */
+  /**
+   * Whether principal ? (admin ?) may use right ? on object ? of the mailbox or topic owned by owner_id,
+   * in session ?: the owner may, else the kernel's rule (the session's grants, see AuditLog).
+   * Parameters: principal id, admin, session id, right, object.
+   */
   private static final String MAY = """
-      (owner_id = ? OR ? OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = ? AND g.right_name = ?
-                                      AND starts_with(?, g.object_prefix)))""";
+      (owner_id = ? OR ? OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = ?::uuid
+                                      AND (?::text || ' ' || ?::text) LIKE ANY (s.right_patterns)))""";
   private static final String ACCESS = "SELECT " + MAY + " FROM mailboxes WHERE name = ?";
   private static final String TOPIC_ACCESS = "SELECT " + MAY + " FROM topics WHERE name = ?";
   /**
@@ -141,7 +145,7 @@ public final class Mailboxes {
   /** Fails with NOT_FOUND or PERMISSION_DENIED unless the caller holds {@code right} on the mailbox or topic. */
   private static void access(Tx tx, String sql, String name, String right, String kind) throws SQLException {
     Session s = tx.session();
-    Optional<Boolean> ok = tx.queryOne(sql, rs -> rs.getBoolean(1), s.principalId(), s.admin(), s.principalId(), right,
+    Optional<Boolean> ok = tx.queryOne(sql, rs -> rs.getBoolean(1), s.principalId(), s.admin(), s.id(), right,
         kind + ":" + name, name);
     if (ok.isEmpty()) {
       throw SyscallException.notFound("no " + kind + " named '" + name + "'");
@@ -183,7 +187,7 @@ public final class Mailboxes {
       }
     }
     Optional<Long> id = tx.queryOne(SEND, rs -> rs.getLong(1), s.principalId(), body, mailbox, s.principalId(),
-        s.admin(), s.principalId(), "WRITE", "mailbox:" + mailbox, wake);
+        s.admin(), s.id(), "WRITE", "mailbox:" + mailbox, wake);
     if (id.isEmpty()) {
       access(tx, ACCESS, mailbox, "WRITE", "mailbox");
       throw new IllegalStateException("send refused without a reason");
@@ -198,7 +202,7 @@ public final class Mailboxes {
   public List<Long> sendBatch(Session s, String mailbox, List<byte[]> bodies) {
     return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> {
       List<Long> ids = tx.query(SEND_MANY, rs -> rs.getLong(1), s.principalId(), mailbox, s.principalId(), s.admin(),
-          s.principalId(), "WRITE", "mailbox:" + mailbox, tx.connection().createArrayOf("bytea", bodies.toArray(byte[][]::new)));
+          s.id(), "WRITE", "mailbox:" + mailbox, tx.connection().createArrayOf("bytea", bodies.toArray(byte[][]::new)));
       if (ids.size() < bodies.size()) {
         access(tx, ACCESS, mailbox, "WRITE", "mailbox");
         throw new IllegalStateException("send refused without a reason");
@@ -244,7 +248,7 @@ public final class Mailboxes {
     }
     Session s = tx.session();
     var rows = tx.query(RECV, rs -> rs.getBoolean(1) ? (rs.getObject(2) == null ? EMPTY : map(rs)) : null,
-        s.principalId(), s.admin(), s.principalId(), "READ", "mailbox:" + mailbox, mailbox, mailbox, max, asyncIfEmpty);
+        s.principalId(), s.admin(), s.id(), "READ", "mailbox:" + mailbox, mailbox, mailbox, max, asyncIfEmpty);
     if (rows.isEmpty()) {
       throw SyscallException.notFound("no mailbox named '" + mailbox + "'");
     }
