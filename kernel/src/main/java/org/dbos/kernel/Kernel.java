@@ -225,15 +225,13 @@ public final class Kernel implements AutoCloseable {
       try (Connection c = db.connection()) {
         c.setAutoCommit(false);
         try {
-          if (readOnly) {
-            try (var st = c.createStatement()) {
-              st.execute("SET LOCAL synchronous_commit = off");
-            }
-          }
           tx = new Tx(c, s, id);
+          if (readOnly) {
+            tx.commitWithoutFlush();
+          }
           result = body.run(tx);
           commitSent = true;
-          AuditLog.commitChecked(c, id, s, call, object, right);
+          AuditLog.commitChecked(c, id, s, call, object, right, tx.commitsWithoutFlush());
           c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
         } catch (SQLException | RuntimeException e) {
           Database.rollbackQuietly(c);

@@ -28,6 +28,7 @@ public final class Tx {
   private final Session session;
   private final UUID callId;
   private List<Runnable> afterCommit;
+  private boolean commitWithoutFlush;
 
   public Tx(Connection connection, Session session, UUID callId) {
     this.connection = connection;
@@ -80,6 +81,18 @@ public final class Tx {
     try (PreparedStatement ps = prepare("SELECT pg_notify(?, ?)", channel, payload)) {
       ps.execute();
     }
+  }
+
+  /**
+   * Commits this call without waiting for the WAL flush (set with the COMMIT, so it costs no round
+   * trip): atomic and ordered, durable once a later durable commit returns.
+   */
+  public void commitWithoutFlush() {
+    commitWithoutFlush = true;
+  }
+
+  boolean commitsWithoutFlush() {
+    return commitWithoutFlush;
   }
 
   /** Runs {@code action} after the commit succeeded (never if the call fails): wake-ups, cache updates. */

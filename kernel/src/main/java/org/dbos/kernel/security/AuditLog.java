@@ -55,6 +55,10 @@ public final class AuditLog {
       FROM (SELECT v.*, %s AS verdict %s) AS checked;
       COMMIT""".formatted(VERDICT, VALUES);
 
+  /** The same for a call that does not wait for its WAL flush: the setting is read at COMMIT. */
+  private static final String COMMIT_CHECKED_UNFLUSHED = COMMIT_CHECKED.substring(0, COMMIT_CHECKED.lastIndexOf("COMMIT"))
+      + "SET LOCAL synchronous_commit = off;\n      COMMIT";
+
   /**
    * Records a failed call after its rollback: 'denied' if the checks refuse it, else the outcome the
    * body's failure implies ('denied' for a service's own refusal, 'error' otherwise).
@@ -90,12 +94,13 @@ public final class AuditLog {
   /**
    * Checks {@code s} (open, unexpired, principal enabled) and, if {@code right} is non-null, that its
    * principal is an admin or holds {@code right} on a prefix of {@code object}; then appends the
-   * 'ok' record and COMMITs the connection's transaction. Throws an SQLException with state
+   * 'ok' record and COMMITs the connection's transaction ({@code withoutFlush}: without waiting for
+   * the WAL flush). Throws an SQLException with state
    * {@link #DENIED_STATE} (transaction aborted, nothing committed) if a check fails.
    */
-  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right)
-      throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(COMMIT_CHECKED)) {
+  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right,
+                                   boolean withoutFlush) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(withoutFlush ? COMMIT_CHECKED_UNFLUSHED : COMMIT_CHECKED)) {
       bindCall(ps, 1, id, s, call, object, right);
       ps.execute();
     }

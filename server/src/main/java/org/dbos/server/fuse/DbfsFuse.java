@@ -7,7 +7,9 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -29,6 +31,7 @@ import org.dbos.kernel.files.DirEntry;
 import org.dbos.kernel.files.FileHandle;
 import org.dbos.kernel.files.FileSystem;
 import org.dbos.kernel.files.FsException;
+import org.dbos.kernel.files.SetAttr;
 import org.dbos.kernel.security.Principal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,8 +40,9 @@ import org.slf4j.LoggerFactory;
  * FUSE operations over {@link FileSystem}. Each request runs as the principal whose uid is the calling
  * process's (uid 0 is admin, like root); an unknown uid gets EACCES. Writes are buffered per open
  * file and flushed as one system call per {@link #FLUSH_BYTES} (or at a non-contiguous write, read,
- * truncate, fsync, flush on close(2), and release), so close and fsync return only when the data is
- * durable.
+ * truncate, fsync, flush on close(2), and release); attribute changes through an open file that the
+ * kernel can answer at once (see {@link FileSystem#preview}) ride along with them. close returns when
+ * they are committed, fsync when they are durable.
  */
 final class DbfsFuse implements FuseOperations {
   private static final Logger log = LoggerFactory.getLogger(DbfsFuse.class);
@@ -60,7 +64,16 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Long, Set<String>> keysOf = new ConcurrentHashMap<>();
   static final long ATTR_NANOS = 1_000_000_000L;
 
+  /**
+   * Directories this mount created in the last {@link #ATTR_NANOS}, with every name it put in them since:
+   * another name there is absent (tar and cp look up each name before creating it), as far as the
+   * kernel's own negative entries (also cached for that long) would know.
+   */
+  private final ConcurrentHashMap<String, FreshDir> fresh = new ConcurrentHashMap<>();
+
   private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
+
+  private record FreshDir(Set<String> names, long until) {}
 
   /** Bytes [start, start + data.length) of a file as last read; {@code eof}: nothing follows. */
   private record Window(long start, byte[] data, boolean eof) {
@@ -81,6 +94,13 @@ final class DbfsFuse implements FuseOperations {
     /** The window after {@link #ra}, being fetched while the reader consumes ra. */
     volatile CompletableFuture<Window> next;
     long lastReadEnd = -1;
+    /** fchmod/fchown/futimens after the buffered bytes, applied with them; what they make of the inode. */
+    final List<SetAttr> attrs = new ArrayList<>();
+    org.dbos.kernel.files.Stat pending;
+
+    boolean dirty() {
+      return len > 0 || !attrs.isEmpty();
+    }
 
     OpenFile(FileHandle handle, Session session) {
       this.handle = handle;
@@ -155,6 +175,10 @@ final class DbfsFuse implements FuseOperations {
     if (c != null && c.until() - System.nanoTime() > 0) {
       return c.stat();
     }
+    FreshDir d = fresh.get(s.uid() + "\0" + parent(path));
+    if (d != null && d.until() - System.nanoTime() > 0 && !d.names().contains(name(path))) {
+      throw new FsException(org.dbos.kernel.files.Errno.ENOENT, path);
+    }
     var st = fs.find(s, path, false)
         .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, path)); // not a failed call: cheap
     remember(s, path, st);
@@ -192,11 +216,27 @@ final class DbfsFuse implements FuseOperations {
   private void forgetAll() {
     attrs.clear();
     keysOf.clear();
+    fresh.clear();
+  }
+
+  /** A name now (maybe) present in its directory. */
+  private void added(String path) {
+    String p = parent(path);
+    for (int uid : sessions.keySet()) {
+      FreshDir d = fresh.get(uid + "\0" + p);
+      if (d != null) {
+        d.names().add(name(path));
+      }
+    }
   }
 
   private static String parent(String path) {
     int i = path.lastIndexOf('/');
     return i <= 0 ? "/" : path.substring(0, i);
+  }
+
+  private static String name(String path) {
+    return path.substring(path.lastIndexOf('/') + 1);
   }
 
   // ---- attributes ----
@@ -240,6 +280,10 @@ final class DbfsFuse implements FuseOperations {
       for (OpenFile f : open.values()) {
         if (f.handle.ino() == st.ino()) {
           synchronized (f) {
+            if (f.pending != null) {
+              st = f.pending;
+              size = Math.max(size, st.size());
+            }
             if (f.len > 0) {
               size = Math.max(size, f.start + f.len);
             }
@@ -341,7 +385,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
-      forgetDir(s, fs.chmod(s, path, mode & 07777), path);
+      if (!deferred(s, path, fi, SetAttr.chmod(mode))) {
+        forgetDir(s, fs.chmod(s, path, mode & 07777), path);
+      }
       return 0;
     });
   }
@@ -349,7 +395,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
-      forgetDir(s, fs.chown(s, path, uid, gid, false), path);
+      if (!deferred(s, path, fi, SetAttr.chown(uid, gid))) {
+        forgetDir(s, fs.chown(s, path, uid, gid, false), path);
+      }
       return 0;
     });
   }
@@ -357,9 +405,40 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
-      forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
+      if (!deferred(s, path, fi, SetAttr.utimens(time(atime), time(mtime)))) {
+        forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
+      }
       return 0;
     });
+  }
+
+  /**
+   * An attribute change of a file the caller has open with buffered writes (tar's futimens, fchown and
+   * fchmod before close; the kernel passes them by path) is answered at once when the kernel says it
+   * is certain to be allowed, and applied with the buffered bytes: one system call instead of one each.
+   * Otherwise every buffered change to the inode is written first, so the change lands after them (a
+   * later write must not undo a futimens).
+   */
+  private boolean deferred(Session s, String path, FileInfo fi, SetAttr a) {
+    OpenFile given = fi == null ? null : open.get(fi.getFh());
+    long ino = given != null ? given.handle.ino() : lstat(s, path).ino();
+    for (OpenFile f : open.values()) {
+      if (f.handle.ino() == ino && f.session == s) {
+        synchronized (f) {
+          if (f.dirty()) {
+            var base = f.pending != null ? f.pending : lstat(s, path);
+            var next = FileSystem.preview(s, base, a, Instant.now());
+            if (next.isPresent()) {
+              f.attrs.add(a);
+              f.pending = next.get();
+              return true;
+            }
+          }
+        }
+      }
+    }
+    flushInode(ino);
+    return false;
   }
 
   private static Instant time(TimeSpec t) {
@@ -376,7 +455,9 @@ final class DbfsFuse implements FuseOperations {
     return run("mkdir", path, s -> {
       var st = fs.mkdir(s, path, mode & 07777);
       forgetPath(path);
+      added(path);
       remember(s, path, st);
+      fresh.put(s.uid() + "\0" + path, new FreshDir(ConcurrentHashMap.newKeySet(), System.nanoTime() + ATTR_NANOS));
       return 0;
     });
   }
@@ -388,6 +469,7 @@ final class DbfsFuse implements FuseOperations {
       }
       fs.close(fs.open(s, path, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, mode & 07777));
       forgetPath(path);
+      added(path);
       return 0;
     });
   }
@@ -408,6 +490,7 @@ final class DbfsFuse implements FuseOperations {
     return run("rmdir", path, s -> {
       fs.rmdir(s, path);
       forgetPath(path);
+      fresh.remove(s.uid() + "\0" + path);
       return 0;
     });
   }
@@ -417,6 +500,7 @@ final class DbfsFuse implements FuseOperations {
     return run("symlink", linkname, s -> {
       fs.symlink(s, target, linkname);
       forgetPath(linkname);
+      added(linkname);
       return 0;
     });
   }
@@ -435,6 +519,7 @@ final class DbfsFuse implements FuseOperations {
     return run("link", newpath, s -> {
       forget(fs.link(s, oldpath, newpath).ino());
       forgetPath(newpath);
+      added(newpath);
       return 0;
     });
   }
@@ -456,6 +541,7 @@ final class DbfsFuse implements FuseOperations {
   public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
     return run("readdir", path, s -> {
       var entries = fs.list(s, path);
+      fresh.remove(s.uid() + "\0" + path); // the listing may show another node's names: look them up
       // With use_ino libfuse passes st_ino through, and glibc's readdir skips entries whose d_ino is 0.
       filler.fill(".", st -> ino(st, 1), 0, 0);
       filler.fill("..", st -> ino(st, 1), 0, 0);
@@ -491,6 +577,7 @@ final class DbfsFuse implements FuseOperations {
     return run("create", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
       forgetPath(path);
+      added(path);
       if (h.opened().version() == 1) { // new, or never changed: what open saw is current
         remember(s, path, h.opened());
       }
@@ -564,7 +651,8 @@ final class DbfsFuse implements FuseOperations {
     return run("write", path, s -> {
       int n = (int) size;
       synchronized (f) {
-        if (f.len > 0 && (f.handle.append() ? false : f.start + f.len != offset) || f.len + n > FLUSH_BYTES) {
+        if (f.len > 0 && (f.handle.append() ? false : f.start + f.len != offset) || f.len + n > FLUSH_BYTES
+            || !f.attrs.isEmpty()) {
           flush(f);
         }
         if (f.buf == null || f.buf.length < f.len + n) {
@@ -587,17 +675,28 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
-  /** Writes the pending bytes as one system call (durable on return). Caller holds f's lock. */
   private void flush(OpenFile f) {
-    if (f.len > 0) {
-      dropReadAhead(f.handle.ino());
-      forget(f.handle.ino());
-      fs.write(f.session, f.handle, f.start, f.buf, 0, f.len);
-      f.len = 0;
-      if (f.buf.length > FLUSH_BYTES) {
-        f.buf = null;
-      }
+    flush(f, false);
+  }
+
+  /**
+   * Writes the pending bytes and attribute changes as one system call, committed on return and
+   * durable if {@code durable}; returns whether there were any. Caller holds f's lock.
+   */
+  private boolean flush(OpenFile f, boolean durable) {
+    if (!f.dirty()) {
+      return false;
     }
+    dropReadAhead(f.handle.ino());
+    forget(f.handle.ino());
+    fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable);
+    f.len = 0;
+    f.attrs.clear();
+    f.pending = null;
+    if (f.buf != null && f.buf.length > FLUSH_BYTES) {
+      f.buf = null;
+    }
+    return true;
   }
 
   /** Another handle's read-ahead of this inode would now be stale. */
@@ -676,7 +775,7 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
-  /** Flushes pending writes (a durable call, which also makes every earlier change durable), or syncs. */
+  /** Flushes pending writes durably (which also makes every earlier change durable), or syncs. */
   @Override
   public int fsync(String path, int datasync, FileInfo fi) {
     OpenFile f = open.get(fi.getFh());
@@ -684,8 +783,7 @@ final class DbfsFuse implements FuseOperations {
       boolean wrote = false;
       if (f != null) {
         synchronized (f) {
-          wrote = f.len > 0;
-          flush(f);
+          wrote = flush(f, true);
         }
       }
       if (!wrote) {

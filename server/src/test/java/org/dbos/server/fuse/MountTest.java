@@ -210,6 +210,10 @@ class MountTest {
     System.out.printf("tar -x of %d files (%s) into DBFS: %d ms%n", files, TREE, ms);
     Result d = sh(work, "diff -r src mnt/tarx && echo same");
     assertEquals("same\n", d.out());
+    // tar sets modes, owners and times through the open file before closing it: they must stick
+    Result attrs = sh(work, "(cd src && find . -printf '%p %m %U %T@\\n' | sort) > t1 && "
+        + "(cd mnt/tarx && find . -printf '%p %m %U %T@\\n' | sort) > t2 && cmp t1 t2 && echo same");
+    assertEquals("same\n", attrs.out());
     // rsync -a preserves what ext4 preserves (of a part of the tree, so a full-size tar run stays affordable)
     String part = "src/java.base/java/util/concurrent/";
     Result rs = sh(work, "rsync -a " + part + " mnt/rsynced/ && rsync -a " + part + " disk/rsynced/ && diff -r disk/rsynced mnt/rsynced && "
