@@ -71,6 +71,15 @@ final class DbfsFuse implements FuseOperations {
    */
   private final ConcurrentHashMap<String, FreshDir> fresh = new ConcurrentHashMap<>();
 
+  /**
+   * Close-to-open caching: the version of each inode whose pages the kernel may hold (read after an
+   * open that saw this version, or written through this mount). An open that finds the same version
+   * lets the kernel keep them (keep_cache), so rereading costs no database call; any other change,
+   * from this node or another, shows at the next open.
+   */
+  private final ConcurrentHashMap<Long, Long> cachedVersion = new ConcurrentHashMap<>();
+  static final int CACHED_MAX = 100_000;
+
   private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
 
   private record FreshDir(Set<String> names, long until) {}
@@ -96,7 +105,9 @@ final class DbfsFuse implements FuseOperations {
     long lastReadEnd = -1;
     /** fchmod/fchown/futimens after the buffered bytes, applied with them; what they make of the inode. */
     final List<SetAttr> attrs = new ArrayList<>();
-    org.dbos.kernel.files.Stat pending;
+    volatile org.dbos.kernel.files.Stat pending;
+    /** start + len while bytes are buffered, else -1: read by getattr without waiting for a reader's fetch. */
+    volatile long pendingEnd = -1;
 
     boolean dirty() {
       return len > 0 || !attrs.isEmpty();
@@ -243,7 +254,9 @@ final class DbfsFuse implements FuseOperations {
 
   @Override
   public void init(FuseConnInfo conn, FuseConfig config) {
-    conn.setWant(conn.want() | (conn.capable() & FuseConnInfo.FUSE_CAP_BIG_WRITES));
+    // Not AUTO_INVAL_DATA: with it the kernel asks for the attributes before every read(2); cached
+    // pages are checked at open instead (auto_cache and keep_cache below).
+    conn.setWant(conn.want() & ~FuseConnInfo.FUSE_CAP_AUTO_INVAL_DATA | (conn.capable() & FuseConnInfo.FUSE_CAP_BIG_WRITES));
     // libfuse 3 takes these only from init, and jfuse has no setters: write struct fuse_config.
     // use_ino: st_ino is the DBFS inode number (hard links, du, tar). Not hard_remove: with it libfuse
     // passes a NULL path for an unlinked open file and jfuse 0.7.3 crashes reading it, so unlinking an
@@ -279,15 +292,12 @@ final class DbfsFuse implements FuseOperations {
       long size = st.size();
       for (OpenFile f : open.values()) {
         if (f.handle.ino() == st.ino()) {
-          synchronized (f) {
-            if (f.pending != null) {
-              st = f.pending;
-              size = Math.max(size, st.size());
-            }
-            if (f.len > 0) {
-              size = Math.max(size, f.start + f.len);
-            }
+          var pending = f.pending;
+          if (pending != null) {
+            st = pending;
+            size = Math.max(size, st.size());
           }
+          size = Math.max(size, f.pendingEnd);
         }
       }
       fill(stat, st, size);
@@ -340,6 +350,17 @@ final class DbfsFuse implements FuseOperations {
       forgetPath(path);
     }
     remember(s, path, changed);
+  }
+
+  /**
+   * Sets fuse_file_info.keep_cache (bit 2 of the bit field after {@code int flags}, in every libfuse
+   * 3): jfuse has no setter.
+   */
+  private void keepCache(FileInfo fi) {
+    MemorySegment seg = segment(fi);
+    if (seg != null) {
+      seg.set(ValueLayout.JAVA_INT, 4, seg.get(ValueLayout.JAVA_INT, 4) | 4);
+    }
   }
 
   private void ino(Stat stat, long ino) {
@@ -580,6 +601,7 @@ final class DbfsFuse implements FuseOperations {
       added(path);
       if (h.opened().version() == 1) { // new, or never changed: what open saw is current
         remember(s, path, h.opened());
+        cached(h.ino(), 1);
       }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
@@ -593,6 +615,12 @@ final class DbfsFuse implements FuseOperations {
       FileHandle h = fs.open(s, path, fi.getFlags() & ~(FileSystem.O_CREAT | FileSystem.O_EXCL), 0);
       if ((fi.getFlags() & FileSystem.O_TRUNC) != 0) {
         forget(h.ino());
+      }
+      Long cached = cachedVersion.get(h.ino());
+      if ((fi.getFlags() & FileSystem.O_TRUNC) == 0 && cached != null && cached == h.opened().version()) {
+        keepCache(fi);
+      } else {
+        cached(h.ino(), h.opened().version());
       }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
@@ -667,6 +695,7 @@ final class DbfsFuse implements FuseOperations {
         }
         buf.get(f.buf, f.len, n);
         f.len += n;
+        f.pendingEnd = f.start + f.len;
         if (f.len >= FLUSH_BYTES) {
           flush(f);
         }
@@ -679,6 +708,13 @@ final class DbfsFuse implements FuseOperations {
     flush(f, false);
   }
 
+  private void cached(long ino, long version) {
+    if (cachedVersion.size() >= CACHED_MAX) {
+      cachedVersion.clear();
+    }
+    cachedVersion.put(ino, version);
+  }
+
   /**
    * Writes the pending bytes and attribute changes as one system call, committed on return and
    * durable if {@code durable}; returns whether there were any. Caller holds f's lock.
@@ -689,8 +725,13 @@ final class DbfsFuse implements FuseOperations {
     }
     dropReadAhead(f.handle.ino());
     forget(f.handle.ino());
-    fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable);
+    Long known = cachedVersion.remove(f.handle.ino());
+    long version = fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable).version();
+    if (known != null && version == known + (f.len > 0 ? 1 : 0) + (f.attrs.isEmpty() ? 0 : 1)) {
+      cached(f.handle.ino(), version); // nobody else changed it meanwhile: the kernel's pages are current
+    }
     f.len = 0;
+    f.pendingEnd = -1;
     f.attrs.clear();
     f.pending = null;
     if (f.buf != null && f.buf.length > FLUSH_BYTES) {
