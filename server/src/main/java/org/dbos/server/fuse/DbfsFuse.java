@@ -80,6 +80,10 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Long, Long> cachedVersion = new ConcurrentHashMap<>();
   static final int CACHED_MAX = 100_000;
 
+  /** libfuse's names for unlinked open files (see {@link #rename}), and their inodes. */
+  private final ConcurrentHashMap<String, Long> hidden = new ConcurrentHashMap<>();
+  private static final java.util.regex.Pattern HIDDEN = java.util.regex.Pattern.compile("\\.fuse_hidden[0-9a-f]{16}");
+
   private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
 
   private record FreshDir(Set<String> names, long until) {}
@@ -203,6 +207,11 @@ final class DbfsFuse implements FuseOperations {
     keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
   }
 
+  private OpenFile openFile(long ino) {
+    return open.values().stream().filter(f -> f.handle.ino() == ino).findFirst()
+        .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, "inode " + ino + " is closed"));
+  }
+
   /** Drops every cached name of {@code ino}. */
   private void forget(long ino) {
     Set<String> keys = keysOf.remove(ino);
@@ -288,7 +297,8 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int getattr(String path, Stat stat, FileInfo fi) {
     return run("getattr", path, s -> {
-      var st = lstat(s, path);
+      Long gone = hidden.get(path);
+      var st = gone == null ? lstat(s, path) : fs.stat(s, openFile(gone).handle); // fstat of an unlinked file
       long size = st.size();
       for (OpenFile f : open.values()) {
         if (f.handle.ino() == st.ino()) {
@@ -498,6 +508,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int unlink(String path) {
     return run("unlink", path, s -> {
+      if (hidden.remove(path) != null) {
+        return 0; // libfuse's removal of a "hidden" name at the last close: the inode went with it
+      }
       long ino = lstat(s, path).ino(); // its other names' link counts change
       fs.unlink(s, path);
       forget(ino);
@@ -529,6 +542,18 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int rename(String oldpath, String newpath, int flags) {
     return run("rename", oldpath, s -> {
+      if (HIDDEN.matcher(name(newpath)).matches()) {
+        long ino = lstat(s, oldpath).ino();
+        if (open.values().stream().anyMatch(f -> f.handle.ino() == ino)) {
+          // libfuse "hides" an open file it is asked to unlink (or to replace) by renaming it; DBFS
+          // keeps an unlinked inode alive while it is open, so it is unlinked for real, as on ext4
+          fs.unlink(s, oldpath);
+          forget(ino);
+          forgetPath(oldpath);
+          hidden.put(newpath, ino);
+          return 0;
+        }
+      }
       fs.rename(s, oldpath, newpath, flags);
       forgetAll();
       return 0;

@@ -155,10 +155,13 @@ class MountTest {
         t('link to dir', lambda: os.link('p', 'pl'))
         t('symlink loop', lambda: os.symlink('l2', 'l1') or os.symlink('l1', 'l2') or os.stat('l1'))
         # unlink of an open file: still readable and writable through the descriptor
-        fd = os.open('f2', os.O_RDWR); os.unlink('f2')
+        fd = os.open('f2', os.O_RDWR); os.unlink('f2'); print('names while open', sorted(os.listdir('.')))
+        print('fstat after unlink', os.fstat(fd).st_nlink, os.fstat(fd).st_size)
         os.lseek(fd, 0, 0); print('open after unlink', os.read(fd, 10))
         os.write(fd, b'more'); os.lseek(fd, 0, 0); print('written after unlink', os.read(fd, 10)); os.close(fd)
         print('gone', os.path.exists('f2'))
+        open('r1', 'w').write('r1'); open('r2', 'w').write('r2'); fd = os.open('r2', os.O_RDONLY)
+        os.rename('r1', 'r2'); print('replaced while open', os.read(fd, 10), sorted(os.listdir('.'))); os.close(fd)
         # hard link counts
         open('h', 'w').write('h'); os.link('h', 'h2'); os.link('h', 'h3'); os.unlink('h2')
         print('nlink', os.stat('h').st_nlink, os.stat('h3').st_ino == os.stat('h').st_ino)
