@@ -154,6 +154,20 @@ public final class FileSystem {
   private static final String CLOSE_CHUNKS = """
       UPDATE fs_chunks SET to_version = ?, closed_at = now()
       WHERE ino = ? AND to_version IS NULL AND chunk_no BETWEEN ? AND ?""";
+  /**
+   * Stores a write's new blobs, closes the current rows of the chunks it touches and inserts their new
+   * rows, in one round trip. The count forces the closing to run before the inserts (the current rows
+   * are unique per chunk).
+   */
+  private static final String STORE_CHUNKS = """
+      WITH blobs AS (
+        INSERT INTO fs_blobs (hash, data) SELECT * FROM unnest(?::bytea[], ?::bytea[]) ON CONFLICT DO NOTHING),
+      closed AS (
+        UPDATE fs_chunks SET to_version = ?, closed_at = now()
+        WHERE ino = ? AND to_version IS NULL AND chunk_no BETWEEN ? AND ? RETURNING 1)
+      INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length)
+      SELECT ?, k, ?, h, l FROM unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l)
+      WHERE (SELECT count(*) FROM closed) >= 0""";
   private static final String NEW_CHUNK =
       "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (?, ?, ?, ?, ?)";
   private static final String DROP_INODE = "DELETE FROM fs_inodes WHERE ino = ? RETURNING version";
@@ -687,22 +701,18 @@ public final class FileSystem {
       lengths[(int) (k - k0)] = content.length;
       blobs.putIfAbsent(HexFormat.of().formatHex(hash), content);
     }
-    try (PreparedStatement ps = tx.connection().prepareStatement(NEW_BLOB)) {
-      for (var e : blobs.entrySet()) {
-        ps.setBytes(1, HexFormat.of().parseHex(e.getKey()));
-        ps.setBytes(2, e.getValue());
-        ps.addBatch();
-      }
-      ps.executeBatch();
+    var c = tx.connection();
+    Long[] chunkNos = new Long[hashes.length];
+    Integer[] lens = new Integer[hashes.length];
+    for (int i = 0; i < hashes.length; i++) {
+      chunkNos[i] = k0 + i;
+      lens[i] = lengths[i];
     }
-    tx.update(CLOSE_CHUNKS, version, ino, k0, k1);
-    try (PreparedStatement ps = tx.connection().prepareStatement(NEW_CHUNK)) {
-      for (int i = 0; i < hashes.length; i++) {
-        Tx.bind(ps, ino, k0 + i, version, hashes[i], lengths[i]);
-        ps.addBatch();
-      }
-      ps.executeBatch();
-    }
+    tx.update(STORE_CHUNKS,
+        c.createArrayOf("bytea", blobs.keySet().stream().map(HexFormat.of()::parseHex).toArray(byte[][]::new)),
+        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][])),
+        version, ino, k0, k1, ino, version, c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes),
+        c.createArrayOf("integer", lens));
     return bumped;
   }
 
