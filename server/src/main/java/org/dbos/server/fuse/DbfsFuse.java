@@ -264,7 +264,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public void init(FuseConnInfo conn, FuseConfig config) {
     // Not AUTO_INVAL_DATA: with it the kernel asks for the attributes before every read(2); cached
-    // pages are checked at open instead (auto_cache and keep_cache below).
+    // pages are checked at open instead (keepCache).
     conn.setWant(conn.want() & ~FuseConnInfo.FUSE_CAP_AUTO_INVAL_DATA | (conn.capable() & FuseConnInfo.FUSE_CAP_BIG_WRITES));
     // libfuse 3 takes these only from init, and jfuse has no setters: write struct fuse_config.
     // use_ino: st_ino is the DBFS inode number (hard links, du, tar). Not hard_remove: with it libfuse
