@@ -148,7 +148,7 @@ public final class FileSystem {
       UPDATE fs_inodes AS i SET mode = ?, uid = ?, gid = ?,
              atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
              mtime = CASE WHEN ? THEN mtime WHEN ? THEN fs_now() ELSE ?::bigint END,
-             ctime = fs_now(), version = version + 1
+             ctime = fs_now(), version = version + ?
       WHERE ino = ? RETURNING""" + " " + COLS;
   private static final String NEW_BLOB = "INSERT INTO fs_blobs (hash, data) VALUES (?, ?) ON CONFLICT DO NOTHING";
   private static final String CLOSE_CHUNKS = """
@@ -401,7 +401,7 @@ public final class FileSystem {
     return kernel.callChecked(s, call, object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
-      return c.setattr(existing(c, path, follow).inode(), List.of(a), path);
+      return c.setattr(existing(c, path, follow).inode(), List.of(a), true, path);
     });
   }
 
@@ -741,7 +741,8 @@ public final class FileSystem {
         at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
       }
       Stat st = len > 0 ? writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len) : inode(tx, h.ino());
-      return then.isEmpty() ? st : new Call(tx, s).setattr(st, then, "#" + h.ino());
+      // after a write, the changes belong to the version it made: one history row, not two
+      return then.isEmpty() ? st : new Call(tx, s).setattr(st, then, len == 0, "#" + h.ino());
     });
   }
 
@@ -1237,9 +1238,9 @@ public final class FileSystem {
 
     /**
      * Checks each change against chmod, chown or utimens rules as applied to {@code st} after the ones
-     * before it, then applies them all with one statement.
+     * before it, then applies them all with one statement (as a new version if {@code newVersion}).
      */
-    Stat setattr(Stat st, List<SetAttr> changes, String path) throws SQLException {
+    Stat setattr(Stat st, List<SetAttr> changes, boolean newVersion, String path) throws SQLException {
       int mode = st.mode();
       int uid = st.uid();
       int gid = st.gid();
@@ -1274,7 +1275,7 @@ public final class FileSystem {
         }
       }
       return tx.queryOne(SET_ATTR, rs -> stat(rs, 1), mode, uid, gid, atime == null, atime == NOW, time(atime),
-              mtime == null, mtime == NOW, time(mtime), st.ino())
+              mtime == null, mtime == NOW, time(mtime), newVersion ? 1 : 0, st.ino())
           .orElseThrow(() -> new FsException(Errno.ENOENT, path));
     }
 

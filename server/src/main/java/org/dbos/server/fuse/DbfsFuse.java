@@ -752,7 +752,7 @@ final class DbfsFuse implements FuseOperations {
     forget(f.handle.ino());
     Long known = cachedVersion.remove(f.handle.ino());
     long version = fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable).version();
-    if (known != null && version == known + (f.len > 0 ? 1 : 0) + (f.attrs.isEmpty() ? 0 : 1)) {
+    if (known != null && version == known + 1) {
       cached(f.handle.ino(), version); // nobody else changed it meanwhile: the kernel's pages are current
     }
     f.len = 0;
