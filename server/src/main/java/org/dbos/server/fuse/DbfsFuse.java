@@ -65,7 +65,8 @@ final class DbfsFuse implements FuseOperations {
   static final long ATTR_NANOS = 1_000_000_000L;
 
   /**
-   * Directories this mount created in the last {@link #ATTR_NANOS}, with every name it put in them since:
+   * Directories this mount created (or, see {@link #fresh}, listed) in the last {@link #ATTR_NANOS}, with
+   * every name it put in them since:
    * another name there is absent (tar and cp look up each name before creating it), as far as the
    * kernel's own negative entries (also cached for that long) would know.
    */
@@ -86,7 +87,9 @@ final class DbfsFuse implements FuseOperations {
 
   private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
 
-  private record FreshDir(Set<String> names, long until) {}
+  private record FreshDir(Set<String> names, long until, boolean listing) {}
+
+  static final int RELIST_MAX = 4096;
 
   /** Bytes [start, start + data.length) of a file as last read; {@code eof}: nothing follows. */
   private record Window(long start, byte[] data, boolean eof) {
@@ -190,14 +193,50 @@ final class DbfsFuse implements FuseOperations {
     if (c != null && c.until() - System.nanoTime() > 0) {
       return c.stat();
     }
-    FreshDir d = fresh.get(s.uid() + "\0" + parent(path));
-    if (d != null && d.until() - System.nanoTime() > 0 && !d.names().contains(name(path))) {
+    FreshDir d = fresh(s, parent(path));
+    if (d != null && !d.names().contains(name(path))) {
       throw new FsException(org.dbos.kernel.files.Errno.ENOENT, path);
     }
     var st = fs.find(s, path, false)
         .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, path)); // not a failed call: cheap
     remember(s, path, st);
     return st;
+  }
+
+  /**
+   * The names of {@code dir} if the mount created it or listed it less than {@link #ATTR_NANOS} ago. One
+   * that expired within the last ATTR_NANOS (a directory tar is filling) and is small is listed again:
+   * one call instead of a lookup per new name.
+   */
+  private FreshDir fresh(Session s, String dir) {
+    String key = s.uid() + "\0" + dir;
+    FreshDir d = fresh.get(key);
+    if (d == null || d.listing()) {
+      return null;
+    }
+    if (d.until() - System.nanoTime() > 0) {
+      return d;
+    }
+    if (System.nanoTime() - d.until() > ATTR_NANOS || d.names().size() > RELIST_MAX) {
+      fresh.remove(key, d);
+      return null;
+    }
+    // While listing, lookups ask the database; names the mount adds meanwhile go in too.
+    Set<String> names = ConcurrentHashMap.newKeySet();
+    FreshDir listing = new FreshDir(names, 0, true);
+    if (!fresh.replace(key, d, listing)) {
+      return null;
+    }
+    try {
+      for (DirEntry e : fs.list(s, dir)) {
+        names.add(e.name());
+      }
+    } catch (RuntimeException e) {
+      fresh.remove(key, listing);
+      return null;
+    }
+    FreshDir listed = new FreshDir(names, System.nanoTime() + ATTR_NANOS, false);
+    return fresh.replace(key, listing, listed) ? listed : null;
   }
 
   /** Caches what a call just returned: libfuse asks for the attributes after every change. */
@@ -351,14 +390,17 @@ final class DbfsFuse implements FuseOperations {
     }
   }
 
-  /** A changed directory's mode or owner changes what every caller may see below it. */
-  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path) {
-    if (changed.isDirectory()) {
-      forgetAll();
-    } else {
-      forget(changed.ino());
-      forgetPath(path);
+  /**
+   * After an attribute change. A directory's new mode or owner changes what callers other than root
+   * (whom permissions do not stop) may see below it: their cached answers go.
+   */
+  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path, boolean permissions) {
+    if (changed.isDirectory() && permissions) {
+      attrs.keySet().removeIf(k -> !k.startsWith("0\0"));
+      fresh.keySet().removeIf(k -> !k.startsWith("0\0"));
     }
+    forget(changed.ino());
+    forgetPath(path);
     remember(s, path, changed);
   }
 
@@ -417,7 +459,7 @@ final class DbfsFuse implements FuseOperations {
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
       if (!deferred(s, path, fi, SetAttr.chmod(mode))) {
-        forgetDir(s, fs.chmod(s, path, mode & 07777), path);
+        forgetDir(s, fs.chmod(s, path, mode & 07777), path, true);
       }
       return 0;
     });
@@ -427,7 +469,7 @@ final class DbfsFuse implements FuseOperations {
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
       if (!deferred(s, path, fi, SetAttr.chown(uid, gid))) {
-        forgetDir(s, fs.chown(s, path, uid, gid, false), path);
+        forgetDir(s, fs.chown(s, path, uid, gid, false), path, true);
       }
       return 0;
     });
@@ -437,7 +479,7 @@ final class DbfsFuse implements FuseOperations {
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
       if (!deferred(s, path, fi, SetAttr.utimens(time(atime), time(mtime)))) {
-        forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
+        forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path, false);
       }
       return 0;
     });
@@ -488,7 +530,7 @@ final class DbfsFuse implements FuseOperations {
       forgetPath(path);
       added(path);
       remember(s, path, st);
-      fresh.put(s.uid() + "\0" + path, new FreshDir(ConcurrentHashMap.newKeySet(), System.nanoTime() + ATTR_NANOS));
+      fresh.put(s.uid() + "\0" + path, new FreshDir(ConcurrentHashMap.newKeySet(), System.nanoTime() + ATTR_NANOS, false));
       return 0;
     });
   }
