@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,6 +35,7 @@ import org.dbos.server.fuse.Mount;
  * reads through DBFS's mount go to the database (FUSE drops its page cache at open).
  */
 public final class FsBench {
+  static final int TAR_RUNS = 3;
   private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
   public static void main(String[] args) throws Exception {
@@ -87,9 +89,15 @@ public final class FsBench {
     }
     r.put("small create+write+fsync (files/s)", smallFiles / secs(t0));
 
-    t0 = System.nanoTime();
-    run(root, "tar", "-xf", tar.toString());
-    r.put("tar -x (s)", secs(t0));
+    double[] tars = new double[TAR_RUNS]; // the median of a few: one run is at the mercy of the machine's load
+    for (int i = 0; i < TAR_RUNS; i++) {
+      Path into = Files.createDirectories(root.resolve("tar" + i));
+      t0 = System.nanoTime();
+      run(into, "tar", "-xf", tar.toString());
+      tars[i] = secs(t0);
+    }
+    Arrays.sort(tars);
+    r.put("tar -x, median of " + TAR_RUNS + " (s)", tars[TAR_RUNS / 2]);
 
     Path big = root.resolve("big");
     byte[] mb = new byte[1 << 20];
@@ -122,7 +130,7 @@ public final class FsBench {
       }
     }
     r.put("random 4 KiB reads (reads/s)", randomReads / secs(t0));
-    run(work, "rm", "-rf", small.toString(), big.toString());
+    run(root, "sh", "-c", "rm -rf small big tar*");
     return r;
   }
 
@@ -140,7 +148,7 @@ public final class FsBench {
       fs.close(h);
     }
     r.put("small create+write+fsync (files/s)", smallFiles / secs(t0));
-    r.put("tar -x (s)", Double.NaN);
+    r.put("tar -x, median of " + TAR_RUNS + " (s)", Double.NaN);
     byte[] buf = new byte[4 << 20];
     new Random(2).nextBytes(buf);
     t0 = System.nanoTime();

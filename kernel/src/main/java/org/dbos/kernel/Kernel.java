@@ -239,16 +239,20 @@ public final class Kernel implements AutoCloseable {
         c.setAutoCommit(false);
         try {
           tx = new Tx(c, s, id);
+          if (readOnly) {
+            tx.commitWithoutFlush();
+          }
           result = body.run(tx);
           commitSent = true;
           List<String> notifications = tx.notificationsAfterCommit();
-          if (!readOnly && notifications.isEmpty() && nothingSent(c)) {
+          boolean durable = !tx.commitsWithoutFlush();
+          if (durable && notifications.isEmpty() && nothingSent(c)) {
             // No transaction was begun (the driver begins one with the first statement): the checked
             // append alone is the call's transaction, one statement instead of BEGIN, it and COMMIT.
             c.setAutoCommit(true);
             AuditLog.appendChecked(c, id, s, call, object, right);
           } else {
-            AuditLog.commitChecked(c, id, s, call, object, right, !readOnly, notifications);
+            AuditLog.commitChecked(c, id, s, call, object, right, durable, notifications);
             c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
           }
         } catch (SQLException | RuntimeException e) {

@@ -29,6 +29,7 @@ public final class Tx {
   private final UUID callId;
   private List<Runnable> afterCommit;
   private List<String> notifyAfterCommit;
+  private boolean commitWithoutFlush;
 
   public Tx(Connection connection, Session session, UUID callId) {
     this.connection = connection;
@@ -101,6 +102,18 @@ public final class Tx {
   /** Channel and payload, alternating, of the {@link #notifyAfterCommit} calls. */
   List<String> notificationsAfterCommit() {
     return notifyAfterCommit == null ? List.of() : notifyAfterCommit;
+  }
+
+  /**
+   * Commits this call without waiting for the WAL flush (set with the COMMIT, so it costs no round
+   * trip): atomic and ordered, durable once a later durable commit returns.
+   */
+  public void commitWithoutFlush() {
+    commitWithoutFlush = true;
+  }
+
+  boolean commitsWithoutFlush() {
+    return commitWithoutFlush;
   }
 
   /** Runs {@code action} after the commit succeeded (never if the call fails): wake-ups, cache updates. */

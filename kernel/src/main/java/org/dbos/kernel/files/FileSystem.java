@@ -92,9 +92,22 @@ public final class FileSystem {
   private static final String STAT_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ?";
   private static final String LOCK_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ? FOR UPDATE";
   private static final String GROUPS = "SELECT gid FROM principal_groups WHERE principal_id = ?";
+  /**
+   * Creates an inode and its entry in one round trip: stamps (and locks) the directory, inserts the
+   * inode, inserts the entry. No row: the directory is gone; {@code entered} false: the name exists.
+   */
   private static final String NEW_INODE = """
-      INSERT INTO fs_inodes AS i (ino, kind, mode, uid, gid, nlink, chunk_size, target, size)
-      VALUES (nextval('fs_inode_ids'), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING""" + " " + COLS;
+      WITH dir AS (
+        UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'
+        RETURNING ino),
+      i AS (
+        INSERT INTO fs_inodes (ino, kind, mode, uid, gid, nlink, chunk_size, target, size)
+        SELECT nextval('fs_inode_ids'), ?::text, ?::int, ?::int, ?::int, ?::int, ?::int, ?::bytea, ?::bigint FROM dir
+        RETURNING *),
+      entry AS (
+        INSERT INTO fs_dentries (parent, name, ino) SELECT dir.ino, ?::bytea, i.ino FROM dir, i
+        ON CONFLICT DO NOTHING RETURNING ino)
+      SELECT EXISTS (SELECT 1 FROM entry),""" + " " + COLS + " FROM i";
   private static final String NEW_ENTRY = "INSERT INTO fs_dentries (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
   private static final String DROP_ENTRY = "DELETE FROM fs_dentries WHERE parent = ? AND name = ? AND ino = ?";
   private static final String MOVE_ENTRY = "UPDATE fs_dentries SET parent = ?, name = ? WHERE parent = ? AND name = ? AND ino = ?";
@@ -127,14 +140,34 @@ public final class FileSystem {
       SELECT c.chunk_no, b.data FROM fs_chunks c JOIN fs_blobs b ON b.hash = c.hash
       WHERE c.ino = ? AND c.to_version IS NULL AND c.chunk_no = ANY (?)""";
   private static final String BUMP = """
-      UPDATE fs_inodes SET size = greatest(size, ?), version = version + 1, mtime = fs_now(), ctime = fs_now()
-      WHERE ino = ? RETURNING kind, version""";
+      UPDATE fs_inodes AS i SET size = greatest(size, ?), version = version + 1, mtime = fs_now(), ctime = fs_now()
+      WHERE ino = ? RETURNING""" + " " + COLS;
   private static final String SET_SIZE =
       "UPDATE fs_inodes SET size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version";
+  private static final String SET_ATTR = """
+      UPDATE fs_inodes AS i SET mode = ?, uid = ?, gid = ?,
+             atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
+             mtime = CASE WHEN ? THEN mtime WHEN ? THEN fs_now() ELSE ?::bigint END,
+             ctime = fs_now(), version = version + ?
+      WHERE ino = ? RETURNING""" + " " + COLS;
   private static final String NEW_BLOB = "INSERT INTO fs_blobs (hash, data) VALUES (?, ?) ON CONFLICT DO NOTHING";
   private static final String CLOSE_CHUNKS = """
       UPDATE fs_chunks SET to_version = ?, closed_at = now()
       WHERE ino = ? AND to_version IS NULL AND chunk_no BETWEEN ? AND ?""";
+  /**
+   * Stores a write's new blobs, closes the current rows of the chunks it touches and inserts their new
+   * rows, in one round trip. The count forces the closing to run before the inserts (the current rows
+   * are unique per chunk).
+   */
+  private static final String STORE_CHUNKS = """
+      WITH blobs AS (
+        INSERT INTO fs_blobs (hash, data) SELECT * FROM unnest(?::bytea[], ?::bytea[]) ON CONFLICT DO NOTHING),
+      closed AS (
+        UPDATE fs_chunks SET to_version = ?, closed_at = now()
+        WHERE ino = ? AND to_version IS NULL AND chunk_no BETWEEN ? AND ? RETURNING 1)
+      INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length)
+      SELECT ?, k, ?, h, l FROM unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l)
+      WHERE (SELECT count(*) FROM closed) >= 0""";
   private static final String NEW_CHUNK =
       "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (?, ?, ?, ?, ?)";
   private static final String DROP_INODE = "DELETE FROM fs_inodes WHERE ino = ? RETURNING version";
@@ -344,18 +377,7 @@ public final class FileSystem {
 
   /** chmod: owner or root, else EPERM. A non-member's set-group-ID bit is dropped, as on Linux. */
   public Stat chmod(Session s, String path, int mode) {
-    return kernel.callChecked(s, "fs.chmod", object(path), false, tx -> {
-      deferDurability(tx);
-      var c = new Call(tx, s);
-      Stat st = existing(c, path, true).inode();
-      c.requireOwner(st, path);
-      int m = mode & 07777;
-      if (!c.root() && (m & S_ISGID) != 0 && !st.isDirectory() && !c.inGroup(st.gid())) {
-        m &= ~S_ISGID;
-      }
-      tx.update("UPDATE fs_inodes SET mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ?", m, st.ino());
-      return inode(tx, st.ino());
-    });
+    return setattr(s, "fs.chmod", path, true, SetAttr.chmod(mode));
   }
 
   /**
@@ -364,26 +386,7 @@ public final class FileSystem {
    * group-executable) of a non-directory, as Linux does.
    */
   public Stat chown(Session s, String path, int uid, int gid, boolean follow) {
-    return kernel.callChecked(s, "fs.chown", object(path), false, tx -> {
-      deferDurability(tx);
-      var c = new Call(tx, s);
-      Stat st = existing(c, path, follow).inode();
-      if (!c.root()) {
-        if (uid != -1 && uid != st.uid() || st.uid() != s.uid() || gid != -1 && gid != st.gid() && !c.inGroup(gid)) {
-          throw new FsException(Errno.EPERM, "only root may give a file away; the owner may pick one of its groups: " + path);
-        }
-      }
-      int m = st.mode();
-      if (!st.isDirectory() && (uid != -1 || gid != -1)) {
-        m &= ~S_ISUID;
-        if ((m & 010) != 0) {
-          m &= ~S_ISGID;
-        }
-      }
-      tx.update("UPDATE fs_inodes SET uid = ?, gid = ?, mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ?",
-          uid == -1 ? st.uid() : uid, gid == -1 ? st.gid() : gid, m, st.ino());
-      return inode(tx, st.ino());
-    });
+    return setattr(s, "fs.chown", path, follow, SetAttr.chown(uid, gid));
   }
 
   /**
@@ -391,24 +394,47 @@ public final class FileSystem {
    * the current time needs ownership or write permission; any other time needs ownership (else EPERM).
    */
   public Stat utimens(Session s, String path, Instant atime, Instant mtime, boolean follow) {
-    return kernel.callChecked(s, "fs.utimens", object(path), false, tx -> {
+    return setattr(s, "fs.utimens", path, follow, SetAttr.utimens(atime, mtime));
+  }
+
+  private Stat setattr(Session s, String call, String path, boolean follow, SetAttr a) {
+    return kernel.callChecked(s, call, object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
-      Stat st = existing(c, path, follow).inode();
-      boolean onlyNow = (atime == null || atime == NOW) && (mtime == null || mtime == NOW);
-      if (!c.root() && st.uid() != s.uid()) {
-        if (!onlyNow) {
-          throw new FsException(Errno.EPERM, "only the owner may set times: " + path);
-        }
-        c.require(st, W, path);
-      }
-      tx.update("""
-          UPDATE fs_inodes SET atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
-                               mtime = CASE WHEN ? THEN mtime WHEN ? THEN fs_now() ELSE ?::bigint END,
-                               ctime = fs_now(), version = version + 1 WHERE ino = ?""",
-          atime == null, atime == NOW, time(atime), mtime == null, mtime == NOW, time(mtime), st.ino());
-      return inode(tx, st.ino());
+      return c.setattr(existing(c, path, follow).inode(), List.of(a), true, path);
     });
+  }
+
+  /**
+   * What {@code a} would make of {@code st} when it is certain to be allowed without asking the
+   * database (the caller is root, or the owner changing the mode without set-group-ID or the times),
+   * else empty. A front end may then answer at once and apply the change later with {@link #writeBack}.
+   * Times set to {@link #NOW} show as {@code now}.
+   */
+  public static Optional<Stat> preview(Session s, Stat st, SetAttr a, Instant now) {
+    boolean root = s.uid() == 0 || Kernel.SYSTEM.equals(s.principal());
+    boolean owner = st.uid() == s.uid();
+    if (!root && (a.isChown() || !owner || a.isChmod() && (a.mode() & S_ISGID) != 0)) {
+      return Optional.empty();
+    }
+    int mode = a.isChmod() ? a.mode() : a.isChown() ? chownMode(st, a) : st.mode();
+    int uid = a.isChown() && a.uid() != -1 ? a.uid() : st.uid();
+    int gid = a.isChown() && a.gid() != -1 ? a.gid() : st.gid();
+    return Optional.of(new Stat(st.ino(), st.kind(), mode, uid, gid, st.size(), st.nlink(),
+        a.atime() == null ? st.atime() : a.atime() == NOW ? now : a.atime(),
+        a.mtime() == null ? st.mtime() : a.mtime() == NOW ? now : a.mtime(), now, st.version() + 1, st.chunkSize()));
+  }
+
+  /** chown clears set-user-ID (and set-group-ID if group-executable) of a non-directory, as Linux does. */
+  private static int chownMode(Stat st, SetAttr a) {
+    int m = st.mode();
+    if (!st.isDirectory() && (a.uid() != -1 || a.gid() != -1)) {
+      m &= ~S_ISUID;
+      if ((m & 010) != 0) {
+        m &= ~S_ISGID;
+      }
+    }
+    return m;
   }
 
   private static Long time(Instant t) {
@@ -631,15 +657,16 @@ public final class FileSystem {
     });
   }
 
-  private static void writeAt(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len) throws SQLException {
+  /** Returns the inode as the write left it. */
+  private static Stat writeAt(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len) throws SQLException {
     long end = offset + len;
     // One statement locks the inode, extends it and gives the new version the chunks are stamped with.
-    var bumped = tx.queryOne(BUMP, rs -> new Object[] {rs.getString(1), rs.getLong(2)}, end, ino)
+    Stat bumped = tx.queryOne(BUMP, rs -> stat(rs, 1), end, ino)
         .orElseThrow(() -> new FsException(Errno.EBADF, "no such file (inode " + ino + ")"));
-    if (!"f".equals(bumped[0])) {
+    if (!bumped.isFile()) {
       throw new FsException(Errno.EISDIR, "inode " + ino);
     }
-    long version = (Long) bumped[1];
+    long version = bumped.version();
     long k0 = offset / cs;
     long k1 = (end - 1) / cs;
     // Chunks only partly overwritten keep their other bytes: fetch them (at most the first and last).
@@ -674,22 +701,49 @@ public final class FileSystem {
       lengths[(int) (k - k0)] = content.length;
       blobs.putIfAbsent(HexFormat.of().formatHex(hash), content);
     }
-    try (PreparedStatement ps = tx.connection().prepareStatement(NEW_BLOB)) {
-      for (var e : blobs.entrySet()) {
-        ps.setBytes(1, HexFormat.of().parseHex(e.getKey()));
-        ps.setBytes(2, e.getValue());
-        ps.addBatch();
-      }
-      ps.executeBatch();
+    var c = tx.connection();
+    Long[] chunkNos = new Long[hashes.length];
+    Integer[] lens = new Integer[hashes.length];
+    for (int i = 0; i < hashes.length; i++) {
+      chunkNos[i] = k0 + i;
+      lens[i] = lengths[i];
     }
-    tx.update(CLOSE_CHUNKS, version, ino, k0, k1);
-    try (PreparedStatement ps = tx.connection().prepareStatement(NEW_CHUNK)) {
-      for (int i = 0; i < hashes.length; i++) {
-        Tx.bind(ps, ino, k0 + i, version, hashes[i], lengths[i]);
-        ps.addBatch();
-      }
-      ps.executeBatch();
+    tx.update(STORE_CHUNKS,
+        c.createArrayOf("bytea", blobs.keySet().stream().map(HexFormat.of()::parseHex).toArray(byte[][]::new)),
+        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][])),
+        version, ino, k0, k1, ino, version, c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes),
+        c.createArrayOf("integer", lens));
+    return bumped;
+  }
+
+  /**
+   * A front end's buffered work on an open file as one call: writes {@code len} bytes of {@code data}
+   * from {@code from} at {@code offset} (as {@link #write}; nothing when {@code len} is 0), then applies,
+   * in order, the attribute changes made through the handle after those writes (fchmod, fchown,
+   * futimens: so a futimens after the writes keeps its mtime). Durable on return only if
+   * {@code durable}; otherwise it is ordered and atomic like a metadata change and made durable by the
+   * next durable call ({@link #sync}). Returns the inode's attributes afterwards.
+   */
+  public Stat writeBack(Session s, FileHandle h, long offset, byte[] data, int from, int len, List<SetAttr> then,
+                        boolean durable) {
+    if (len > 0 && !h.writable()) {
+      throw new FsException(Errno.EBADF, "not open for writing");
     }
+    if (offset < 0) {
+      throw new FsException(Errno.EINVAL, "negative offset");
+    }
+    return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
+      if (!durable) {
+        deferDurability(tx);
+      }
+      long at = offset;
+      if (len > 0 && h.append()) {
+        at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
+      }
+      Stat st = len > 0 ? writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len) : inode(tx, h.ino());
+      // after a write, the changes belong to the version it made: one history row, not two
+      return then.isEmpty() ? st : new Call(tx, s).setattr(st, then, len == 0, "#" + h.ino());
+    });
   }
 
   /** truncate(2) by path: needs write permission. EISDIR for a directory, EINVAL for a negative size. */
@@ -774,8 +828,8 @@ public final class FileSystem {
    * later durable call depends on), and durable after the next {@link #write}, {@link #fsync} or
    * {@link #sync}. This halves the flushes of creating a small file and writing it.
    */
-  private static void deferDurability(Tx tx) throws SQLException {
-    tx.update("SET LOCAL synchronous_commit = off");
+  private static void deferDurability(Tx tx) {
+    tx.commitWithoutFlush();
   }
 
   /**
@@ -1182,6 +1236,49 @@ public final class FileSystem {
       }
     }
 
+    /**
+     * Checks each change against chmod, chown or utimens rules as applied to {@code st} after the ones
+     * before it, then applies them all with one statement (as a new version if {@code newVersion}).
+     */
+    Stat setattr(Stat st, List<SetAttr> changes, boolean newVersion, String path) throws SQLException {
+      int mode = st.mode();
+      int uid = st.uid();
+      int gid = st.gid();
+      Instant atime = null;
+      Instant mtime = null;
+      for (SetAttr a : changes) {
+        Stat now = new Stat(st.ino(), st.kind(), mode, uid, gid, st.size(), st.nlink(), st.atime(), st.mtime(),
+            st.ctime(), st.version(), st.chunkSize());
+        if (a.isChmod()) {
+          requireOwner(now, path);
+          mode = a.mode();
+          if (!root() && (mode & S_ISGID) != 0 && !now.isDirectory() && !inGroup(gid)) {
+            mode &= ~S_ISGID;
+          }
+        } else if (a.isChown()) {
+          if (!root() && (a.uid() != -1 && a.uid() != uid || uid != s.uid()
+              || a.gid() != -1 && a.gid() != gid && !inGroup(a.gid()))) {
+            throw new FsException(Errno.EPERM, "only root may give a file away; the owner may pick one of its groups: " + path);
+          }
+          mode = chownMode(now, a);
+          uid = a.uid() == -1 ? uid : a.uid();
+          gid = a.gid() == -1 ? gid : a.gid();
+        } else {
+          if (!root() && uid != s.uid()) {
+            if (!((a.atime() == null || a.atime() == NOW) && (a.mtime() == null || a.mtime() == NOW))) {
+              throw new FsException(Errno.EPERM, "only the owner may set times: " + path);
+            }
+            require(now, W, path);
+          }
+          atime = a.atime() != null ? a.atime() : atime;
+          mtime = a.mtime() != null ? a.mtime() : mtime;
+        }
+      }
+      return tx.queryOne(SET_ATTR, rs -> stat(rs, 1), mode, uid, gid, atime == null, atime == NOW, time(atime),
+              mtime == null, mtime == NOW, time(mtime), newVersion ? 1 : 0, st.ino())
+          .orElseThrow(() -> new FsException(Errno.ENOENT, path));
+    }
+
     Stat createEntry(Resolved r, Kind kind, int mode, byte[] target, String path) throws SQLException {
       Stat parent = r.parent();
       requireDir(parent, W | X, path);
@@ -1193,13 +1290,11 @@ public final class FileSystem {
         }
       }
       boolean dir = kind == Kind.DIRECTORY;
-      touchDir(tx, parent.ino(), dir ? 1 : 0, path);
-      Stat st = tx.queryOne(NEW_INODE, rs -> stat(rs, 1), String.valueOf(kind.code), mode, s.uid(), gid,
-          dir ? 2 : 1, chunkSize, target, target == null ? 0L : (long) target.length).orElseThrow();
-      if (tx.update(NEW_ENTRY, parent.ino(), r.name(), st.ino()) == 0) {
-        throw new FsException(Errno.EEXIST, path);
-      }
-      return st;
+      Optional<Stat> created = tx.queryOne(NEW_INODE, rs -> Optional.ofNullable(rs.getBoolean(1) ? stat(rs, 2) : null),
+              dir ? 1 : 0, parent.ino(), String.valueOf(kind.code), mode, s.uid(), gid, dir ? 2 : 1, chunkSize, target,
+              target == null ? 0L : (long) target.length, r.name())
+          .orElseThrow(() -> new FsException(Errno.ENOENT, "directory of " + path + " was removed"));
+      return created.orElseThrow(() -> new FsException(Errno.EEXIST, path)); // rolls the inode back
     }
 
     void removeDirectory(Resolved r, String path) throws SQLException {

@@ -7,7 +7,9 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -29,6 +31,7 @@ import org.dbos.kernel.files.DirEntry;
 import org.dbos.kernel.files.FileHandle;
 import org.dbos.kernel.files.FileSystem;
 import org.dbos.kernel.files.FsException;
+import org.dbos.kernel.files.SetAttr;
 import org.dbos.kernel.security.Principal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,8 +40,9 @@ import org.slf4j.LoggerFactory;
  * FUSE operations over {@link FileSystem}. Each request runs as the principal whose uid is the calling
  * process's (uid 0 is admin, like root); an unknown uid gets EACCES. Writes are buffered per open
  * file and flushed as one system call per {@link #FLUSH_BYTES} (or at a non-contiguous write, read,
- * truncate, fsync, flush on close(2), and release), so close and fsync return only when the data is
- * durable.
+ * truncate, fsync, flush on close(2), and release); attribute changes through an open file that the
+ * kernel can answer at once (see {@link FileSystem#preview}) ride along with them. close(2) and
+ * fsync return when what was written through the handle is durable; other flushes only commit.
  */
 final class DbfsFuse implements FuseOperations {
   private static final Logger log = LoggerFactory.getLogger(DbfsFuse.class);
@@ -60,7 +64,32 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Long, Set<String>> keysOf = new ConcurrentHashMap<>();
   static final long ATTR_NANOS = 1_000_000_000L;
 
+  /**
+   * Directories this mount created (or, see {@link #fresh}, listed) in the last {@link #ATTR_NANOS}, with
+   * every name it put in them since:
+   * another name there is absent (tar and cp look up each name before creating it), as far as the
+   * kernel's own negative entries (also cached for that long) would know.
+   */
+  private final ConcurrentHashMap<String, FreshDir> fresh = new ConcurrentHashMap<>();
+
+  /**
+   * Close-to-open caching: the version of each inode whose pages the kernel may hold (read after an
+   * open that saw this version, or written through this mount). An open that finds the same version
+   * lets the kernel keep them (keep_cache), so rereading costs no database call; any other change,
+   * from this node or another, shows at the next open.
+   */
+  private final ConcurrentHashMap<Long, Long> cachedVersion = new ConcurrentHashMap<>();
+  static final int CACHED_MAX = 100_000;
+
+  /** libfuse's names for unlinked open files (see {@link #rename}), and their inodes. */
+  private final ConcurrentHashMap<String, Long> hidden = new ConcurrentHashMap<>();
+  private static final java.util.regex.Pattern HIDDEN = java.util.regex.Pattern.compile("\\.fuse_hidden[0-9a-f]{16}");
+
   private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
+
+  private record FreshDir(Set<String> names, long until, boolean listing) {}
+
+  static final int RELIST_MAX = 4096;
 
   /** Bytes [start, start + data.length) of a file as last read; {@code eof}: nothing follows. */
   private record Window(long start, byte[] data, boolean eof) {
@@ -81,6 +110,17 @@ final class DbfsFuse implements FuseOperations {
     /** The window after {@link #ra}, being fetched while the reader consumes ra. */
     volatile CompletableFuture<Window> next;
     long lastReadEnd = -1;
+    /** fchmod/fchown/futimens after the buffered bytes, applied with them; what they make of the inode. */
+    final List<SetAttr> attrs = new ArrayList<>();
+    volatile org.dbos.kernel.files.Stat pending;
+    /** start + len while bytes are buffered, else -1: read by getattr without waiting for a reader's fetch. */
+    volatile long pendingEnd = -1;
+    /** Bytes or attributes were committed through this handle without waiting for the WAL flush. */
+    boolean unsynced;
+
+    boolean dirty() {
+      return len > 0 || !attrs.isEmpty();
+    }
 
     OpenFile(FileHandle handle, Session session) {
       this.handle = handle;
@@ -155,10 +195,50 @@ final class DbfsFuse implements FuseOperations {
     if (c != null && c.until() - System.nanoTime() > 0) {
       return c.stat();
     }
+    FreshDir d = fresh(s, parent(path));
+    if (d != null && !d.names().contains(name(path))) {
+      throw new FsException(org.dbos.kernel.files.Errno.ENOENT, path);
+    }
     var st = fs.find(s, path, false)
         .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, path)); // not a failed call: cheap
     remember(s, path, st);
     return st;
+  }
+
+  /**
+   * The names of {@code dir} if the mount created it or listed it less than {@link #ATTR_NANOS} ago. One
+   * that expired within the last ATTR_NANOS (a directory tar is filling) and is small is listed again:
+   * one call instead of a lookup per new name.
+   */
+  private FreshDir fresh(Session s, String dir) {
+    String key = s.uid() + "\0" + dir;
+    FreshDir d = fresh.get(key);
+    if (d == null || d.listing()) {
+      return null;
+    }
+    if (d.until() - System.nanoTime() > 0) {
+      return d;
+    }
+    if (System.nanoTime() - d.until() > ATTR_NANOS || d.names().size() > RELIST_MAX) {
+      fresh.remove(key, d);
+      return null;
+    }
+    // While listing, lookups ask the database; names the mount adds meanwhile go in too.
+    Set<String> names = ConcurrentHashMap.newKeySet();
+    FreshDir listing = new FreshDir(names, 0, true);
+    if (!fresh.replace(key, d, listing)) {
+      return null;
+    }
+    try {
+      for (DirEntry e : fs.list(s, dir)) {
+        names.add(e.name());
+      }
+    } catch (RuntimeException e) {
+      fresh.remove(key, listing);
+      return null;
+    }
+    FreshDir listed = new FreshDir(names, System.nanoTime() + ATTR_NANOS, false);
+    return fresh.replace(key, listing, listed) ? listed : null;
   }
 
   /** Caches what a call just returned: libfuse asks for the attributes after every change. */
@@ -166,6 +246,11 @@ final class DbfsFuse implements FuseOperations {
     String key = s.uid() + "\0" + path;
     attrs.put(key, new Cached(st, System.nanoTime() + ATTR_NANOS));
     keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
+  }
+
+  private OpenFile openFile(long ino) {
+    return open.values().stream().filter(f -> f.handle.ino() == ino).findFirst()
+        .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, "inode " + ino + " is closed"));
   }
 
   /** Drops every cached name of {@code ino}. */
@@ -192,6 +277,18 @@ final class DbfsFuse implements FuseOperations {
   private void forgetAll() {
     attrs.clear();
     keysOf.clear();
+    fresh.clear();
+  }
+
+  /** A name now (maybe) present in its directory. */
+  private void added(String path) {
+    String p = parent(path);
+    for (int uid : sessions.keySet()) {
+      FreshDir d = fresh.get(uid + "\0" + p);
+      if (d != null) {
+        d.names().add(name(path));
+      }
+    }
   }
 
   private static String parent(String path) {
@@ -199,11 +296,17 @@ final class DbfsFuse implements FuseOperations {
     return i <= 0 ? "/" : path.substring(0, i);
   }
 
+  private static String name(String path) {
+    return path.substring(path.lastIndexOf('/') + 1);
+  }
+
   // ---- attributes ----
 
   @Override
   public void init(FuseConnInfo conn, FuseConfig config) {
-    conn.setWant(conn.want() | (conn.capable() & FuseConnInfo.FUSE_CAP_BIG_WRITES));
+    // Not AUTO_INVAL_DATA: with it the kernel asks for the attributes before every read(2); cached
+    // pages are checked at open instead (keepCache).
+    conn.setWant(conn.want() & ~FuseConnInfo.FUSE_CAP_AUTO_INVAL_DATA | (conn.capable() & FuseConnInfo.FUSE_CAP_BIG_WRITES));
     // libfuse 3 takes these only from init, and jfuse has no setters: write struct fuse_config.
     // use_ino: st_ino is the DBFS inode number (hard links, du, tar). Not hard_remove: with it libfuse
     // passes a NULL path for an unlinked open file and jfuse 0.7.3 crashes reading it, so unlinking an
@@ -235,15 +338,17 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int getattr(String path, Stat stat, FileInfo fi) {
     return run("getattr", path, s -> {
-      var st = lstat(s, path);
+      Long gone = hidden.get(path);
+      var st = gone == null ? lstat(s, path) : fs.stat(s, openFile(gone).handle); // fstat of an unlinked file
       long size = st.size();
       for (OpenFile f : open.values()) {
         if (f.handle.ino() == st.ino()) {
-          synchronized (f) {
-            if (f.len > 0) {
-              size = Math.max(size, f.start + f.len);
-            }
+          var pending = f.pending;
+          if (pending != null) {
+            st = pending;
+            size = Math.max(size, st.size());
           }
+          size = Math.max(size, f.pendingEnd);
         }
       }
       fill(stat, st, size);
@@ -287,15 +392,29 @@ final class DbfsFuse implements FuseOperations {
     }
   }
 
-  /** A changed directory's mode or owner changes what every caller may see below it. */
-  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path) {
-    if (changed.isDirectory()) {
-      forgetAll();
-    } else {
-      forget(changed.ino());
-      forgetPath(path);
+  /**
+   * After an attribute change. A directory's new mode or owner changes what callers other than root
+   * (whom permissions do not stop) may see below it: their cached answers go.
+   */
+  private void forgetDir(Session s, org.dbos.kernel.files.Stat changed, String path, boolean permissions) {
+    if (changed.isDirectory() && permissions) {
+      attrs.keySet().removeIf(k -> !k.startsWith("0\0"));
+      fresh.keySet().removeIf(k -> !k.startsWith("0\0"));
     }
+    forget(changed.ino());
+    forgetPath(path);
     remember(s, path, changed);
+  }
+
+  /**
+   * Sets fuse_file_info.keep_cache (bit 2 of the bit field after {@code int flags}, in every libfuse
+   * 3): jfuse has no setter.
+   */
+  private void keepCache(FileInfo fi) {
+    MemorySegment seg = segment(fi);
+    if (seg != null) {
+      seg.set(ValueLayout.JAVA_INT, 4, seg.get(ValueLayout.JAVA_INT, 4) | 4);
+    }
   }
 
   private void ino(Stat stat, long ino) {
@@ -341,7 +460,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
-      forgetDir(s, fs.chmod(s, path, mode & 07777), path);
+      if (!deferred(s, path, fi, SetAttr.chmod(mode))) {
+        forgetDir(s, fs.chmod(s, path, mode & 07777), path, true);
+      }
       return 0;
     });
   }
@@ -349,7 +470,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
-      forgetDir(s, fs.chown(s, path, uid, gid, false), path);
+      if (!deferred(s, path, fi, SetAttr.chown(uid, gid))) {
+        forgetDir(s, fs.chown(s, path, uid, gid, false), path, true);
+      }
       return 0;
     });
   }
@@ -357,9 +480,40 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
-      forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path);
+      if (!deferred(s, path, fi, SetAttr.utimens(time(atime), time(mtime)))) {
+        forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path, false);
+      }
       return 0;
     });
+  }
+
+  /**
+   * An attribute change of a file the caller has open with buffered writes (tar's futimens, fchown and
+   * fchmod before close; the kernel passes them by path) is answered at once when the kernel says it
+   * is certain to be allowed, and applied with the buffered bytes: one system call instead of one each.
+   * Otherwise every buffered change to the inode is written first, so the change lands after them (a
+   * later write must not undo a futimens).
+   */
+  private boolean deferred(Session s, String path, FileInfo fi, SetAttr a) {
+    OpenFile given = fi == null ? null : open.get(fi.getFh());
+    long ino = given != null ? given.handle.ino() : lstat(s, path).ino();
+    for (OpenFile f : open.values()) {
+      if (f.handle.ino() == ino && f.session == s) {
+        synchronized (f) {
+          if (f.dirty()) {
+            var base = f.pending != null ? f.pending : lstat(s, path);
+            var next = FileSystem.preview(s, base, a, Instant.now());
+            if (next.isPresent()) {
+              f.attrs.add(a);
+              f.pending = next.get();
+              return true;
+            }
+          }
+        }
+      }
+    }
+    flushInode(ino);
+    return false;
   }
 
   private static Instant time(TimeSpec t) {
@@ -376,7 +530,9 @@ final class DbfsFuse implements FuseOperations {
     return run("mkdir", path, s -> {
       var st = fs.mkdir(s, path, mode & 07777);
       forgetPath(path);
+      added(path);
       remember(s, path, st);
+      fresh.put(s.uid() + "\0" + path, new FreshDir(ConcurrentHashMap.newKeySet(), System.nanoTime() + ATTR_NANOS, false));
       return 0;
     });
   }
@@ -388,6 +544,7 @@ final class DbfsFuse implements FuseOperations {
       }
       fs.close(fs.open(s, path, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, mode & 07777));
       forgetPath(path);
+      added(path);
       return 0;
     });
   }
@@ -395,6 +552,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int unlink(String path) {
     return run("unlink", path, s -> {
+      if (hidden.remove(path) != null) {
+        return 0; // libfuse's removal of a "hidden" name at the last close: the inode went with it
+      }
       long ino = lstat(s, path).ino(); // its other names' link counts change
       fs.unlink(s, path);
       forget(ino);
@@ -408,6 +568,7 @@ final class DbfsFuse implements FuseOperations {
     return run("rmdir", path, s -> {
       fs.rmdir(s, path);
       forgetPath(path);
+      fresh.remove(s.uid() + "\0" + path);
       return 0;
     });
   }
@@ -417,6 +578,7 @@ final class DbfsFuse implements FuseOperations {
     return run("symlink", linkname, s -> {
       fs.symlink(s, target, linkname);
       forgetPath(linkname);
+      added(linkname);
       return 0;
     });
   }
@@ -424,6 +586,18 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int rename(String oldpath, String newpath, int flags) {
     return run("rename", oldpath, s -> {
+      if (HIDDEN.matcher(name(newpath)).matches()) {
+        long ino = lstat(s, oldpath).ino();
+        if (open.values().stream().anyMatch(f -> f.handle.ino() == ino)) {
+          // libfuse "hides" an open file it is asked to unlink (or to replace) by renaming it; DBFS
+          // keeps an unlinked inode alive while it is open, so it is unlinked for real, as on ext4
+          fs.unlink(s, oldpath);
+          forget(ino);
+          forgetPath(oldpath);
+          hidden.put(newpath, ino);
+          return 0;
+        }
+      }
       fs.rename(s, oldpath, newpath, flags);
       forgetAll();
       return 0;
@@ -435,6 +609,7 @@ final class DbfsFuse implements FuseOperations {
     return run("link", newpath, s -> {
       forget(fs.link(s, oldpath, newpath).ino());
       forgetPath(newpath);
+      added(newpath);
       return 0;
     });
   }
@@ -456,6 +631,7 @@ final class DbfsFuse implements FuseOperations {
   public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
     return run("readdir", path, s -> {
       var entries = fs.list(s, path);
+      fresh.remove(s.uid() + "\0" + path); // the listing may show another node's names: look them up
       // With use_ino libfuse passes st_ino through, and glibc's readdir skips entries whose d_ino is 0.
       filler.fill(".", st -> ino(st, 1), 0, 0);
       filler.fill("..", st -> ino(st, 1), 0, 0);
@@ -491,8 +667,10 @@ final class DbfsFuse implements FuseOperations {
     return run("create", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
       forgetPath(path);
+      added(path);
       if (h.opened().version() == 1) { // new, or never changed: what open saw is current
         remember(s, path, h.opened());
+        cached(h.ino(), 1);
       }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
@@ -506,6 +684,12 @@ final class DbfsFuse implements FuseOperations {
       FileHandle h = fs.open(s, path, fi.getFlags() & ~(FileSystem.O_CREAT | FileSystem.O_EXCL), 0);
       if ((fi.getFlags() & FileSystem.O_TRUNC) != 0) {
         forget(h.ino());
+      }
+      Long cached = cachedVersion.get(h.ino());
+      if ((fi.getFlags() & FileSystem.O_TRUNC) == 0 && cached != null && cached == h.opened().version()) {
+        keepCache(fi);
+      } else {
+        cached(h.ino(), h.opened().version());
       }
       open.put(h.id(), new OpenFile(h, s));
       fi.setFh(h.id());
@@ -564,7 +748,8 @@ final class DbfsFuse implements FuseOperations {
     return run("write", path, s -> {
       int n = (int) size;
       synchronized (f) {
-        if (f.len > 0 && (f.handle.append() ? false : f.start + f.len != offset) || f.len + n > FLUSH_BYTES) {
+        if (f.len > 0 && (f.handle.append() ? false : f.start + f.len != offset) || f.len + n > FLUSH_BYTES
+            || !f.attrs.isEmpty()) {
           flush(f);
         }
         if (f.buf == null || f.buf.length < f.len + n) {
@@ -579,6 +764,7 @@ final class DbfsFuse implements FuseOperations {
         }
         buf.get(f.buf, f.len, n);
         f.len += n;
+        f.pendingEnd = f.start + f.len;
         if (f.len >= FLUSH_BYTES) {
           flush(f);
         }
@@ -587,17 +773,41 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
-  /** Writes the pending bytes as one system call (durable on return). Caller holds f's lock. */
   private void flush(OpenFile f) {
-    if (f.len > 0) {
-      dropReadAhead(f.handle.ino());
-      forget(f.handle.ino());
-      fs.write(f.session, f.handle, f.start, f.buf, 0, f.len);
-      f.len = 0;
-      if (f.buf.length > FLUSH_BYTES) {
-        f.buf = null;
-      }
+    flush(f, false);
+  }
+
+  private void cached(long ino, long version) {
+    if (cachedVersion.size() >= CACHED_MAX) {
+      cachedVersion.clear();
     }
+    cachedVersion.put(ino, version);
+  }
+
+  /**
+   * Writes the pending bytes and attribute changes as one system call, committed on return and
+   * durable if {@code durable}; returns whether there were any. Caller holds f's lock.
+   */
+  private boolean flush(OpenFile f, boolean durable) {
+    if (!f.dirty()) {
+      return false;
+    }
+    dropReadAhead(f.handle.ino());
+    forget(f.handle.ino());
+    Long known = cachedVersion.remove(f.handle.ino());
+    long version = fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable).version();
+    f.unsynced = !durable;
+    if (known != null && version == known + 1) {
+      cached(f.handle.ino(), version); // nobody else changed it meanwhile: the kernel's pages are current
+    }
+    f.len = 0;
+    f.pendingEnd = -1;
+    f.attrs.clear();
+    f.pending = null;
+    if (f.buf != null && f.buf.length > FLUSH_BYTES) {
+      f.buf = null;
+    }
+    return true;
   }
 
   /** Another handle's read-ahead of this inode would now be stale. */
@@ -668,15 +878,18 @@ final class DbfsFuse implements FuseOperations {
     if (f == null) {
       return 0;
     }
-    return run("flush", path, s -> {
+    return run("flush", path, s -> { // close(2): what was written through the handle becomes durable
       synchronized (f) {
-        flush(f);
+        if (!flush(f, true) && f.unsynced) {
+          fs.sync(s);
+        }
+        f.unsynced = false;
       }
       return 0;
     });
   }
 
-  /** Flushes pending writes (a durable call, which also makes every earlier change durable), or syncs. */
+  /** Flushes pending writes durably (which also makes every earlier change durable), or syncs. */
   @Override
   public int fsync(String path, int datasync, FileInfo fi) {
     OpenFile f = open.get(fi.getFh());
@@ -684,8 +897,8 @@ final class DbfsFuse implements FuseOperations {
       boolean wrote = false;
       if (f != null) {
         synchronized (f) {
-          wrote = f.len > 0;
-          flush(f);
+          wrote = flush(f, true);
+          f.unsynced = false;
         }
       }
       if (!wrote) {

@@ -155,10 +155,13 @@ class MountTest {
         t('link to dir', lambda: os.link('p', 'pl'))
         t('symlink loop', lambda: os.symlink('l2', 'l1') or os.symlink('l1', 'l2') or os.stat('l1'))
         # unlink of an open file: still readable and writable through the descriptor
-        fd = os.open('f2', os.O_RDWR); os.unlink('f2')
+        fd = os.open('f2', os.O_RDWR); os.unlink('f2'); print('names while open', sorted(os.listdir('.')))
+        print('fstat after unlink', os.fstat(fd).st_nlink, os.fstat(fd).st_size)
         os.lseek(fd, 0, 0); print('open after unlink', os.read(fd, 10))
         os.write(fd, b'more'); os.lseek(fd, 0, 0); print('written after unlink', os.read(fd, 10)); os.close(fd)
         print('gone', os.path.exists('f2'))
+        open('r1', 'w').write('r1'); open('r2', 'w').write('r2'); fd = os.open('r2', os.O_RDONLY)
+        os.rename('r1', 'r2'); print('replaced while open', os.read(fd, 10), sorted(os.listdir('.'))); os.close(fd)
         # hard link counts
         open('h', 'w').write('h'); os.link('h', 'h2'); os.link('h', 'h3'); os.unlink('h2')
         print('nlink', os.stat('h').st_nlink, os.stat('h3').st_ino == os.stat('h').st_ino)
@@ -210,6 +213,11 @@ class MountTest {
     System.out.printf("tar -x of %d files (%s) into DBFS: %d ms%n", files, TREE, ms);
     Result d = sh(work, "diff -r src mnt/tarx && echo same");
     assertEquals("same\n", d.out());
+    // tar sets modes, owners and times through the open file before closing it: they must stick
+    Result attrs = sh(work, "mkdir disk/tarx && tar -C disk/tarx -xf tree.tar && "
+        + "(cd disk/tarx && find . -printf '%p %m %U %T@\\n' | sort) > t1 && "
+        + "(cd mnt/tarx && find . -printf '%p %m %U %T@\\n' | sort) > t2 && cmp t1 t2 && echo same");
+    assertEquals("same\n", attrs.out());
     // rsync -a preserves what ext4 preserves (of a part of the tree, so a full-size tar run stays affordable)
     String part = "src/java.base/java/util/concurrent/";
     Result rs = sh(work, "rsync -a " + part + " mnt/rsynced/ && rsync -a " + part + " disk/rsynced/ && diff -r disk/rsynced mnt/rsynced && "
@@ -246,6 +254,10 @@ class MountTest {
       // a change on one node shows on the other within the entry timeout (1 s)
       assertEquals(0, sh(mnt2, "mv shared2/data shared2/moved && echo more >> shared2/moved").exit());
       assertEquals("moved\n", awaitOutput(mnt, "ls shared2", "moved\n"));
+      assertEquals(sh(mnt2, "sha256sum shared2/moved").out(), sh(mnt, "sha256sum shared2/moved").out());
+      // the kernel keeps a file's pages across opens only while nobody changed it: a same-size
+      // overwrite on the other node shows at the next open here
+      assertEquals(0, sh(mnt2, "printf XYZ | dd of=shared2/moved conv=notrunc status=none").exit());
       assertEquals(sh(mnt2, "sha256sum shared2/moved").out(), sh(mnt, "sha256sum shared2/moved").out());
     }
   }
