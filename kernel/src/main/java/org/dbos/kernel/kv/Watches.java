@@ -123,7 +123,9 @@ public final class Watches implements AutoCloseable {
   private final Semaphore signal = new Semaphore(0);
   private final Thread hub;
   private final NotificationListener notifications;
-  private final java.util.function.Consumer<String> onNotify = payload -> wake();
+  private final java.util.function.Consumer<String> onNotify = this::notified;
+  /** The newest revision known committed (local commits, NOTIFY payloads): lets an idle hub skip its read. */
+  private final AtomicLong committed = new AtomicLong(-1);
   private volatile Duration progressInterval = Duration.ofMinutes(10);
   private volatile boolean closed;
   /** Every event up to this revision has been read and handed to the synced watchers. */
@@ -177,6 +179,21 @@ public final class Watches implements AutoCloseable {
    */
   public void requestProgress(Collection<Watcher> ws, LongConsumer answer) {
     progressRequests.add(new ProgressRequest(List.copyOf(ws), answer));
+    wake();
+  }
+
+  /** This node's writer committed {@code revision}: the hub reads it now. */
+  void committed(long revision) {
+    committed.accumulateAndGet(revision, Math::max);
+    wake();
+  }
+
+  private void notified(String payload) {
+    try {
+      committed.accumulateAndGet(Long.parseLong(payload), Math::max);
+    } catch (NumberFormatException e) {
+      log.debug("unexpected {} payload {}", KvStore.CHANNEL, payload);
+    }
     wake();
   }
 
@@ -235,6 +252,12 @@ public final class Watches implements AutoCloseable {
   /** Reads the next page of revisions past the hub's and gives it to the synced watchers. */
   private boolean advance(Connection c) throws SQLException {
     if (watchers.isEmpty()) {
+      // nothing to deliver: move to the newest committed revision heard of, without reading (a lag is
+      // harmless: a new watcher starts at the clock it read and catches up to the hub from history)
+      if (progressRequests.isEmpty()) {
+        hubRevision = Math.max(hubRevision, committed.get());
+        return false;
+      }
       try (var rs = c.createStatement().executeQuery(CLOCK)) {
         rs.next();
         hubRevision = rs.getLong(1);
