@@ -24,11 +24,17 @@ public final class AuditLog {
   /** SQLSTATE raised by {@link #COMMIT_CHECKED} when the session is invalid or the right is missing. */
   public static final String DENIED_STATE = "DBOSD";
 
-  /** The verdict of the session and right checks, as 'ok' or the reason for refusing. */
+  /**
+   * The verdict of the session and right checks, as 'ok' or the reason for refusing: a right is held
+   * directly or through a role the principal was granted.
+   */
   private static final String VERDICT = """
       CASE WHEN sp.is_admin IS NULL THEN 'invalid session'
            WHEN v.right_name IS NULL OR sp.is_admin
              OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = v.principal_id
+                          AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix))
+             OR EXISTS (SELECT 1 FROM principal_roles r JOIN grants g ON g.principal_id = r.role_id
+                        WHERE r.principal_id = v.principal_id
                           AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix))
            THEN 'ok'
            ELSE 'missing right ' || v.right_name END""";

@@ -28,6 +28,21 @@ public final class Principals {
       DELETE FROM grants g USING principals p
       WHERE g.principal_id = p.id AND p.name = ? AND g.right_name = ? AND g.object_prefix = ?""";
 
+  private static final String GRANT_ROLE = """
+      INSERT INTO principal_roles (principal_id, role_id)
+      SELECT p.id, r.id FROM principals p, principals r WHERE p.name = ? AND r.name = ? AND r.kind = 'role'
+      ON CONFLICT DO NOTHING RETURNING role_id""";
+  private static final String REVOKE_ROLE = """
+      DELETE FROM principal_roles WHERE principal_id = (SELECT id FROM principals WHERE name = ?)
+        AND role_id = (SELECT id FROM principals WHERE name = ? AND kind = 'role')""";
+  private static final String ROLES = """
+      SELECT r.name FROM principal_roles pr JOIN principals p ON p.id = pr.principal_id
+      JOIN principals r ON r.id = pr.role_id WHERE p.name = ? ORDER BY r.name""";
+  private static final String GRANTS = """
+      SELECT g.right_name, g.object_prefix FROM grants g JOIN principals p ON p.id = g.principal_id
+      WHERE p.name = ? ORDER BY g.object_prefix, g.right_name""";
+  private static final String DELETE_ROLE = "DELETE FROM principals WHERE name = ? AND kind = 'role'";
+
   private static final String CLOSE_SESSIONS = """
       UPDATE sessions SET closed_at = now()
       WHERE closed_at IS NULL AND principal_id = (SELECT id FROM principals WHERE name = ?)""";
@@ -47,8 +62,8 @@ public final class Principals {
     if (name == null || !name.matches("[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")) {
       throw SyscallException.invalid("invalid principal name '" + name + "': letters, digits and _ . @ - (at most 64)");
     }
-    if (!List.of("user", "service", "node").contains(kind)) {
-      throw SyscallException.invalid("kind must be user, service or node, not '" + kind + "'");
+    if (!List.of("user", "service", "node", "role").contains(kind)) {
+      throw SyscallException.invalid("kind must be user, service, node or role, not '" + kind + "'");
     }
     String hash = secret == null ? null : Secrets.hash(secret);
     return kernel.call(s, "principal.create", Right.ADMIN, "principal:" + name, tx ->
@@ -68,6 +83,54 @@ public final class Principals {
   public void revoke(Session s, String name, Right right, String prefix) {
     kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name,
         tx -> tx.update(REVOKE, name, right.name(), prefix));
+  }
+
+  /**
+   * Grants role {@code role} to principal {@code name} (admin only): it then holds the role's grants.
+   * Granting it again is harmless. Fails with NOT_FOUND if either is missing (or {@code role} is no role).
+   */
+  public void grantRole(Session s, String name, String role) {
+    kernel.call(s, "principal.grant-role", Right.ADMIN, "principal:" + name, tx -> {
+      if (tx.queryOne(GRANT_ROLE, rs -> rs.getLong(1), name, role).isEmpty()) {
+        Optional<Principal> r = lookup(tx.connection(), role);
+        if (lookup(tx.connection(), name).isEmpty()) {
+          throw SyscallException.notFound("no principal named '" + name + "'");
+        } else if (r.isEmpty() || !r.get().kind().equals("role")) {
+          throw SyscallException.notFound("no role named '" + role + "'");
+        }
+      }
+      return null;
+    });
+  }
+
+  /** Takes role {@code role} from principal {@code name} (admin only); whether it had it. */
+  public boolean revokeRole(Session s, String name, String role) {
+    return kernel.call(s, "principal.revoke-role", Right.ADMIN, "principal:" + name,
+        tx -> tx.update(REVOKE_ROLE, name, role) > 0);
+  }
+
+  /** The roles granted to {@code name}, by name. */
+  public List<String> roles(Session s, String name) {
+    return kernel.call(s, "principal.roles", Right.READ, "principal:" + name,
+        tx -> tx.query(ROLES, rs -> rs.getString(1), name));
+  }
+
+  /** The grants {@code name} holds directly, as (right, object prefix), by prefix. */
+  public List<Grant> grants(Session s, String name) {
+    return kernel.call(s, "principal.grants", Right.READ, "principal:" + name,
+        tx -> tx.query(GRANTS, rs -> new Grant(Right.valueOf(rs.getString(1)), rs.getString(2)), name));
+  }
+
+  /** A right on every object whose name starts with the prefix. */
+  public record Grant(Right right, String prefix) {}
+
+  /**
+   * Deletes a role (admin only): its grants go, and every principal that held it loses them at once.
+   * Unlike other principals a role leaves no trace to keep (it never acts). Whether it existed.
+   */
+  public boolean deleteRole(Session s, String name) {
+    return kernel.call(s, "principal.delete-role", Right.ADMIN, "principal:" + name,
+        tx -> tx.update(DELETE_ROLE, name) > 0);
   }
 
   /** Sets a principal's password: an admin for anyone, a principal for itself. */
