@@ -14,6 +14,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
+import org.dbos.kernel.Ids;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.Tx;
@@ -21,6 +22,7 @@ import org.dbos.kernel.db.Database;
 import org.dbos.kernel.db.NotificationListener;
 import org.dbos.kernel.kv.Kv.Event;
 import org.dbos.kernel.kv.Kv.KeyValue;
+import org.dbos.kernel.security.AuditLog;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,6 +41,8 @@ public final class Watches implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Watches.class);
   private static final int PAGE = 1000;
   private static final Duration POLL = Duration.ofSeconds(1);
+  /** How often the hub re-checks its watchers' sessions and rights. */
+  private static final Duration RECHECK = Duration.ofSeconds(1);
 
   /** Where a watcher's events go. Called only from the hub thread, never concurrently. */
   public interface Sink {
@@ -52,6 +56,9 @@ public final class Watches implements AutoCloseable {
 
     /** The watch started, or fell, below the compacted revision: it is over. */
     void compacted(long compactRevision);
+
+    /** The watch's session closed or its READ right on the range was revoked: it is over. */
+    void denied();
 
     /** A periodic progress notification: every event up to {@code revision} has been delivered. */
     default void progress(long revision) {}
@@ -67,15 +74,19 @@ public final class Watches implements AutoCloseable {
     final boolean noDelete;
     final boolean progressNotify;
     final Sink sink;
+    final Session session;
+    final String object;
     /** The store's revision when the watch was created: the header of etcd's "created" response. */
     long createdRevision;
     long nextRev;
     boolean synced;
     volatile boolean canceled;
 
-    Watcher(long id, byte[] key, byte[] end, long nextRev, boolean prevKv, boolean noPut, boolean noDelete,
-            boolean progressNotify, Sink sink) {
+    Watcher(long id, Session session, byte[] key, byte[] end, long nextRev, boolean prevKv, boolean noPut,
+            boolean noDelete, boolean progressNotify, Sink sink) {
       this.id = id;
+      this.session = session;
+      this.object = KeyRanges.object(key, end);
       this.key = key;
       this.end = end;
       this.nextRev = nextRev;
@@ -131,6 +142,7 @@ public final class Watches implements AutoCloseable {
   /** Every event up to this revision has been read and handed to the synced watchers. */
   private volatile long hubRevision = -1;
   private long lastProgress = System.nanoTime();
+  private long lastRecheck = System.nanoTime();
 
   Watches(KvStore store, Database db) {
     this.store = store;
@@ -159,7 +171,7 @@ public final class Watches implements AutoCloseable {
     KvStore.requireKey(key);
     long current = store.kernel().call(s, "kv.watch", Right.READ, KeyRanges.object(key, end),
         tx -> tx.queryOne(CLOCK, rs -> rs.getLong(1)).orElseThrow());
-    var w = new Watcher(ids.incrementAndGet(), key, end, startRevision > 0 ? startRevision : current + 1,
+    var w = new Watcher(ids.incrementAndGet(), s, key, end, startRevision > 0 ? startRevision : current + 1,
         prevKv, noPut, noDelete, progressNotify, sink);
     w.createdRevision = current;
     watchers.put(w.id, w);
@@ -230,6 +242,10 @@ public final class Watches implements AutoCloseable {
 
   private void step() throws SQLException {
     try (Connection c = db.connection()) {
+      if (System.nanoTime() - lastRecheck >= RECHECK.toNanos()) {
+        lastRecheck = System.nanoTime();
+        recheck(c);
+      }
       if (hubRevision < 0) {
         try (var rs = c.createStatement().executeQuery(CLOCK)) {
           rs.next();
@@ -247,6 +263,29 @@ public final class Watches implements AutoCloseable {
       }
     }
     answerProgress();
+  }
+
+  /**
+   * Re-checks every watcher's session and READ right with the kernel's rule, in one query, and
+   * cancels (and audits as denied) the watchers that lost them: etcd cancels watches when auth changes.
+   */
+  private void recheck(Connection c) throws SQLException {
+    List<Watcher> ws = List.copyOf(watchers.values());
+    if (ws.isEmpty()) {
+      return;
+    }
+    var calls = ws.stream().map(w -> new AuditLog.Call(Ids.uuid7(), w.session, "kv.watch", w.object, Right.READ)).toList();
+    AuditLog.Verdict[] verdicts = AuditLog.checkAll(c, calls);
+    for (int i = 0; i < ws.size(); i++) {
+      Watcher w = ws.get(i);
+      if (verdicts[i] != AuditLog.Verdict.ALLOWED && !w.canceled) {
+        cancel(w);
+        AuditLog.append(c, calls.get(i).id(), w.session, "kv.watch", w.object, "denied",
+            verdicts[i] == AuditLog.Verdict.INVALID_SESSION ? "session closed: watch canceled"
+                : "missing right READ: watch canceled");
+        w.sink.denied();
+      }
+    }
   }
 
   /** Reads the next page of revisions past the hub's and gives it to the synced watchers. */
