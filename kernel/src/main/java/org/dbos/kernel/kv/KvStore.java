@@ -571,7 +571,7 @@ public final class KvStore implements AutoCloseable {
       }
     }
     knownRevision = rev;
-    watches.committed(rev);
+    watches.committed(rev - batch.size() + 1, rev, run.events);
     answer(batch, results);
     return true;
   }
@@ -617,6 +617,8 @@ public final class KvStore implements AutoCloseable {
     final List<PutRequest> puts = new ArrayList<>();
     final List<Long> revs = new ArrayList<>();
     final java.util.Set<java.nio.ByteBuffer> keys = new java.util.HashSet<>();
+    /** The events the last {@link #read} wrote, in revision order. */
+    List<Event> events = List.of();
 
     static boolean acceptsAll(List<Pending> batch) {
       var run = new PutRun();
@@ -698,10 +700,15 @@ public final class KvStore implements AutoCloseable {
               new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
         }
       }
+      events = new ArrayList<>(puts.size());
       for (int j = 0; j < puts.size(); j++) {
         PutRequest p = puts.get(j);
-        KeyValue before = p.prevKv() ? prev.get(java.nio.ByteBuffer.wrap(p.key())) : null;
-        results[index.get(j)] = new PutResponse(revs.get(j), before);
+        long rev = revs.get(j);
+        KeyValue before = prev.get(java.nio.ByteBuffer.wrap(p.key()));
+        results[index.get(j)] = new PutResponse(rev, p.prevKv() ? before : null);
+        byte[] value = p.value() == null ? new byte[0] : p.value();
+        events.add(new Event(Event.Type.PUT, before == null ? new KeyValue(p.key(), rev, rev, 1, 0, value)
+            : new KeyValue(p.key(), before.createRevision(), rev, before.version() + 1, 0, value), before));
       }
       index.clear();
       puts.clear();

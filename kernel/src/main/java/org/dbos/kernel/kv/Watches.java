@@ -113,6 +113,8 @@ public final class Watches implements AutoCloseable {
     }
   }
 
+  private record Local(long from, long to, List<Event> events) {}
+
   private record ProgressRequest(List<Watcher> watchers, LongConsumer answer) {}
 
   private static final String CLOCK = "SELECT revision, compacted FROM kv_revision";
@@ -129,6 +131,7 @@ public final class Watches implements AutoCloseable {
   private final KvStore store;
   private final Database db;
   private final ConcurrentHashMap<Long, Watcher> watchers = new ConcurrentHashMap<>();
+  private final ConcurrentLinkedQueue<Local> local = new ConcurrentLinkedQueue<>();
   private final ConcurrentLinkedQueue<ProgressRequest> progressRequests = new ConcurrentLinkedQueue<>();
   private final AtomicLong ids = new AtomicLong();
   private final Semaphore signal = new Semaphore(0);
@@ -192,6 +195,17 @@ public final class Watches implements AutoCloseable {
   public void requestProgress(Collection<Watcher> ws, LongConsumer answer) {
     progressRequests.add(new ProgressRequest(List.copyOf(ws), answer));
     wake();
+  }
+
+  /**
+   * This node's writer committed exactly {@code events} at revisions {@code from}..{@code to} (Puts,
+   * with their previous values): handed to the hub so that it need not read them back.
+   */
+  void committed(long from, long to, List<Event> events) {
+    if (!watchers.isEmpty()) {
+      local.add(new Local(from, to, events));
+    }
+    committed(to);
   }
 
   /** This node's writer committed {@code revision}: the hub reads it now. */
@@ -303,8 +317,11 @@ public final class Watches implements AutoCloseable {
       }
       return false;
     }
-    boolean prev = watchers.values().stream().anyMatch(w -> w.prevKv && w.synced);
-    Page page = read(c, "true", List.of(), hubRevision + 1, Long.MAX_VALUE, prev);
+    Page page = local();
+    if (page == null) {
+      boolean prev = watchers.values().stream().anyMatch(w -> w.prevKv && w.synced);
+      page = read(c, "true", List.of(), hubRevision + 1, Long.MAX_VALUE, prev);
+    }
     if (page.compacted > hubRevision + 1) {
       for (Watcher w : watchers.values()) {
         if (w.synced && w.nextRev < page.compacted) {
@@ -319,7 +336,7 @@ public final class Watches implements AutoCloseable {
       var mine = new ArrayList<Event>();
       for (Event e : page.events) {
         if (w.matches(e)) {
-          mine.add(e);
+          mine.add(w.prevKv || e.prevKv() == null ? e : new Event(e.type(), e.kv(), null));
         }
       }
       if (!mine.isEmpty()) {
@@ -333,7 +350,25 @@ public final class Watches implements AutoCloseable {
     }
     boolean moved = page.upTo > hubRevision;
     hubRevision = page.upTo;
-    return moved && page.truncated;
+    return moved && (page.truncated || !local.isEmpty());
+  }
+
+  /**
+   * The next revisions as this node's writer committed them, if they follow the hub's revision
+   * directly (no other node wrote in between): then the hub need not read them back. Else null, and
+   * the hub reads from history.
+   */
+  private Page local() {
+    for (Local l; (l = local.poll()) != null; ) {
+      if (l.to <= hubRevision) {
+        continue;
+      }
+      if (l.from == hubRevision + 1) {
+        return new Page(l.events, l.to, 0, false);
+      }
+      local.clear();
+    }
+    return null;
   }
 
   /** Brings one unsynced watcher forward by a page; it joins the synced ones once it reaches the hub. */
