@@ -584,10 +584,14 @@ public final class KvStore implements AutoCloseable {
       """.formatted(AuditLog.APPEND_ALL);
 
   private static final String INPUT = "input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),\n";
-  /** Writes the Puts of {@code input}: upsert {@code kv}, append {@code kv_history}; {@code prev} is what they replaced. */
+  /**
+   * Writes the Puts of {@code input}: upsert {@code kv}, append {@code kv_history}; {@code prev} is what
+   * they replaced, one index probe per key (the LIMIT keeps the planner from a hash join over all of
+   * {@code kv}, which a plan cached while the table was small would otherwise keep choosing).
+   */
   private static final String WRITE_PUTS = """
-      prev AS (SELECT k.key, k.create_revision, k.mod_revision, k.version, k.lease, k.value
-               FROM kv k JOIN input i ON k.key = i.key),
+      prev AS (SELECT k.* FROM input i CROSS JOIN LATERAL (
+                 SELECT key, create_revision, mod_revision, version, lease, value FROM kv WHERE key = i.key LIMIT 1) k),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value)
              SELECT key, rev, rev, 1, 0, value FROM input
              ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, version = k.version + 1,
