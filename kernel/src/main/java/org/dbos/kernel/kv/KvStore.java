@@ -109,10 +109,6 @@ public final class KvStore implements AutoCloseable {
   private final Kernel kernel;
   private final Database db;
   private final LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
-  /** Held while a batch runs: by the writer thread, or by a caller that found the writer idle. */
-  private final java.util.concurrent.locks.ReentrantLock writing = new java.util.concurrent.locks.ReentrantLock();
-  /** Requests queued and not yet taken into a batch: a caller runs its own only when this is 0. */
-  private final java.util.concurrent.atomic.AtomicInteger waiting = new java.util.concurrent.atomic.AtomicInteger();
   private final Thread writer;
   private final ScheduledExecutorService sweeper;
   private final Watches watches;
@@ -352,27 +348,11 @@ public final class KvStore implements AutoCloseable {
     }
   }
 
-  /**
-   * Hands a request to the writer. When the writer is idle and nothing waits, the caller's thread runs
-   * the request itself, as a batch of one (on gRPC's network thread: no hand-off either way, so a lone
-   * client's write costs its round trip to the database and nothing more); otherwise it queues.
-   */
   private CompletableFuture<Object> enqueue(Session s, String call, Right right, String object, Object request) {
     if (closed) {
       throw new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed");
     }
     var p = new Pending(s, call, object, right, request, Ids.uuid7(), new CompletableFuture<>());
-    if (waiting.get() == 0 && writing.tryLock()) {
-      try {
-        if (waiting.get() == 0) {
-          run(List.of(p));
-          return p.result;
-        }
-      } finally {
-        writing.unlock();
-      }
-    }
-    waiting.incrementAndGet();
     queue.add(p);
     return p.result;
   }
@@ -385,14 +365,8 @@ public final class KvStore implements AutoCloseable {
       } catch (InterruptedException e) {
         break;
       }
-      writing.lock();
-      try {
-        queue.drainTo(batch, MAX_BATCH - 1);
-        waiting.addAndGet(-batch.size());
-        run(batch);
-      } finally {
-        writing.unlock();
-      }
+      queue.drainTo(batch, MAX_BATCH - 1);
+      run(batch);
       batch.clear();
     }
     for (Pending p; (p = queue.poll()) != null; ) {
