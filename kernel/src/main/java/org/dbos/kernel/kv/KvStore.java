@@ -543,6 +543,10 @@ public final class KvStore implements AutoCloseable {
             e.getMessage());
         return false;
       }
+      // committed, but its rows were lost with the connection: answers without prev_kv, the hub reads history
+      watches.committed(rev);
+      answer(batch, results);
+      return true;
     }
     knownRevision = rev;
     watches.committed(rev - batch.size() + 1, rev, run.events);
@@ -669,6 +673,9 @@ public final class KvStore implements AutoCloseable {
 
     /** Runs the statement (which may end with a COMMIT) and answers each Put of the run from its rows. */
     void read(PreparedStatement ps, Object[] results) throws SQLException {
+      for (int j = 0; j < puts.size(); j++) {
+        results[index.get(j)] = new PutResponse(revs.get(j), null); // the answer if the COMMIT's reply is lost
+      }
       var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
       ps.execute();
       try (ResultSet rs = ps.getResultSet()) {
