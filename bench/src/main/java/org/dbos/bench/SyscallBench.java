@@ -20,6 +20,8 @@ import org.dbos.kernel.Session;
  * The cost of the system-call mechanism: an empty system call (session and right check, audit record,
  * durable commit) against the cheapest durable write there is, a bare single-row INSERT in autocommit,
  * on the same embedded PostgreSQL, the same pool, in the same run, at 1, 8 and 32 concurrent callers.
+ * Then the same for a call that does work: a body inserting one row, against that INSERT in a plain
+ * transaction (BEGIN, INSERT, COMMIT).
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.SyscallBench [seconds-per-point]}
  */
@@ -72,6 +74,29 @@ public final class SyscallBench {
             syscall.percentileMs(0.99), insert.throughput() / syscall.throughput());
       }
       System.out.println("ratio = bare INSERT throughput / system call throughput (cost of a call in INSERTs; target <= 1.5)");
+
+      System.out.printf("%nsystem call whose body INSERTs one row vs the same INSERT in BEGIN ... COMMIT%n");
+      System.out.printf("%-8s %12s %12s %9s %9s %9s %9s %8s%n", "callers", "tx/s", "syscall/s", "tx p50", "sys p50",
+          "tx p99", "sys p99", "ratio");
+      for (int threads : concurrency) {
+        Point plain = measure("tx", threads, seconds, () -> {
+          try (Connection c = k.database().connection()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO bench_rows (v) VALUES (?)")) {
+              ps.setLong(1, System.nanoTime());
+              ps.executeUpdate();
+            }
+            c.commit();
+            c.setAutoCommit(true);
+          }
+        });
+        Point syscall = measure("syscall", threads, seconds, () -> k.call(caller, "bench.insert", Right.WRITE,
+            "bench:rows", tx -> tx.update("INSERT INTO bench_rows (v) VALUES (?)", System.nanoTime())));
+        System.out.printf("%-8d %12.0f %12.0f %8.2fms %8.2fms %8.2fms %8.2fms %7.2fx%n", threads, plain.throughput(),
+            syscall.throughput(), plain.percentileMs(0.5), syscall.percentileMs(0.5), plain.percentileMs(0.99),
+            syscall.percentileMs(0.99), plain.throughput() / syscall.throughput());
+      }
+      System.out.println("ratio = plain transaction throughput / system call throughput (the mechanism's cost on a call doing work)");
     }
   }
 

@@ -15,6 +15,8 @@ import org.dbos.kernel.db.Database;
 import org.dbos.kernel.security.AuditLog;
 import org.dbos.kernel.security.Principal;
 import org.dbos.kernel.security.Principals;
+import org.postgresql.core.BaseConnection;
+import org.postgresql.core.TransactionState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -131,20 +133,31 @@ public final class Kernel implements AutoCloseable {
     return open(p, ttl, "session.open");
   }
 
+  private static final String LOCK_ENABLED_PRINCIPAL = "SELECT disabled FROM principals WHERE id = ? FOR SHARE";
+  private static final String INSERT_SESSION = """
+      INSERT INTO sessions (id, principal_id, is_admin, node_id, expires_at, right_patterns)
+      SELECT ?, id, is_admin, ?, now() + ?::interval, right_patterns(id) FROM principals WHERE id = ?""";
+
   private Session open(Principal p, Duration ttl, String call) {
     UUID sid = UUID.randomUUID();
     Session s = p.session(sid, nodeId, null);
     db.transaction(c -> {
-      try (var ps = c.prepareStatement(
-          "INSERT INTO sessions (id, principal_id, is_admin, node_id, expires_at) "
-              + "SELECT ?, id, is_admin, ?, now() + ?::interval FROM principals WHERE id = ? AND NOT disabled")) {
+      // The share lock waits for a grant, revoke or disable of this principal in flight (they lock
+      // its row for update); the INSERT, a later statement, then copies the grants they committed.
+      try (var ps = c.prepareStatement(LOCK_ENABLED_PRINCIPAL)) {
+        ps.setLong(1, p.id());
+        try (var rs = ps.executeQuery()) {
+          if (!rs.next() || rs.getBoolean(1)) {
+            throw SyscallException.denied("principal '" + p.name() + "' is disabled");
+          }
+        }
+      }
+      try (var ps = c.prepareStatement(INSERT_SESSION)) {
         ps.setObject(1, sid);
         ps.setObject(2, nodeId);
         ps.setString(3, ttl.toSeconds() + " seconds");
         ps.setLong(4, p.id());
-        if (ps.executeUpdate() == 0) {
-          throw SyscallException.denied("principal '" + p.name() + "' is disabled");
-        }
+        ps.executeUpdate();
       }
       AuditLog.append(c, Ids.uuid7(), s, call, "principal:" + p.name(), "ok", null);
       return null;
@@ -225,16 +238,19 @@ public final class Kernel implements AutoCloseable {
       try (Connection c = db.connection()) {
         c.setAutoCommit(false);
         try {
-          if (readOnly) {
-            try (var st = c.createStatement()) {
-              st.execute("SET LOCAL synchronous_commit = off");
-            }
-          }
           tx = new Tx(c, s, id);
           result = body.run(tx);
           commitSent = true;
-          AuditLog.commitChecked(c, id, s, call, object, right);
-          c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
+          List<String> notifications = tx.notificationsAfterCommit();
+          if (!readOnly && notifications.isEmpty() && nothingSent(c)) {
+            // No transaction was begun (the driver begins one with the first statement): the checked
+            // append alone is the call's transaction, one statement instead of BEGIN, it and COMMIT.
+            c.setAutoCommit(true);
+            AuditLog.appendChecked(c, id, s, call, object, right);
+          } else {
+            AuditLog.commitChecked(c, id, s, call, object, right, !readOnly, notifications);
+            c.commit(); // a no-op: the COMMIT went with the audit statement; keeps the driver's state exact
+          }
         } catch (SQLException | RuntimeException e) {
           Database.rollbackQuietly(c);
           throw e;
@@ -291,6 +307,11 @@ public final class Kernel implements AutoCloseable {
     return SyscallException.denied(refused.equals("invalid session")
         ? "session of '" + s.principal() + "' is closed or expired"
         : "'" + s.principal() + "' lacks " + right + " on " + object);
+  }
+
+  /** Whether the body sent nothing: the driver has not begun the transaction yet. */
+  private static boolean nothingSent(Connection c) throws SQLException {
+    return c.unwrap(BaseConnection.class).getTransactionState() == TransactionState.IDLE;
   }
 
   private static void restoreAutoCommit(Connection c) {

@@ -28,6 +28,7 @@ public final class Tx {
   private final Session session;
   private final UUID callId;
   private List<Runnable> afterCommit;
+  private List<String> notifyAfterCommit;
 
   public Tx(Connection connection, Session session, UUID callId) {
     this.connection = connection;
@@ -80,6 +81,26 @@ public final class Tx {
     try (PreparedStatement ps = prepare("SELECT pg_notify(?, ?)", channel, payload)) {
       ps.execute();
     }
+  }
+
+  /**
+   * Sends a NOTIFY just after this system call's COMMIT, in the same round trip, if it committed. A
+   * NOTIFY inside a transaction holds PostgreSQL's notify queue lock across that transaction's WAL
+   * flush, so notifying commits never share a flush; this one is a transaction of its own with
+   * nothing to flush. Lost with the connection if that drops right after the commit: for wake-ups
+   * that have a fallback. Only system calls ({@link Kernel#call}) send these.
+   */
+  public void notifyAfterCommit(String channel, String payload) {
+    if (notifyAfterCommit == null) {
+      notifyAfterCommit = new ArrayList<>(2);
+    }
+    notifyAfterCommit.add(channel);
+    notifyAfterCommit.add(payload);
+  }
+
+  /** Channel and payload, alternating, of the {@link #notifyAfterCommit} calls. */
+  List<String> notificationsAfterCommit() {
+    return notifyAfterCommit == null ? List.of() : notifyAfterCommit;
   }
 
   /** Runs {@code action} after the commit succeeded (never if the call fails): wake-ups, cache updates. */

@@ -85,6 +85,39 @@ class KernelTest {
   }
 
   @Test
+  void grantPrefixIsLiteralNotAPattern() {
+    Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
+    Session dora = newUser("dora");
+    kernel.principals().grant(admin, "dora", Right.WRITE, "scratch:_%\\");
+    kernel.call(dora, "scratch.put", Right.WRITE, "scratch:_%\\1", tx -> null);
+    for (String other : List.of("scratch:a%\\1", "scratch:_a\\1", "scratch:_%a", "scratch:_%")) {
+      var e = assertThrows(SyscallException.class, () -> kernel.call(dora, "scratch.put", Right.WRITE, other, tx -> null));
+      assertEquals(SyscallException.Code.PERMISSION_DENIED, e.code(), other);
+      assertEquals(List.of("scratch.put denied dora"), audit(other));
+    }
+    assertEquals(List.of("scratch.put ok dora"), audit("scratch:_%\\1"));
+  }
+
+  @Test
+  void sessionOpenedDuringAGrantCarriesIt() throws Exception {
+    Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
+    kernel.principals().create(admin, "fern", "user", "pw-fern", null, null, false);
+    // A grant in flight, as Principals.grant makes it: principal locked, grant inserted, not committed.
+    try (var c = kernel.database().connection()) {
+      c.setAutoCommit(false);
+      c.createStatement().execute("SELECT id FROM principals WHERE name = 'fern' FOR NO KEY UPDATE");
+      c.createStatement().execute("INSERT INTO grants (principal_id, right_name, object_prefix) "
+          + "SELECT id, 'WRITE', 'scratch:fern/' FROM principals WHERE name = 'fern'");
+      var login = java.util.concurrent.CompletableFuture.supplyAsync(() -> kernel.login("fern", "pw-fern"));
+      Thread.sleep(300);
+      assertTrue(!login.isDone(), "the session must wait for the grant in flight");
+      c.commit();
+      Session fern = login.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      kernel.call(fern, "scratch.put", Right.WRITE, "scratch:fern/1", tx -> null);
+    }
+  }
+
+  @Test
   void failingBodyRollsBackAndIsAuditedAsError() {
     Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
     assertThrows(SyscallException.class, () -> kernel.call(admin, "scratch.put", Right.WRITE, "scratch:e", tx -> {
@@ -113,6 +146,8 @@ class KernelTest {
     kernel.closeSession(dave);
     var e = assertThrows(SyscallException.class, () -> kernel.call(dave, "scratch.get", Right.READ, "scratch:g", tx -> null));
     assertTrue(e.getMessage().contains("closed or expired"), e.getMessage());
+    var w = assertThrows(SyscallException.class, () -> kernel.call(dave, "scratch.put", Right.WRITE, "scratch:g", tx -> null));
+    assertTrue(w.getMessage().contains("closed or expired"), w.getMessage());
 
     Session dave2 = kernel.login("dave", "pw-dave");
     kernel.principals().setDisabled(admin, "dave", true);

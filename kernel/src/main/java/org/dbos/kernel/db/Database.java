@@ -73,13 +73,19 @@ public final class Database implements AutoCloseable {
     }
   }
 
-  /** Applies the kernel's and the services' migrations; Flyway serializes concurrent nodes with a lock. */
+  /**
+   * Applies the kernel's and the services' migrations; Flyway serializes concurrent nodes with a lock.
+   * Each service numbers its migrations in a range of its own (kernel 1–9, files 10–19, scheduler 20–24,
+   * messages 25–29, kv 30–39), so a service's new migration may come after a higher-numbered one of
+   * another service was applied: out-of-order application is the normal case, not an accident.
+   */
   public MigrateResult migrate() {
     Flyway flyway = Flyway.configure()
         .dataSource(pool)
         .schemas(SCHEMA)
         .createSchemas(true)
         .locations("classpath:db/migration")
+        .outOfOrder(true)
         .load();
     MigrateResult result = flyway.migrate();
     if (result.migrationsExecuted > 0) {

@@ -1,5 +1,6 @@
 package org.dbos.kernel.db;
 
+import java.lang.reflect.Field;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.List;
@@ -10,6 +11,9 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
+import org.postgresql.core.BaseConnection;
+import org.postgresql.core.PGStream;
+import org.postgresql.core.QueryExecutorBase;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -86,12 +90,37 @@ public final class NotificationListener implements AutoCloseable {
     if (c == null || c.isClosed()) {
       c = db.connection();
       c.setAutoCommit(true);
+      skipTrailingPeek(c);
       for (String ch : handlers.keySet()) {
         listen(c, ch);
       }
       connection = c;
     }
     return c;
+  }
+
+  /**
+   * pgjdbc (42.7.x) ends every {@code getNotifications} that received something with a "more
+   * pending?" peek that blocks the socket for 1 ms ({@code PGStream.hasMessagePending}: its "nothing
+   * there" path on a read timeout never arms the check delay it has for exactly this). On the listen
+   * connection that millisecond sits on every wake-up path (a message, new work, a watch event), so it
+   * arms that delay for good: the peek then only looks at bytes already buffered, and a later batch is
+   * read by the next {@code getNotifications}. Returns false, and the listener keeps working 1 ms
+   * slower, if the driver's internals are not what this expects.
+   */
+  static boolean skipTrailingPeek(Connection c) {
+    try {
+      Object executor = c.unwrap(BaseConnection.class).getQueryExecutor();
+      Field stream = QueryExecutorBase.class.getDeclaredField("pgStream");
+      stream.setAccessible(true);
+      Field nextCheck = PGStream.class.getDeclaredField("nextStreamAvailableCheckTime");
+      nextCheck.setAccessible(true);
+      nextCheck.setLong(stream.get(executor), Long.MAX_VALUE);
+      return true;
+    } catch (ReflectiveOperationException | SQLException | RuntimeException e) {
+      log.debug("cannot skip pgjdbc's trailing notification peek (wake-ups take 1 ms longer): {}", e.toString());
+      return false;
+    }
   }
 
   private void dropConnection() {

@@ -34,26 +34,36 @@ public final class Mailboxes {
   public static final String CHANNEL = "dbos_mail";
   private static final String NAME = "[A-Za-z0-9_][A-Za-z0-9_./@-]{0,127}";
 
-  /** Whether principal ? (admin ?) may use right ? on object ? of the mailbox or topic owned by owner_id. */
+  /**
+   * Whether principal ? (admin ?) may use right ? on object ? of the mailbox or topic owned by owner_id,
+   * in session ?: the owner may, else the kernel's rule (the session's grants, see AuditLog).
+   * Parameters: principal id, admin, session id, right, object.
+   */
   private static final String MAY = """
-      (owner_id = ? OR ? OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = ? AND g.right_name = ?
-                                      AND starts_with(?, g.object_prefix)))""";
+      (owner_id = ? OR ? OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = ?::uuid
+                                      AND (?::text || ' ' || ?::text) LIKE ANY (s.right_patterns)))""";
   private static final String ACCESS = "SELECT " + MAY + " FROM mailboxes WHERE name = ?";
   private static final String TOPIC_ACCESS = "SELECT " + MAY + " FROM topics WHERE name = ?";
-  /** The insert, its rights check and the wake-up ({@value #CHANNEL}) in one statement: the hot path of a send. */
+  /**
+   * The insert, its rights check and, if the last parameter is true, the wake-up ({@value #CHANNEL})
+   * in one statement: the hot path of a send.
+   */
   private static final String SEND = "WITH m AS (INSERT INTO messages (mailbox, sender_id, body)"
       + " SELECT name, ?, ? FROM mailboxes WHERE name = ? AND " + MAY + " RETURNING id, mailbox)"
-      + " SELECT id, pg_notify('dbos_mail', mailbox) FROM m";
+      + " SELECT id, CASE WHEN ?::boolean THEN pg_notify('dbos_mail', mailbox) END FROM m";
   private static final String CLAIM_KEY = """
       INSERT INTO message_keys (mailbox, key, message_id) VALUES (?, ?, -1) ON CONFLICT DO NOTHING""";
   private static final String KEYED = "SELECT message_id FROM message_keys WHERE mailbox = ? AND key = ?";
   private static final String SET_KEY = "UPDATE message_keys SET message_id = ? WHERE mailbox = ? AND key = ?";
-  private static final String SEND_MANY = """
-      INSERT INTO messages (mailbox, sender_id, body) SELECT ?, ?, b FROM unnest(?::bytea[]) WITH ORDINALITY AS u(b, n)
-      ORDER BY n RETURNING id""";
+  /** {@link #SEND} without the wake-up for many bodies (a bytea array, sent in binary), inserted in array order. */
+  private static final String SEND_MANY = "INSERT INTO messages (mailbox, sender_id, body)"
+      + " SELECT x.name, ?, u.b FROM (SELECT name FROM mailboxes WHERE name = ? AND " + MAY + ") x"
+      + " CROSS JOIN unnest(?::bytea[]) WITH ORDINALITY AS u(b, n) ORDER BY u.n RETURNING id";
   /**
    * The rights check and the delete in one statement. No row: no such mailbox; a row with ok false:
-   * denied; ok true and a null id: empty; else one row per message taken.
+   * denied; ok true and a null id: empty; else one row per message taken. When the last parameter is
+   * true, an empty receive also turns off the WAL flush wait of its transaction (see {@link #recv(Session,
+   * String, int, Duration)}), in the same round trip.
    */
   private static final String RECV = """
       WITH a AS (SELECT """ + MAY + """
@@ -61,7 +71,8 @@ public final class Mailboxes {
       d AS (DELETE FROM messages WHERE (SELECT ok FROM a) AND id IN (
               SELECT id FROM messages WHERE mailbox = ? ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)
             RETURNING id, mailbox, sender_id, topic, body, sent_at)
-      SELECT a.ok, d.id, d.mailbox, p.name, d.topic, d.body, d.sent_at
+      SELECT a.ok, d.id, d.mailbox, p.name, d.topic, d.body, d.sent_at,
+             CASE WHEN d.id IS NULL AND ?::boolean THEN set_config('synchronous_commit', 'off', true) END
       FROM a LEFT JOIN d ON true LEFT JOIN principals p ON p.id = d.sender_id ORDER BY d.id""";
   private static final String PUBLISH = """
       INSERT INTO messages (mailbox, sender_id, topic, body) SELECT s.mailbox, ?, s.topic, ? FROM subscriptions s
@@ -134,7 +145,7 @@ public final class Mailboxes {
   /** Fails with NOT_FOUND or PERMISSION_DENIED unless the caller holds {@code right} on the mailbox or topic. */
   private static void access(Tx tx, String sql, String name, String right, String kind) throws SQLException {
     Session s = tx.session();
-    Optional<Boolean> ok = tx.queryOne(sql, rs -> rs.getBoolean(1), s.principalId(), s.admin(), s.principalId(), right,
+    Optional<Boolean> ok = tx.queryOne(sql, rs -> rs.getBoolean(1), s.principalId(), s.admin(), s.id(), right,
         kind + ":" + name, name);
     if (ok.isEmpty()) {
       throw SyscallException.notFound("no " + kind + " named '" + name + "'");
@@ -152,7 +163,11 @@ public final class Mailboxes {
    * NOT_FOUND for an unknown mailbox, PERMISSION_DENIED without WRITE.
    */
   public long send(Session s, String mailbox, byte[] body, String idempotencyKey) {
-    return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> send(tx, mailbox, body, idempotencyKey));
+    return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> {
+      long id = send(tx, mailbox, body, idempotencyKey, false);
+      tx.notifyAfterCommit(CHANNEL, mailbox);
+      return id;
+    });
   }
 
   /**
@@ -160,6 +175,10 @@ public final class Mailboxes {
    * message exists iff that transaction commits, and the receiver is woken then.
    */
   public long send(Tx tx, String mailbox, byte[] body, String idempotencyKey) throws SQLException {
+    return send(tx, mailbox, body, idempotencyKey, true);
+  }
+
+  private long send(Tx tx, String mailbox, byte[] body, String idempotencyKey, boolean wake) throws SQLException {
     Session s = tx.session();
     if (idempotencyKey != null) {
       access(tx, ACCESS, mailbox, "WRITE", "mailbox");
@@ -168,7 +187,7 @@ public final class Mailboxes {
       }
     }
     Optional<Long> id = tx.queryOne(SEND, rs -> rs.getLong(1), s.principalId(), body, mailbox, s.principalId(),
-        s.admin(), s.principalId(), "WRITE", "mailbox:" + mailbox);
+        s.admin(), s.id(), "WRITE", "mailbox:" + mailbox, wake);
     if (id.isEmpty()) {
       access(tx, ACCESS, mailbox, "WRITE", "mailbox");
       throw new IllegalStateException("send refused without a reason");
@@ -182,10 +201,16 @@ public final class Mailboxes {
   /** Sends several messages in one transaction, in list order; returns their ids. */
   public List<Long> sendBatch(Session s, String mailbox, List<byte[]> bodies) {
     return kernel.callChecked(s, "mailbox.send", "mailbox:" + mailbox, false, tx -> {
-      access(tx, ACCESS, mailbox, "WRITE", "mailbox");
-      var ids = tx.query(SEND_MANY, rs -> rs.getLong(1), mailbox, s.principalId(),
-          tx.connection().createArrayOf("bytea", bodies.toArray(byte[][]::new)));
-      tx.notify(CHANNEL, mailbox);
+      List<Long> ids = tx.query(SEND_MANY, rs -> rs.getLong(1), s.principalId(), mailbox, s.principalId(), s.admin(),
+          s.id(), "WRITE", "mailbox:" + mailbox, tx.connection().createArrayOf("bytea", bodies.toArray(byte[][]::new)));
+      if (ids.size() < bodies.size()) {
+        access(tx, ACCESS, mailbox, "WRITE", "mailbox");
+        throw new IllegalStateException("send refused without a reason");
+      }
+      if (bodies.isEmpty()) {
+        access(tx, ACCESS, mailbox, "WRITE", "mailbox");
+      }
+      tx.notifyAfterCommit(CHANNEL, mailbox);
       return ids;
     });
   }
@@ -196,7 +221,7 @@ public final class Mailboxes {
       access(tx, TOPIC_ACCESS, topic, "WRITE", "topic");
       List<String> boxes = tx.query(PUBLISH, rs -> rs.getString(1), s.principalId(), body, topic);
       for (String b : new java.util.TreeSet<>(boxes)) {
-        tx.notify(CHANNEL, b);
+        tx.notifyAfterCommit(CHANNEL, b);
       }
       return boxes.size();
     });
@@ -209,24 +234,28 @@ public final class Mailboxes {
    * are gone iff it commits. Returns at once, possibly empty.
    */
   public List<Message> recv(Tx tx, String mailbox, int max) throws SQLException {
+    return take(tx, mailbox, max, false);
+  }
+
+  /**
+   * {@link #recv(Tx, String, int)}; with {@code asyncIfEmpty}, a receive that took nothing lets its
+   * transaction commit without waiting for the WAL flush. Only for a transaction that does nothing
+   * else: it changed nothing but its audit record.
+   */
+  private List<Message> take(Tx tx, String mailbox, int max, boolean asyncIfEmpty) throws SQLException {
     if (max < 1) {
       throw SyscallException.invalid("max must be at least 1");
     }
     Session s = tx.session();
     var rows = tx.query(RECV, rs -> rs.getBoolean(1) ? (rs.getObject(2) == null ? EMPTY : map(rs)) : null,
-        s.principalId(), s.admin(), s.principalId(), "READ", "mailbox:" + mailbox, mailbox, mailbox, max);
+        s.principalId(), s.admin(), s.id(), "READ", "mailbox:" + mailbox, mailbox, mailbox, max, asyncIfEmpty);
     if (rows.isEmpty()) {
       throw SyscallException.notFound("no mailbox named '" + mailbox + "'");
     }
     if (rows.getFirst() == null) {
       throw SyscallException.denied("'" + s.principal() + "' lacks READ on mailbox:" + mailbox);
     }
-    if (rows.getFirst() == EMPTY) {
-      // nothing taken: only the audit record would be lost in a crash, so skip the WAL flush
-      tx.update("SET LOCAL synchronous_commit = off");
-      return List.of();
-    }
-    return rows;
+    return rows.getFirst() == EMPTY ? List.of() : rows;
   }
 
   private static final Message EMPTY = new Message(0, null, null, null, null, null);
@@ -240,7 +269,7 @@ public final class Mailboxes {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       var waiter = waiters.computeIfAbsent(mailbox, k -> new CompletableFuture<>());
-      List<Message> got = kernel.callChecked(s, "mailbox.recv", "mailbox:" + mailbox, false, tx -> recv(tx, mailbox, max));
+      List<Message> got = kernel.callChecked(s, "mailbox.recv", "mailbox:" + mailbox, false, tx -> take(tx, mailbox, max, true));
       long left = deadline - System.nanoTime();
       if (!got.isEmpty() || left <= 0) {
         return got;

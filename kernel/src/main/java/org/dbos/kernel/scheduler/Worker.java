@@ -119,10 +119,12 @@ public final class Worker implements AutoCloseable {
   /**
    * The claim: candidates ranked by policy, cut where the running sum of CPUs or memory would exceed
    * what this node has free, then locked with SKIP LOCKED (so concurrent claimers take disjoint rows
-   * without waiting) and marked running under a new lease.
+   * without waiting) and marked running under a new lease. It commits without waiting for the WAL
+   * flush ({@code async}; see {@link #claim(String, int)}), also when it is a transaction of its own.
    */
   private static final String CLAIM = """
-      WITH cand AS (SELECT t.id, t.cpus, t.memory_mb, %s AS rank FROM (%s) t),
+      WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
+      cand AS (SELECT t.id, t.cpus, t.memory_mb, %s AS rank FROM (%s) t),
       fit AS (SELECT id, rank FROM (SELECT id, rank, sum(cpus) OVER w AS c, sum(memory_mb) OVER w AS m FROM cand
                                     WINDOW w AS (ORDER BY rank ROWS UNBOUNDED PRECEDING)) x
               WHERE c <= ? AND m <= ?),
@@ -131,7 +133,7 @@ public final class Worker implements AutoCloseable {
       UPDATE tasks t SET state = 'running', node_id = ?, attempts = t.attempts + 1, started_at = clock_timestamp(),
              finished_at = NULL, cancel_requested = false,
              deadline_at = clock_timestamp() + t.timeout_ms * interval '1 millisecond'
-      FROM pick WHERE t.id = pick.id
+      FROM pick, async WHERE t.id = pick.id
       RETURNING t.id, t.kind, t.name, t.args::text, t.attempts, t.max_attempts, t.cpus, t.memory_mb, t.timeout_ms,
                 t.queue, t.deadline_at, (SELECT p.uid FROM principals p WHERE p.id = t.owner_id),
                 (SELECT p.gid FROM principals p WHERE p.id = t.owner_id)""";
@@ -403,9 +405,12 @@ public final class Worker implements AutoCloseable {
     final QueueSpec queue = q;
     int freeCpus = cpus - usedCpus.get();
     long freeMem = memoryMb - usedMemory.get();
-    List<Run> runs = db.transaction(c -> {
-      // A claim is a reservation, not a fact: if a database crash loses it, the task is simply queued
-      // again, and the lost lease fences every write of the run that used it. So it skips the WAL flush.
+    // A claim is a reservation, not a fact: if a database crash loses it, the task is simply queued
+    // again, and the lost lease fences every write of the run that used it. So it skips the WAL flush.
+    // A queue without limits, load balancing or fair share claims in one statement: one round trip.
+    boolean plain = queue.concurrency() == null && queue.nodeConcurrency() == null && queue.rateLimit() == null
+        && !queue.policy().equals("least_loaded") && !queue.fairShare();
+    List<Run> runs = plain ? claimAlone(queue, limit, freeCpus, freeMem) : db.transaction(c -> {
       try (var st = c.createStatement()) {
         st.execute("SET LOCAL synchronous_commit = off");
       }
@@ -445,6 +450,15 @@ public final class Worker implements AutoCloseable {
       }
     }
     return runs.size();
+  }
+
+  /** The claim as its own autocommit statement. */
+  private List<Run> claimAlone(QueueSpec queue, int n, int freeCpus, long freeMem) {
+    try (Connection c = db.connection()) {
+      return claim(c, queue, n, freeCpus, freeMem);
+    } catch (SQLException e) {
+      throw Database.translate(e);
+    }
   }
 
   /** How many more tasks the queue's limits allow now; locks the queue row so concurrent claimers count in turn. */

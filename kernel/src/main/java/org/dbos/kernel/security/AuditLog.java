@@ -25,70 +25,66 @@ public final class AuditLog {
   public static final String DENIED_STATE = "DBOSD";
 
   /**
-   * The verdict of the session and right checks, as 'ok' or the reason for refusing: a right is held
-   * directly or through a role the principal was granted.
+   * The session and right check, as a scalar subquery over the one session row: 'ok', or what the
+   * ELSE branch ({@code %s}) makes of the refusal; NULL when the session is not open and unexpired
+   * (disabling a principal closes its sessions, so an open session is an enabled principal's). The
+   * session carries its principal's grants as LIKE patterns (see V2__session_rights.sql). Parameters:
+   * wanted, wanted, refusal, session id, principal id (see {@link #bindCheck}).
    */
-  private static final String VERDICT = """
-      CASE WHEN sp.is_admin IS NULL THEN 'invalid session'
-           WHEN v.right_name IS NULL OR sp.is_admin
-             OR EXISTS (SELECT 1 FROM grants g WHERE g.principal_id = v.principal_id
-                          AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix))
-             OR EXISTS (SELECT 1 FROM principal_roles r JOIN grants g ON g.principal_id = r.role_id
-                        WHERE r.principal_id = v.principal_id
-                          AND g.right_name = v.right_name AND starts_with(v.object, g.object_prefix))
-           THEN 'ok'
-           ELSE 'missing right ' || v.right_name END""";
+  private static final String CHECK = """
+      (SELECT CASE WHEN s.is_admin OR ?::text IS NULL OR ?::text LIKE ANY (s.right_patterns) THEN 'ok'
+                   ELSE %s END
+       FROM sessions s
+       WHERE s.id = ?::uuid AND s.principal_id = ?::bigint AND s.closed_at IS NULL AND s.expires_at > now())""";
 
-  /**
-   * The call's session if that is open and unexpired (disabling a principal closes its sessions, so an
-   * open session is an enabled principal's).
-   */
-  private static final String SESSION = """
-      LEFT JOIN LATERAL (
-             SELECT s.is_admin FROM sessions s
-             WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
-               AND s.expires_at > now()) AS sp ON true""";
+  private static final String VERDICT = "COALESCE(" + CHECK.formatted("?::text") + ", 'invalid session')";
 
-  /** One call's values, with its session. */
-  private static final String VALUES = """
-      FROM (VALUES (?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text, ?::text))
-             AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name)
-      """ + SESSION;
-
-  /** Many calls' values (one array per column, bound by {@link #bindCalls}), in order, with their sessions. */
-  private static final String CALLS = """
-      FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[])
-             WITH ORDINALITY AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name, n)
-      """ + SESSION;
+  private static final String RECORD = "?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text";
 
   /**
    * Appends the 'ok' record of a call that did its work, and commits, in one round trip; a refused
    * check raises {@link #DENIED_STATE} instead, which aborts the transaction and skips the COMMIT.
    */
-  private static final String COMMIT_CHECKED = """
+  private static final String APPEND_CHECKED = """
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome)
-      SELECT id, principal_id, session_id, node_id, task_id, call, object,
-             CASE WHEN verdict = 'ok' THEN 'ok' ELSE deny(verdict) END
-      FROM (SELECT v.*, %s AS verdict %s) AS checked;
-      COMMIT""".formatted(VERDICT, VALUES);
+      VALUES (%s, COALESCE(%s, deny('invalid session')))""".formatted(RECORD, CHECK.formatted("deny(?::text)"));
+
+  private static final String COMMIT_CHECKED = APPEND_CHECKED + ";\nCOMMIT";
+
+  /** The same, committing without waiting for the WAL flush. */
+  private static final String COMMIT_CHECKED_ASYNC = APPEND_CHECKED + ";\nSET LOCAL synchronous_commit = off;\nCOMMIT";
 
   /**
    * Records a failed call after its rollback: 'denied' if the checks refuse it, else the outcome the
    * body's failure implies ('denied' for a service's own refusal, 'error' otherwise).
    */
   private static final String RECORD_FAILURE = """
-      WITH checked AS (SELECT v.*, %s AS verdict %s),
+      WITH checked AS (SELECT %s AS verdict),
            recorded AS (
              INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-             SELECT id, principal_id, session_id, node_id, task_id, call, object,
+             SELECT %s,
                     CASE WHEN verdict = 'ok' THEN ?::text ELSE 'denied' END,
                     CASE WHEN verdict = 'ok' THEN ?::text ELSE verdict END
              FROM checked
              ON CONFLICT (id) DO NOTHING)
-      SELECT verdict FROM checked""".formatted(VERDICT, VALUES);
+      SELECT verdict FROM checked""".formatted(VERDICT, RECORD);
+
+  /** Many calls (one array per column, bound by {@link #bindCalls}), in order. */
+  private static final String CALLS = """
+      FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[])
+             WITH ORDINALITY AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name, n)""";
+
+  /** {@link #CHECK}'s rule for each row of {@link #CALLS}: 'ok', 'missing right …' or 'invalid session'. */
+  private static final String VERDICTS = """
+      COALESCE((SELECT CASE WHEN s.is_admin OR v.right_name IS NULL
+                              OR v.right_name || ' ' || v.object LIKE ANY (s.right_patterns) THEN 'ok'
+                            ELSE 'missing right ' || v.right_name END
+                FROM sessions s
+                WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
+                  AND s.expires_at > now()), 'invalid session')""";
 
   /** The verdicts of many calls, in order, without appending (see {@link #checkAll}). */
-  private static final String CHECK_ALL = "SELECT %s AS verdict %s ORDER BY v.n".formatted(VERDICT, CALLS);
+  private static final String CHECK_ALL = "SELECT " + VERDICTS + "\n" + CALLS + "\nORDER BY v.n";
 
   /**
    * For a service that runs a batch of calls in one statement of its own: a data-modifying CTE body
@@ -99,7 +95,7 @@ public final class AuditLog {
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome)
       SELECT id, principal_id, session_id, node_id, task_id, call, object,
              CASE WHEN verdict = 'ok' THEN 'ok' ELSE deny(verdict) END
-      FROM (SELECT v.*, %s AS verdict %s) AS checked""".formatted(VERDICT, CALLS);
+      FROM (SELECT v.*, %s AS verdict %s) AS checked""".formatted(VERDICTS, CALLS);
 
   /**
    * For a service that checked a batch with {@link #checkAll}: a data-modifying CTE body that appends
@@ -108,9 +104,8 @@ public final class AuditLog {
   public static final String APPEND_ALL = """
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
       SELECT v.id, v.principal_id, v.session_id, v.node_id, v.task_id, v.call, v.object, o.outcome, o.detail
-      FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[])
-             WITH ORDINALITY AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name, n)
-      JOIN unnest(?::text[], ?::text[]) WITH ORDINALITY AS o(outcome, detail, n) ON o.n = v.n""";
+      %s
+      JOIN unnest(?::text[], ?::text[]) WITH ORDINALITY AS o(outcome, detail, n) ON o.n = v.n""".formatted(CALLS);
 
   /** One call of a batch that a service checks and audits in its own transaction. */
   public record Call(UUID id, Session session, String call, String object, Right right) {}
@@ -127,13 +122,34 @@ public final class AuditLog {
   /**
    * Checks {@code s} (open, unexpired, principal enabled) and, if {@code right} is non-null, that its
    * principal is an admin or holds {@code right} on a prefix of {@code object}; then appends the
-   * 'ok' record and COMMITs the connection's transaction. Throws an SQLException with state
-   * {@link #DENIED_STATE} (transaction aborted, nothing committed) if a check fails.
+   * 'ok' record and COMMITs the connection's transaction, waiting for the WAL flush if {@code durable}
+   * (else a crash may lose the last fraction of a second of such commits: for calls that change
+   * nothing but the audit log); then, in the same round trip, sends the NOTIFYs in {@code
+   * notifications} (channel and payload, alternating), each outside the committed transaction.
+   * Throws an SQLException with state {@link #DENIED_STATE} (transaction aborted, nothing committed
+   * or notified) if a check fails.
    */
-  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right)
+  public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right,
+                                   boolean durable, List<String> notifications) throws SQLException {
+    String commit = durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC;
+    String sql = notifications.isEmpty() ? commit : commit + ";\nSELECT pg_notify(?, ?)".repeat(notifications.size() / 2);
+    try (PreparedStatement ps = c.prepareStatement(sql)) {
+      int next = bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
+      for (int i = 0; i < notifications.size(); i++) {
+        ps.setString(next + i, notifications.get(i));
+      }
+      ps.execute();
+    }
+  }
+
+  /**
+   * Like {@link #commitChecked} for a call whose body sent nothing to the database: on a connection in
+   * autocommit mode the checked append is the whole transaction, and one statement.
+   */
+  public static void appendChecked(Connection c, UUID id, Session s, String call, String object, Right right)
       throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(COMMIT_CHECKED)) {
-      bindCall(ps, 1, id, s, call, object, right);
+    try (PreparedStatement ps = c.prepareStatement(APPEND_CHECKED)) {
+      bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
       ps.execute();
     }
   }
@@ -146,9 +162,9 @@ public final class AuditLog {
   public static String recordFailure(Connection c, UUID id, Session s, String call, String object, Right right,
                                      String outcome, String detail) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(RECORD_FAILURE)) {
-      bindCall(ps, 1, id, s, call, object, right);
-      ps.setString(9, outcome);
-      ps.setString(10, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
+      int next = bindRecord(ps, bindCheck(ps, 1, s, object, right), id, s, call, object);
+      ps.setString(next, outcome);
+      ps.setString(next + 1, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
       try (ResultSet rs = ps.executeQuery()) {
         rs.next();
         String verdict = rs.getString(1);
@@ -157,8 +173,9 @@ public final class AuditLog {
     }
   }
 
-  private static void bindCall(PreparedStatement ps, int from, UUID id, Session s, String call, String object,
-                               Right right) throws SQLException {
+  /** Binds the record's columns id … object from {@code from}; returns the next parameter index. */
+  private static int bindRecord(PreparedStatement ps, int from, UUID id, Session s, String call, String object)
+      throws SQLException {
     ps.setObject(from, id);
     ps.setLong(from + 1, s.principalId());
     ps.setObject(from + 2, s.id());
@@ -166,7 +183,19 @@ public final class AuditLog {
     ps.setString(from + 4, s.taskId());
     ps.setString(from + 5, call);
     ps.setString(from + 6, object);
-    ps.setString(from + 7, right == null ? null : right.name());
+    return from + 7;
+  }
+
+  /** Binds {@link #CHECK}'s parameters from {@code from}; returns the next parameter index. */
+  private static int bindCheck(PreparedStatement ps, int from, Session s, String object, Right right)
+      throws SQLException {
+    String wanted = right == null ? null : right.name() + ' ' + object;
+    ps.setString(from, wanted);
+    ps.setString(from + 1, wanted);
+    ps.setString(from + 2, right == null ? null : "missing right " + right.name());
+    ps.setObject(from + 3, s.id());
+    ps.setLong(from + 4, s.principalId());
+    return from + 5;
   }
 
   /**

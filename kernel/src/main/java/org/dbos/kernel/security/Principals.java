@@ -9,6 +9,7 @@ import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.Tx;
 
 /** Principals and their grants. Changing them is an admin's system call like any other. */
 public final class Principals {
@@ -21,27 +22,33 @@ public final class Principals {
       INSERT INTO principals (name, kind, uid, gid, is_admin, secret_hash)
       VALUES (?, ?, COALESCE(?, nextval('principal_uid')), COALESCE(?, ?, currval('principal_uid')), ?, ?)
       RETURNING""" + " " + COLUMNS;
+  /** Locks a principal against sessions opening meanwhile (they take a share lock on it). */
+  private static final String LOCK_PRINCIPAL = "SELECT id FROM principals WHERE name = ? FOR NO KEY UPDATE";
   private static final String GRANT = """
-      INSERT INTO grants (principal_id, right_name, object_prefix)
-      SELECT id, ?, ? FROM principals WHERE name = ? ON CONFLICT DO NOTHING""";
-  private static final String REVOKE = """
-      DELETE FROM grants g USING principals p
-      WHERE g.principal_id = p.id AND p.name = ? AND g.right_name = ? AND g.object_prefix = ?""";
-
+      INSERT INTO grants (principal_id, right_name, object_prefix) VALUES (?, ?, ?) ON CONFLICT DO NOTHING""";
+  private static final String REVOKE = "DELETE FROM grants WHERE principal_id = ? AND right_name = ? AND object_prefix = ?";
+  /** Rewrites the rights an open session carries (the system-call check reads them there). */
+  /** Rewrites the rights the open sessions of a principal, and of the holders of it as a role, carry. */
+  private static final String REFRESH_SESSIONS = """
+      UPDATE sessions SET right_patterns = right_patterns(principal_id)
+      WHERE closed_at IS NULL
+        AND (principal_id = ? OR principal_id IN (SELECT principal_id FROM principal_roles WHERE role_id = ?))""";
   private static final String GRANT_ROLE = """
       INSERT INTO principal_roles (principal_id, role_id)
       SELECT p.id, r.id FROM principals p, principals r WHERE p.name = ? AND r.name = ? AND r.kind = 'role'
-      ON CONFLICT DO NOTHING RETURNING role_id""";
+      ON CONFLICT DO NOTHING RETURNING principal_id""";
   private static final String REVOKE_ROLE = """
       DELETE FROM principal_roles WHERE principal_id = (SELECT id FROM principals WHERE name = ?)
-        AND role_id = (SELECT id FROM principals WHERE name = ? AND kind = 'role')""";
+        AND role_id = (SELECT id FROM principals WHERE name = ? AND kind = 'role') RETURNING principal_id""";
+  private static final String DROP_MEMBERS = "DELETE FROM principal_roles WHERE role_id = ? RETURNING principal_id";
   private static final String ROLES = """
       SELECT r.name FROM principal_roles pr JOIN principals p ON p.id = pr.principal_id
       JOIN principals r ON r.id = pr.role_id WHERE p.name = ? ORDER BY r.name""";
   private static final String GRANTS = """
       SELECT g.right_name, g.object_prefix FROM grants g JOIN principals p ON p.id = g.principal_id
       WHERE p.name = ? ORDER BY g.object_prefix, g.right_name""";
-  private static final String DELETE_ROLE = "DELETE FROM principals WHERE name = ? AND kind = 'role'";
+  private static final String ROLE_ID = "SELECT id FROM principals WHERE name = ? AND kind = 'role' FOR UPDATE";
+  private static final String DELETE_ROLE = "DELETE FROM principals WHERE id = ?";
 
   private static final String CLOSE_SESSIONS = """
       UPDATE sessions SET closed_at = now()
@@ -73,16 +80,28 @@ public final class Principals {
   /** Grants {@code right} on every object whose name starts with {@code prefix} (admin only). */
   public void grant(Session s, String name, Right right, String prefix) {
     kernel.call(s, "principal.grant", Right.ADMIN, "principal:" + name, tx -> {
-      if (tx.update(GRANT, right.name(), prefix, name) == 0 && lookup(tx.connection(), name).isEmpty()) {
-        throw SyscallException.notFound("no principal named '" + name + "'");
+      long id = lockPrincipal(tx, name);
+      if (tx.update(GRANT, id, right.name(), prefix) > 0) {
+        tx.update(REFRESH_SESSIONS, id, id);
       }
       return null;
     });
   }
 
+  /** Revokes a grant made by {@link #grant}; open sessions lose it at once. Revoking twice is harmless. */
   public void revoke(Session s, String name, Right right, String prefix) {
-    kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name,
-        tx -> tx.update(REVOKE, name, right.name(), prefix));
+    kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name, tx -> {
+      long id = lockPrincipal(tx, name);
+      if (tx.update(REVOKE, id, right.name(), prefix) > 0) {
+        tx.update(REFRESH_SESSIONS, id, id);
+      }
+      return null;
+    });
+  }
+
+  private static long lockPrincipal(Tx tx, String name) throws SQLException {
+    return tx.queryOne(LOCK_PRINCIPAL, rs -> rs.getLong(1), name)
+        .orElseThrow(() -> SyscallException.notFound("no principal named '" + name + "'"));
   }
 
   /**
@@ -91,11 +110,13 @@ public final class Principals {
    */
   public void grantRole(Session s, String name, String role) {
     kernel.call(s, "principal.grant-role", Right.ADMIN, "principal:" + name, tx -> {
-      if (tx.queryOne(GRANT_ROLE, rs -> rs.getLong(1), name, role).isEmpty()) {
+      lockPrincipal(tx, name);
+      var member = tx.queryOne(GRANT_ROLE, rs -> rs.getLong(1), name, role);
+      if (member.isPresent()) {
+        tx.update(REFRESH_SESSIONS, member.get(), member.get());
+      } else {
         Optional<Principal> r = lookup(tx.connection(), role);
-        if (lookup(tx.connection(), name).isEmpty()) {
-          throw SyscallException.notFound("no principal named '" + name + "'");
-        } else if (r.isEmpty() || !r.get().kind().equals("role")) {
+        if (r.isEmpty() || !r.get().kind().equals("role")) {
           throw SyscallException.notFound("no role named '" + role + "'");
         }
       }
@@ -105,8 +126,13 @@ public final class Principals {
 
   /** Takes role {@code role} from principal {@code name} (admin only); whether it had it. */
   public boolean revokeRole(Session s, String name, String role) {
-    return kernel.call(s, "principal.revoke-role", Right.ADMIN, "principal:" + name,
-        tx -> tx.update(REVOKE_ROLE, name, role) > 0);
+    return kernel.call(s, "principal.revoke-role", Right.ADMIN, "principal:" + name, tx -> {
+      var member = tx.queryOne(REVOKE_ROLE, rs -> rs.getLong(1), name, role);
+      if (member.isPresent()) {
+        tx.update(REFRESH_SESSIONS, member.get(), member.get());
+      }
+      return member.isPresent();
+    });
   }
 
   /** The roles granted to {@code name}, by name. */
@@ -129,9 +155,20 @@ public final class Principals {
    * Unlike other principals a role leaves no trace to keep (it never acts). Whether it existed.
    */
   public boolean deleteRole(Session s, String name) {
-    return kernel.call(s, "principal.delete-role", Right.ADMIN, "principal:" + name,
-        tx -> tx.update(DELETE_ROLE, name) > 0);
+    return kernel.call(s, "principal.delete-role", Right.ADMIN, "principal:" + name, tx -> {
+      var id = tx.queryOne(ROLE_ID, rs -> rs.getLong(1), name);
+      if (id.isEmpty()) {
+        return false;
+      }
+      List<Long> members = tx.query(DROP_MEMBERS, rs -> rs.getLong(1), id.get());
+      tx.update(DELETE_ROLE, id.get());
+      for (long m : members) {
+        tx.update(REFRESH_SESSIONS, m, m);
+      }
+      return true;
+    });
   }
+
 
   /** Sets a principal's password: an admin for anyone, a principal for itself. */
   public void setSecret(Session s, String name, String secret) {
