@@ -22,6 +22,12 @@ public final class Kv {
   public static final String ERR_LEASE_NOT_FOUND = "requested lease not found";
   public static final String ERR_LEASE_EXISTS = "lease already exists";
   public static final String ERR_LEASE_TTL_TOO_LARGE = "too large lease TTL";
+  public static final String ERR_ROLE_EMPTY = "role name is empty";
+  public static final String ERR_ROLE_EXISTS = "role name already exists";
+  public static final String ERR_ROLE_NOT_FOUND = "role name not found";
+  public static final String ERR_USER_NOT_FOUND = "user name not found";
+  public static final String ERR_ROLE_NOT_GRANTED = "role is not granted to the user";
+  public static final String ERR_PERMISSION_NOT_GRANTED = "permission is not granted to the role";
 
   /** A key's state at one revision. version 0 marks a tombstone (the key was deleted at mod_revision). */
   public record KeyValue(byte[] key, long createRevision, long modRevision, long version, long lease, byte[] value) {

@@ -49,14 +49,10 @@ public final class KvStore implements AutoCloseable {
   public static final long MIN_LEASE_TTL = 2;
   public static final long MAX_LEASE_TTL = 9_000_000_000L;
   private static final int MAX_BATCH = 512;
+  /** SQLSTATE of kv_clock_moved() (V32). */
+  private static final String CLOCK_MOVED = "DBOSK";
 
-  /** Locks the clock and reads the first caller's rights in the same round trip. */
-  private static final String LOCK_CLOCK = """
-      SELECT c.revision, c.compacted, r.* FROM kv_revision c LEFT JOIN LATERAL (
-        SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled AS valid, p.is_admin,
-               ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id) AS grants
-        FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?) r ON true
-      FOR UPDATE OF c""";
+  private static final String LOCK_CLOCK = "SELECT revision, compacted FROM kv_revision FOR UPDATE";
   private static final String PUT = """
       WITH prev AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value) VALUES (?, ?, ?, 1, ?, ?)
@@ -119,6 +115,10 @@ public final class KvStore implements AutoCloseable {
   private final io.micrometer.core.instrument.DistributionSummary batchSize;
   private final io.micrometer.core.instrument.Timer batchTime;
   private volatile boolean closed;
+  /** The clock as this writer last left or read it; −1 when unknown (then the next batch reads it under its lock). */
+  private long knownRevision = -1;
+  /** Batches left to run under the lock after another node moved the clock under {@link #writePuts}. */
+  private int slowBatches;
 
   private KvStore(Kernel kernel, java.time.Duration sweepEvery) {
     this.kernel = kernel;
@@ -366,17 +366,7 @@ public final class KvStore implements AutoCloseable {
         break;
       }
       queue.drainTo(batch, MAX_BATCH - 1);
-      long t0 = System.nanoTime();
-      try {
-        runBatch(batch, true);
-        batchSize.record(batch.size());
-        batchTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
-      } catch (RuntimeException e) {
-        log.error("key-value writer failed", e);
-        for (Pending p : batch) {
-          p.result.completeExceptionally(e);
-        }
-      }
+      run(batch);
       batch.clear();
     }
     for (Pending p; (p = queue.poll()) != null; ) {
@@ -384,11 +374,31 @@ public final class KvStore implements AutoCloseable {
     }
   }
 
+  private void run(List<Pending> batch) {
+    long t0 = System.nanoTime();
+    try {
+      runBatch(batch, true);
+      batchSize.record(batch.size());
+      batchTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+    } catch (RuntimeException e) {
+      log.error("key-value writer failed", e);
+      for (Pending p : batch) {
+        p.result.completeExceptionally(e);
+      }
+    }
+  }
+
   /**
-   * Runs a batch in one transaction. A database error that is not a request's own fault fails the
-   * whole transaction; then each request is re-run alone, so one bad request cannot sink the rest.
+   * Runs a batch in one transaction. A batch of plain Puts on distinct keys, when this writer knows the
+   * clock, is one statement sent with its COMMIT ({@link #writePuts}); any other batch locks the clock,
+   * checks every caller in one query, applies the requests in order and sends the last writes, the
+   * audit rows and the clock with its COMMIT. A database error that is not a request's own fault fails
+   * the whole transaction; then each request is re-run alone, so one bad request cannot sink the rest.
    */
   private void runBatch(List<Pending> batch, boolean mayRetryAlone) {
+    if (knownRevision > 0 && slowBatches == 0 && PutRun.acceptsAll(batch) && writePuts(batch)) {
+      return;
+    }
     for (int attempt = 1; ; attempt++) {
       Object[] results = new Object[batch.size()];
       boolean commitSent = false;
@@ -397,33 +407,20 @@ public final class KvStore implements AutoCloseable {
         c.setAutoCommit(false);
         try {
           Clock clock = new Clock();
-          var rights = new java.util.HashMap<java.util.UUID, Rights>();
-          Session first = batch.getFirst().session;
-          try (PreparedStatement ps = c.prepareStatement(LOCK_CLOCK)) {
-            ps.setObject(1, first.id());
-            ps.setLong(2, first.principalId());
-            try (ResultSet rs = ps.executeQuery()) {
-              rs.next();
-              clock.revision = rs.getLong(1);
-              clock.compacted = rs.getLong(2);
-              var g = rs.getArray(5);
-              rights.put(first.id(), g == null ? new Rights(false, false, List.of())
-                  : new Rights(rs.getBoolean(3), rs.getBoolean(4), List.of((String[]) g.getArray())));
-            }
+          try (PreparedStatement ps = c.prepareStatement(LOCK_CLOCK); ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            clock.revision = rs.getLong(1);
+            clock.compacted = rs.getLong(2);
           }
           long start = clock.revision;
           long startCompacted = clock.compacted;
+          AuditLog.Verdict[] verdicts = AuditLog.checkAll(c, calls(batch));
           var run = new PutRun();
           String[] outcomes = new String[batch.size()];
           for (int i = 0; i < batch.size(); i++) {
             Pending p = batch.get(i);
-            Rights r = rights.get(p.session.id());
-            if (r == null) {
-              r = Rights.load(c, p.session);
-              rights.put(p.session.id(), r);
-            }
-            if (!r.valid || !r.allows(p.right, p.object)) {
-              results[i] = SyscallException.denied(!r.valid
+            if (verdicts[i] != AuditLog.Verdict.ALLOWED) {
+              results[i] = SyscallException.denied(verdicts[i] == AuditLog.Verdict.INVALID_SESSION
                   ? "session of '" + p.session.principal() + "' is closed or expired"
                   : "'" + p.session.principal() + "' lacks " + p.right + " on " + p.object);
               outcomes[i] = "denied";
@@ -442,15 +439,18 @@ public final class KvStore implements AutoCloseable {
               outcomes[i] = "error";
             }
           }
-          // the last run of Puts, the audit rows and the clock write-back: one statement
+          commitSent = true;
+          // the last run of Puts, the audit rows and the clock write-back: one statement, sent with the COMMIT
           run.finish(c, results, batch, outcomes, clock, clock.revision != start || clock.compacted != startCompacted,
               clock.revision != start);
+          c.commit(); // a no-op: the COMMIT went with the statement; keeps the driver's state exact
           if (clock.revision != start) {
             committedRevision = clock.revision;
           }
-          commitSent = true;
-          c.commit();
+          knownRevision = clock.revision;
+          slowBatches = Math.max(0, slowBatches - 1);
         } catch (SQLException | RuntimeException e) {
+          knownRevision = -1;
           Database.rollbackQuietly(c);
           throw e;
         } finally {
@@ -483,70 +483,93 @@ public final class KvStore implements AutoCloseable {
         }
       }
       if (committedRevision > 0) {
-        watches.wake();
+        watches.committed(committedRevision);
       }
-      for (int i = 0; i < batch.size(); i++) {
-        if (results[i] instanceof SyscallException se) {
-          batch.get(i).result.completeExceptionally(se);
-        } else {
-          batch.get(i).result.complete(results[i]);
-        }
-      }
+      answer(batch, results);
       return;
     }
   }
 
-  private static final String RIGHTS = """
-      SELECT s.closed_at IS NULL AND s.expires_at > now() AND NOT p.disabled, p.is_admin,
-             ARRAY(SELECT g.right_name || ':' || g.object_prefix FROM grants g WHERE g.principal_id = p.id)
-      FROM sessions s JOIN principals p ON p.id = s.principal_id WHERE s.id = ? AND s.principal_id = ?""";
-  /** The end of every batch: the audit rows (one per request) and the clock, after {@link #PUT_MANY}'s CTEs. */
-  private static final String FINISH = """
-      a AS (INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-            SELECT * FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[],
-                                 ?::text[], ?::text[])),
-      c AS (UPDATE kv_revision SET revision = ?, compacted = ? WHERE ?
-            RETURNING CASE WHEN ? THEN pg_notify('dbos_kv', revision::text) END)
-      """;
-
-  /**
-   * A session's standing, read once per batch inside the batch's transaction: the same check
-   * AuditLog.checkAndAppend makes (open, unexpired, enabled; admin or a grant on a prefix of the
-   * object), so a batch of many calls costs one query per caller instead of one per call.
-   */
-  private record Rights(boolean valid, boolean admin, List<String> grants) {
-    static Rights load(Connection c, Session s) throws SQLException {
-      try (PreparedStatement ps = c.prepareStatement(RIGHTS)) {
-        ps.setObject(1, s.id());
-        ps.setLong(2, s.principalId());
-        try (ResultSet rs = ps.executeQuery()) {
-          if (!rs.next()) {
-            return new Rights(false, false, List.of());
-          }
-          return new Rights(rs.getBoolean(1), rs.getBoolean(2), List.of((String[]) rs.getArray(3).getArray()));
-        }
+  private static void answer(List<Pending> batch, Object[] results) {
+    for (int i = 0; i < batch.size(); i++) {
+      if (results[i] instanceof SyscallException se) {
+        batch.get(i).result.completeExceptionally(se);
+      } else {
+        batch.get(i).result.complete(results[i]);
       }
-    }
-
-    boolean allows(Right right, String object) {
-      if (right == null || admin) {
-        return true;
-      }
-      String prefix = right.name() + ":";
-      for (String g : grants) {
-        if (g.startsWith(prefix) && object.startsWith(g.substring(prefix.length()))) {
-          return true;
-        }
-      }
-      return false;
     }
   }
 
+  private static List<AuditLog.Call> calls(List<Pending> batch) {
+    return batch.stream().map(p -> new AuditLog.Call(p.auditId, p.session, p.call, p.object, p.right)).toList();
+  }
 
-  private static final String PUT_MANY_CTES = """
-      input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
-      prev AS (SELECT k.key, k.create_revision, k.mod_revision, k.version, k.lease, k.value
-               FROM kv k JOIN input i ON k.key = i.key),
+  /**
+   * Plain Puts on distinct keys at the clock this writer last saw, in one round trip: a statement that
+   * moves the clock (raising {@code DBOSK} if another node moved it first), writes {@code kv} and
+   * {@code kv_history}, checks and audits every caller (raising {@code DBOSD} if any is refused),
+   * followed by the COMMIT. A 1-client put is thus one round trip and one WAL flush. Returns false if
+   * nothing was committed: the batch is then run under the lock, which answers refusals one by one.
+   */
+  private boolean writePuts(List<Pending> batch) {
+    var run = new PutRun();
+    long rev = knownRevision;
+    for (int i = 0; i < batch.size(); i++) {
+      run.add(i, (PutRequest) batch.get(i).request, ++rev);
+    }
+    Object[] results = new Object[batch.size()];
+    try (Connection c = db.connection()) {
+      c.setAutoCommit(false);
+      try (PreparedStatement ps = c.prepareStatement(PUTS_AT_KNOWN_CLOCK)) {
+        ps.setLong(1, knownRevision);
+        ps.setLong(2, rev);
+        int n = run.bindPuts(c, ps, 3);
+        AuditLog.bindCalls(c, ps, n, calls(batch));
+        run.read(ps, results);
+        c.commit(); // a no-op, as above
+      } catch (SQLException | RuntimeException e) {
+        Database.rollbackQuietly(c);
+        throw e;
+      } finally {
+        c.setAutoCommit(true);
+      }
+    } catch (SQLException e) {
+      knownRevision = -1;
+      if (CLOCK_MOVED.equals(e.getSQLState())) {
+        slowBatches = 100; // another node writes too: stop guessing for a while
+      }
+      if (!(Database.isConnectionLoss(e) && committedAfterLoss(batch.getFirst().auditId))) {
+        log.debug("fast write of {} puts not committed ({}); re-running under the clock lock", batch.size(),
+            e.getMessage());
+        return false;
+      }
+      // committed, but its rows were lost with the connection: answers without prev_kv, the hub reads history
+      watches.committed(rev);
+      answer(batch, results);
+      return true;
+    }
+    knownRevision = rev;
+    watches.committed(rev - batch.size() + 1, rev, run.events);
+    answer(batch, results);
+    return true;
+  }
+
+  /** The end of a locked batch: the audit rows (one per request) and the clock, after {@link #WRITE_PUTS}. */
+  private static final String FINISH = """
+      audited AS (%s),
+      c AS (UPDATE kv_revision SET revision = ?, compacted = ? WHERE ?
+            RETURNING CASE WHEN ? THEN pg_notify('dbos_kv', revision::text) END)
+      """.formatted(AuditLog.APPEND_ALL);
+
+  private static final String INPUT = "input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),\n";
+  /**
+   * Writes the Puts of {@code input}: upsert {@code kv}, append {@code kv_history}; {@code prev} is what
+   * they replaced, one index probe per key (the LIMIT keeps the planner from a hash join over all of
+   * {@code kv}, which a plan cached while the table was small would otherwise keep choosing).
+   */
+  private static final String WRITE_PUTS = """
+      prev AS (SELECT k.* FROM input i CROSS JOIN LATERAL (
+                 SELECT key, create_revision, mod_revision, version, lease, value FROM kv WHERE key = i.key LIMIT 1) k),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value)
              SELECT key, rev, rev, 1, 0, value FROM input
              ON CONFLICT (key) DO UPDATE SET mod_revision = EXCLUDED.mod_revision, version = k.version + 1,
@@ -556,7 +579,16 @@ public final class KvStore implements AutoCloseable {
             SELECT key, mod_revision, 0, create_revision, version, lease, value FROM up),
       """;
   private static final String PREV = "SELECT key, create_revision, mod_revision, version, lease, value FROM prev";
-  private static final String PUT_MANY = "WITH " + PUT_MANY_CTES.strip().replaceAll(",$", "") + "\n" + PREV;
+  private static final String PUT_MANY = "WITH " + INPUT + WRITE_PUTS.strip().replaceAll(",$", "") + "\n" + PREV;
+  /**
+   * {@link #writePuts}: the clock moves first (input reads it), so the writes wait for any other
+   * writer; the audit CTE runs last and raises if a caller is refused, rolling everything back.
+   */
+  private static final String PUTS_AT_KNOWN_CLOCK = """
+      WITH c AS (UPDATE kv_revision SET revision = CASE WHEN revision = ? THEN ?::bigint ELSE kv_clock_moved() END
+                 RETURNING pg_notify('dbos_kv', revision::text)),
+      input AS (SELECT t.* FROM c, unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
+      """ + WRITE_PUTS + "audited AS (" + AuditLog.CHECKED_APPEND_ALL + ")\n" + PREV + ";\nCOMMIT";
 
   /**
    * Consecutive plain Puts (no lease, no ignore flags) on distinct keys, written by one statement;
@@ -567,6 +599,19 @@ public final class KvStore implements AutoCloseable {
     final List<PutRequest> puts = new ArrayList<>();
     final List<Long> revs = new ArrayList<>();
     final java.util.Set<java.nio.ByteBuffer> keys = new java.util.HashSet<>();
+    /** The events the last {@link #read} wrote, in revision order. */
+    List<Event> events = List.of();
+
+    static boolean acceptsAll(List<Pending> batch) {
+      var run = new PutRun();
+      for (int i = 0; i < batch.size(); i++) {
+        if (!(batch.get(i).request instanceof PutRequest p) || !run.accepts(p)) {
+          return false;
+        }
+        run.add(i, p, 0);
+      }
+      return true;
+    }
 
     boolean accepts(PutRequest p) {
       return p.key() != null && p.key().length > 0 && p.lease() == 0 && !p.ignoreLease() && !p.ignoreValue()
@@ -583,85 +628,72 @@ public final class KvStore implements AutoCloseable {
     void flush(Connection c, Object[] results) throws SQLException {
       if (!puts.isEmpty()) {
         try (PreparedStatement ps = c.prepareStatement(PUT_MANY)) {
-          bindPuts(c, ps);
+          bindPuts(c, ps, 1);
           read(ps, results);
         }
       }
     }
 
     /**
-     * Flushes the run together with the batch's audit rows and clock write-back, so a batch of plain
-     * Puts costs three round trips: lock, this, COMMIT.
+     * Flushes the run together with the batch's audit rows and clock write-back, followed by the
+     * COMMIT: a batch of plain Puts under the lock costs three round trips (lock, check, this).
      */
     void finish(Connection c, Object[] results, List<Pending> batch, String[] outcomes, Clock clock,
                 boolean clockMoved, boolean notify) throws SQLException {
-      String sql = "WITH " + (puts.isEmpty() ? "" : PUT_MANY_CTES) + FINISH
-          + (puts.isEmpty() ? "SELECT 1 WHERE false" : PREV);
+      String sql = "WITH " + (puts.isEmpty() ? "" : INPUT + WRITE_PUTS) + FINISH
+          + (puts.isEmpty() ? "SELECT 1 WHERE false" : PREV) + ";\nCOMMIT";
       try (PreparedStatement ps = c.prepareStatement(sql)) {
-        int n = puts.isEmpty() ? 0 : bindPuts(c, ps);
+        int n = puts.isEmpty() ? 1 : bindPuts(c, ps, 1);
         int size = batch.size();
-        var ids = new java.util.UUID[size];
-        var principals = new Long[size];
-        var sessions = new java.util.UUID[size];
-        var nodes = new java.util.UUID[size];
-        var tasks = new String[size];
-        var calls = new String[size];
-        var objects = new String[size];
         var outs = new String[size];
         var details = new String[size];
         for (int i = 0; i < size; i++) {
-          Pending p = batch.get(i);
-          ids[i] = p.auditId;
-          principals[i] = p.session.principalId();
-          sessions[i] = p.session.id();
-          nodes[i] = p.session.nodeId();
-          tasks[i] = p.session.taskId();
-          calls[i] = p.call;
-          objects[i] = p.object;
           outs[i] = outcomes[i] == null ? "ok" : outcomes[i];
           if (results[i] instanceof SyscallException e) {
-            String d = outs[i].equals("denied") ? "missing right " + p.right : e.code() + ": " + e.getMessage();
-            details[i] = d.length() > 1000 ? d.substring(0, 1000) : d;
+            details[i] = outs[i].equals("denied") ? "missing right " + batch.get(i).right : e.code() + ": " + e.getMessage();
           }
         }
-        ps.setArray(++n, c.createArrayOf("uuid", ids));
-        ps.setArray(++n, c.createArrayOf("bigint", principals));
-        ps.setArray(++n, c.createArrayOf("uuid", sessions));
-        ps.setArray(++n, c.createArrayOf("uuid", nodes));
-        ps.setArray(++n, c.createArrayOf("text", tasks));
-        ps.setArray(++n, c.createArrayOf("text", calls));
-        ps.setArray(++n, c.createArrayOf("text", objects));
-        ps.setArray(++n, c.createArrayOf("text", outs));
-        ps.setArray(++n, c.createArrayOf("text", details));
-        ps.setLong(++n, clock.revision);
-        ps.setLong(++n, clock.compacted);
-        ps.setBoolean(++n, clockMoved);
-        ps.setBoolean(++n, notify);
+        n = AuditLog.bindCalls(c, ps, n, calls(batch));
+        n = AuditLog.bindOutcomes(c, ps, n, outs, details);
+        ps.setLong(n++, clock.revision);
+        ps.setLong(n++, clock.compacted);
+        ps.setBoolean(n++, clockMoved);
+        ps.setBoolean(n, notify);
         read(ps, results);
       }
     }
 
-    private int bindPuts(Connection c, PreparedStatement ps) throws SQLException {
-      ps.setArray(1, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
-      ps.setArray(2, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value())
+    int bindPuts(Connection c, PreparedStatement ps, int from) throws SQLException {
+      ps.setArray(from, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
+      ps.setArray(from + 1, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value())
           .toArray(byte[][]::new)));
-      ps.setArray(3, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
-      return 3;
+      ps.setArray(from + 2, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
+      return from + 3;
     }
 
-    private void read(PreparedStatement ps, Object[] results) throws SQLException {
+    /** Runs the statement (which may end with a COMMIT) and answers each Put of the run from its rows. */
+    void read(PreparedStatement ps, Object[] results) throws SQLException {
+      for (int j = 0; j < puts.size(); j++) {
+        results[index.get(j)] = new PutResponse(revs.get(j), null); // the answer if the COMMIT's reply is lost
+      }
       var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
-      try (ResultSet rs = ps.executeQuery()) {
+      ps.execute();
+      try (ResultSet rs = ps.getResultSet()) {
         while (rs.next()) {
           byte[] k = rs.getBytes(1);
           prev.put(java.nio.ByteBuffer.wrap(k),
               new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
         }
       }
+      events = new ArrayList<>(puts.size());
       for (int j = 0; j < puts.size(); j++) {
         PutRequest p = puts.get(j);
-        KeyValue before = p.prevKv() ? prev.get(java.nio.ByteBuffer.wrap(p.key())) : null;
-        results[index.get(j)] = new PutResponse(revs.get(j), before);
+        long rev = revs.get(j);
+        KeyValue before = prev.get(java.nio.ByteBuffer.wrap(p.key()));
+        results[index.get(j)] = new PutResponse(rev, p.prevKv() ? before : null);
+        byte[] value = p.value() == null ? new byte[0] : p.value();
+        events.add(new Event(Event.Type.PUT, before == null ? new KeyValue(p.key(), rev, rev, 1, 0, value)
+            : new KeyValue(p.key(), before.createRevision(), rev, before.version() + 1, 0, value), before));
       }
       index.clear();
       puts.clear();

@@ -14,6 +14,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
+import org.dbos.kernel.Ids;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.Tx;
@@ -21,6 +22,7 @@ import org.dbos.kernel.db.Database;
 import org.dbos.kernel.db.NotificationListener;
 import org.dbos.kernel.kv.Kv.Event;
 import org.dbos.kernel.kv.Kv.KeyValue;
+import org.dbos.kernel.security.AuditLog;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,6 +41,8 @@ public final class Watches implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Watches.class);
   private static final int PAGE = 1000;
   private static final Duration POLL = Duration.ofSeconds(1);
+  /** How often the hub re-checks its watchers' sessions and rights. */
+  private static final Duration RECHECK = Duration.ofSeconds(1);
 
   /** Where a watcher's events go. Called only from the hub thread, never concurrently. */
   public interface Sink {
@@ -52,6 +56,9 @@ public final class Watches implements AutoCloseable {
 
     /** The watch started, or fell, below the compacted revision: it is over. */
     void compacted(long compactRevision);
+
+    /** The watch's session closed or its READ right on the range was revoked: it is over. */
+    void denied();
 
     /** A periodic progress notification: every event up to {@code revision} has been delivered. */
     default void progress(long revision) {}
@@ -67,15 +74,19 @@ public final class Watches implements AutoCloseable {
     final boolean noDelete;
     final boolean progressNotify;
     final Sink sink;
+    final Session session;
+    final String object;
     /** The store's revision when the watch was created: the header of etcd's "created" response. */
     long createdRevision;
     long nextRev;
     boolean synced;
     volatile boolean canceled;
 
-    Watcher(long id, byte[] key, byte[] end, long nextRev, boolean prevKv, boolean noPut, boolean noDelete,
-            boolean progressNotify, Sink sink) {
+    Watcher(long id, Session session, byte[] key, byte[] end, long nextRev, boolean prevKv, boolean noPut,
+            boolean noDelete, boolean progressNotify, Sink sink) {
       this.id = id;
+      this.session = session;
+      this.object = KeyRanges.object(key, end);
       this.key = key;
       this.end = end;
       this.nextRev = nextRev;
@@ -102,6 +113,8 @@ public final class Watches implements AutoCloseable {
     }
   }
 
+  private record Local(long from, long to, List<Event> events) {}
+
   private record ProgressRequest(List<Watcher> watchers, LongConsumer answer) {}
 
   private static final String CLOCK = "SELECT revision, compacted FROM kv_revision";
@@ -118,17 +131,21 @@ public final class Watches implements AutoCloseable {
   private final KvStore store;
   private final Database db;
   private final ConcurrentHashMap<Long, Watcher> watchers = new ConcurrentHashMap<>();
+  private final ConcurrentLinkedQueue<Local> local = new ConcurrentLinkedQueue<>();
   private final ConcurrentLinkedQueue<ProgressRequest> progressRequests = new ConcurrentLinkedQueue<>();
   private final AtomicLong ids = new AtomicLong();
   private final Semaphore signal = new Semaphore(0);
   private final Thread hub;
   private final NotificationListener notifications;
-  private final java.util.function.Consumer<String> onNotify = payload -> wake();
+  private final java.util.function.Consumer<String> onNotify = this::notified;
+  /** The newest revision known committed (local commits, NOTIFY payloads): lets an idle hub skip its read. */
+  private final AtomicLong committed = new AtomicLong(-1);
   private volatile Duration progressInterval = Duration.ofMinutes(10);
   private volatile boolean closed;
   /** Every event up to this revision has been read and handed to the synced watchers. */
   private volatile long hubRevision = -1;
   private long lastProgress = System.nanoTime();
+  private long lastRecheck = System.nanoTime();
 
   Watches(KvStore store, Database db) {
     this.store = store;
@@ -157,7 +174,7 @@ public final class Watches implements AutoCloseable {
     KvStore.requireKey(key);
     long current = store.kernel().call(s, "kv.watch", Right.READ, KeyRanges.object(key, end),
         tx -> tx.queryOne(CLOCK, rs -> rs.getLong(1)).orElseThrow());
-    var w = new Watcher(ids.incrementAndGet(), key, end, startRevision > 0 ? startRevision : current + 1,
+    var w = new Watcher(ids.incrementAndGet(), s, key, end, startRevision > 0 ? startRevision : current + 1,
         prevKv, noPut, noDelete, progressNotify, sink);
     w.createdRevision = current;
     watchers.put(w.id, w);
@@ -177,6 +194,32 @@ public final class Watches implements AutoCloseable {
    */
   public void requestProgress(Collection<Watcher> ws, LongConsumer answer) {
     progressRequests.add(new ProgressRequest(List.copyOf(ws), answer));
+    wake();
+  }
+
+  /**
+   * This node's writer committed exactly {@code events} at revisions {@code from}..{@code to} (Puts,
+   * with their previous values): handed to the hub so that it need not read them back.
+   */
+  void committed(long from, long to, List<Event> events) {
+    if (!watchers.isEmpty()) {
+      local.add(new Local(from, to, events));
+    }
+    committed(to);
+  }
+
+  /** This node's writer committed {@code revision}: the hub reads it now. */
+  void committed(long revision) {
+    committed.accumulateAndGet(revision, Math::max);
+    wake();
+  }
+
+  private void notified(String payload) {
+    try {
+      committed.accumulateAndGet(Long.parseLong(payload), Math::max);
+    } catch (NumberFormatException e) {
+      log.debug("unexpected {} payload {}", KvStore.CHANNEL, payload);
+    }
     wake();
   }
 
@@ -213,6 +256,10 @@ public final class Watches implements AutoCloseable {
 
   private void step() throws SQLException {
     try (Connection c = db.connection()) {
+      if (System.nanoTime() - lastRecheck >= RECHECK.toNanos()) {
+        lastRecheck = System.nanoTime();
+        recheck(c);
+      }
       if (hubRevision < 0) {
         try (var rs = c.createStatement().executeQuery(CLOCK)) {
           rs.next();
@@ -232,17 +279,49 @@ public final class Watches implements AutoCloseable {
     answerProgress();
   }
 
+  /**
+   * Re-checks every watcher's session and READ right with the kernel's rule, in one query, and
+   * cancels (and audits as denied) the watchers that lost them: etcd cancels watches when auth changes.
+   */
+  private void recheck(Connection c) throws SQLException {
+    List<Watcher> ws = List.copyOf(watchers.values());
+    if (ws.isEmpty()) {
+      return;
+    }
+    var calls = ws.stream().map(w -> new AuditLog.Call(Ids.uuid7(), w.session, "kv.watch", w.object, Right.READ)).toList();
+    AuditLog.Verdict[] verdicts = AuditLog.checkAll(c, calls);
+    for (int i = 0; i < ws.size(); i++) {
+      Watcher w = ws.get(i);
+      if (verdicts[i] != AuditLog.Verdict.ALLOWED && !w.canceled) {
+        cancel(w);
+        AuditLog.append(c, calls.get(i).id(), w.session, "kv.watch", w.object, "denied",
+            verdicts[i] == AuditLog.Verdict.INVALID_SESSION ? "session closed: watch canceled"
+                : "missing right READ: watch canceled");
+        w.sink.denied();
+      }
+    }
+  }
+
   /** Reads the next page of revisions past the hub's and gives it to the synced watchers. */
   private boolean advance(Connection c) throws SQLException {
     if (watchers.isEmpty()) {
+      // nothing to deliver: move to the newest committed revision heard of, without reading (a lag is
+      // harmless: a new watcher starts at the clock it read and catches up to the hub from history)
+      if (progressRequests.isEmpty()) {
+        hubRevision = Math.max(hubRevision, committed.get());
+        return false;
+      }
       try (var rs = c.createStatement().executeQuery(CLOCK)) {
         rs.next();
         hubRevision = rs.getLong(1);
       }
       return false;
     }
-    boolean prev = watchers.values().stream().anyMatch(w -> w.prevKv && w.synced);
-    Page page = read(c, "true", List.of(), hubRevision + 1, Long.MAX_VALUE, prev);
+    Page page = local();
+    if (page == null) {
+      boolean prev = watchers.values().stream().anyMatch(w -> w.prevKv && w.synced);
+      page = read(c, "true", List.of(), hubRevision + 1, Long.MAX_VALUE, prev);
+    }
     if (page.compacted > hubRevision + 1) {
       for (Watcher w : watchers.values()) {
         if (w.synced && w.nextRev < page.compacted) {
@@ -257,7 +336,7 @@ public final class Watches implements AutoCloseable {
       var mine = new ArrayList<Event>();
       for (Event e : page.events) {
         if (w.matches(e)) {
-          mine.add(e);
+          mine.add(w.prevKv || e.prevKv() == null ? e : new Event(e.type(), e.kv(), null));
         }
       }
       if (!mine.isEmpty()) {
@@ -271,7 +350,25 @@ public final class Watches implements AutoCloseable {
     }
     boolean moved = page.upTo > hubRevision;
     hubRevision = page.upTo;
-    return moved && page.truncated;
+    return moved && (page.truncated || !local.isEmpty());
+  }
+
+  /**
+   * The next revisions as this node's writer committed them, if they follow the hub's revision
+   * directly (no other node wrote in between): then the hub need not read them back. Else null, and
+   * the hub reads from history.
+   */
+  private Page local() {
+    for (Local l; (l = local.poll()) != null; ) {
+      if (l.to <= hubRevision) {
+        continue;
+      }
+      if (l.from == hubRevision + 1) {
+        return new Page(l.events, l.to, 0, false);
+      }
+      local.clear();
+    }
+    return null;
   }
 
   /** Brings one unsynced watcher forward by a page; it joins the synced ones once it reaches the hub. */

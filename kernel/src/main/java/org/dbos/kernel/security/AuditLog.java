@@ -69,12 +69,46 @@ public final class AuditLog {
              ON CONFLICT (id) DO NOTHING)
       SELECT verdict FROM checked""".formatted(VERDICT, RECORD);
 
-  /** Checks and appends without raising: the record says 'ok' or 'denied' (for batched front ends). */
-  private static final String CHECK_AND_APPEND = """
+  /** Many calls (one array per column, bound by {@link #bindCalls}), in order. */
+  private static final String CALLS = """
+      FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[])
+             WITH ORDINALITY AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name, n)""";
+
+  /** {@link #CHECK}'s rule for each row of {@link #CALLS}: 'ok', 'missing right …' or 'invalid session'. */
+  private static final String VERDICTS = """
+      COALESCE((SELECT CASE WHEN s.is_admin OR v.right_name IS NULL
+                              OR v.right_name || ' ' || v.object LIKE ANY (s.right_patterns) THEN 'ok'
+                            ELSE 'missing right ' || v.right_name END
+                FROM sessions s
+                WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
+                  AND s.expires_at > now()), 'invalid session')""";
+
+  /** The verdicts of many calls, in order, without appending (see {@link #checkAll}). */
+  private static final String CHECK_ALL = "SELECT " + VERDICTS + "\n" + CALLS + "\nORDER BY v.n";
+
+  /**
+   * For a service that runs a batch of calls in one statement of its own: a data-modifying CTE body
+   * ({@code WITH audited AS (…)}) that checks every call bound by {@link #bindCalls} as {@link
+   * #commitChecked} does and appends their 'ok' records, raising {@link #DENIED_STATE} if any is refused.
+   */
+  public static final String CHECKED_APPEND_ALL = """
+      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome)
+      SELECT id, principal_id, session_id, node_id, task_id, call, object,
+             CASE WHEN verdict = 'ok' THEN 'ok' ELSE deny(verdict) END
+      FROM (SELECT v.*, %s AS verdict %s) AS checked""".formatted(VERDICTS, CALLS);
+
+  /**
+   * For a service that checked a batch with {@link #checkAll}: a data-modifying CTE body that appends
+   * the calls bound by {@link #bindCalls} with the outcomes and details bound by {@link #bindOutcomes}.
+   */
+  public static final String APPEND_ALL = """
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-      SELECT %s, CASE WHEN verdict = 'ok' THEN 'ok' ELSE 'denied' END, NULLIF(verdict, 'ok')
-      FROM (SELECT %s AS verdict) AS checked
-      RETURNING outcome, detail""".formatted(RECORD, VERDICT);
+      SELECT v.id, v.principal_id, v.session_id, v.node_id, v.task_id, v.call, v.object, o.outcome, o.detail
+      %s
+      JOIN unnest(?::text[], ?::text[]) WITH ORDINALITY AS o(outcome, detail, n) ON o.n = v.n""".formatted(CALLS);
+
+  /** One call of a batch that a service checks and audits in its own transaction. */
+  public record Call(UUID id, Session session, String call, String object, Right right) {}
 
   private static final String APPEND = """
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
@@ -165,22 +199,68 @@ public final class AuditLog {
   }
 
   /**
-   * For front ends that run many calls in one transaction (batched writes): checks like
-   * {@link #commitChecked} and appends the record with outcome 'ok' or 'denied', without raising and
-   * without committing.
+   * Checks many calls at once, in the caller's transaction, by the rule of {@link #commitChecked}:
+   * one verdict per call, in order. Appends nothing: the service appends the records with their
+   * outcomes by {@link #APPEND_ALL}.
    */
-  public static Verdict checkAndAppend(Connection c, UUID id, Session s, String call, String object, Right right)
-      throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(CHECK_AND_APPEND)) {
-      bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
+  public static Verdict[] checkAll(Connection c, List<Call> calls) throws SQLException {
+    var out = new Verdict[calls.size()];
+    try (PreparedStatement ps = c.prepareStatement(CHECK_ALL)) {
+      bindCalls(c, ps, 1, calls);
       try (ResultSet rs = ps.executeQuery()) {
-        rs.next();
-        if (rs.getString(1).equals("ok")) {
-          return Verdict.ALLOWED;
+        for (int i = 0; rs.next(); i++) {
+          String v = rs.getString(1);
+          out[i] = v.equals("ok") ? Verdict.ALLOWED : v.equals("invalid session") ? Verdict.INVALID_SESSION
+              : Verdict.DENIED;
         }
-        return "invalid session".equals(rs.getString(2)) ? Verdict.INVALID_SESSION : Verdict.DENIED;
       }
     }
+    return out;
+  }
+
+  /** Binds {@code calls} as the eight arrays {@link #CHECKED_APPEND_ALL} and {@link #APPEND_ALL} read; returns the next index. */
+  public static int bindCalls(Connection c, PreparedStatement ps, int from, List<Call> calls) throws SQLException {
+    int n = calls.size();
+    var ids = new UUID[n];
+    var principals = new Long[n];
+    var sessions = new UUID[n];
+    var nodes = new UUID[n];
+    var tasks = new String[n];
+    var names = new String[n];
+    var objects = new String[n];
+    var rights = new String[n];
+    for (int i = 0; i < n; i++) {
+      Call k = calls.get(i);
+      ids[i] = k.id();
+      principals[i] = k.session().principalId();
+      sessions[i] = k.session().id();
+      nodes[i] = k.session().nodeId();
+      tasks[i] = k.session().taskId();
+      names[i] = k.call();
+      objects[i] = k.object();
+      rights[i] = k.right() == null ? null : k.right().name();
+    }
+    ps.setArray(from, c.createArrayOf("uuid", ids));
+    ps.setArray(from + 1, c.createArrayOf("bigint", principals));
+    ps.setArray(from + 2, c.createArrayOf("uuid", sessions));
+    ps.setArray(from + 3, c.createArrayOf("uuid", nodes));
+    ps.setArray(from + 4, c.createArrayOf("text", tasks));
+    ps.setArray(from + 5, c.createArrayOf("text", names));
+    ps.setArray(from + 6, c.createArrayOf("text", objects));
+    ps.setArray(from + 7, c.createArrayOf("text", rights));
+    return from + 8;
+  }
+
+  /** Binds the outcomes ('ok', 'denied', 'error') and details {@link #APPEND_ALL} reads after the calls. */
+  public static int bindOutcomes(Connection c, PreparedStatement ps, int from, String[] outcomes, String[] details)
+      throws SQLException {
+    var d = new String[details.length];
+    for (int i = 0; i < d.length; i++) {
+      d[i] = details[i] == null || details[i].length() <= 1000 ? details[i] : details[i].substring(0, 1000);
+    }
+    ps.setArray(from, c.createArrayOf("text", outcomes));
+    ps.setArray(from + 1, c.createArrayOf("text", d));
+    return from + 2;
   }
 
   /** Appends a record without a check: kernel events (node deaths, logins) and batched front ends. */

@@ -28,8 +28,27 @@ public final class Principals {
       INSERT INTO grants (principal_id, right_name, object_prefix) VALUES (?, ?, ?) ON CONFLICT DO NOTHING""";
   private static final String REVOKE = "DELETE FROM grants WHERE principal_id = ? AND right_name = ? AND object_prefix = ?";
   /** Rewrites the rights an open session carries (the system-call check reads them there). */
+  /** Rewrites the rights the open sessions of a principal, and of the holders of it as a role, carry. */
   private static final String REFRESH_SESSIONS = """
-      UPDATE sessions SET right_patterns = right_patterns(principal_id) WHERE principal_id = ? AND closed_at IS NULL""";
+      UPDATE sessions SET right_patterns = right_patterns(principal_id)
+      WHERE closed_at IS NULL
+        AND (principal_id = ? OR principal_id IN (SELECT principal_id FROM principal_roles WHERE role_id = ?))""";
+  private static final String GRANT_ROLE = """
+      INSERT INTO principal_roles (principal_id, role_id)
+      SELECT p.id, r.id FROM principals p, principals r WHERE p.name = ? AND r.name = ? AND r.kind = 'role'
+      ON CONFLICT DO NOTHING RETURNING principal_id""";
+  private static final String REVOKE_ROLE = """
+      DELETE FROM principal_roles WHERE principal_id = (SELECT id FROM principals WHERE name = ?)
+        AND role_id = (SELECT id FROM principals WHERE name = ? AND kind = 'role') RETURNING principal_id""";
+  private static final String DROP_MEMBERS = "DELETE FROM principal_roles WHERE role_id = ? RETURNING principal_id";
+  private static final String ROLES = """
+      SELECT r.name FROM principal_roles pr JOIN principals p ON p.id = pr.principal_id
+      JOIN principals r ON r.id = pr.role_id WHERE p.name = ? ORDER BY r.name""";
+  private static final String GRANTS = """
+      SELECT g.right_name, g.object_prefix FROM grants g JOIN principals p ON p.id = g.principal_id
+      WHERE p.name = ? ORDER BY g.object_prefix, g.right_name""";
+  private static final String ROLE_ID = "SELECT id FROM principals WHERE name = ? AND kind = 'role' FOR UPDATE";
+  private static final String DELETE_ROLE = "DELETE FROM principals WHERE id = ?";
 
   private static final String CLOSE_SESSIONS = """
       UPDATE sessions SET closed_at = now()
@@ -50,8 +69,8 @@ public final class Principals {
     if (name == null || !name.matches("[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")) {
       throw SyscallException.invalid("invalid principal name '" + name + "': letters, digits and _ . @ - (at most 64)");
     }
-    if (!List.of("user", "service", "node").contains(kind)) {
-      throw SyscallException.invalid("kind must be user, service or node, not '" + kind + "'");
+    if (!List.of("user", "service", "node", "role").contains(kind)) {
+      throw SyscallException.invalid("kind must be user, service, node or role, not '" + kind + "'");
     }
     String hash = secret == null ? null : Secrets.hash(secret);
     return kernel.call(s, "principal.create", Right.ADMIN, "principal:" + name, tx ->
@@ -63,7 +82,7 @@ public final class Principals {
     kernel.call(s, "principal.grant", Right.ADMIN, "principal:" + name, tx -> {
       long id = lockPrincipal(tx, name);
       if (tx.update(GRANT, id, right.name(), prefix) > 0) {
-        tx.update(REFRESH_SESSIONS, id);
+        tx.update(REFRESH_SESSIONS, id, id);
       }
       return null;
     });
@@ -74,7 +93,7 @@ public final class Principals {
     kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name, tx -> {
       long id = lockPrincipal(tx, name);
       if (tx.update(REVOKE, id, right.name(), prefix) > 0) {
-        tx.update(REFRESH_SESSIONS, id);
+        tx.update(REFRESH_SESSIONS, id, id);
       }
       return null;
     });
@@ -84,6 +103,72 @@ public final class Principals {
     return tx.queryOne(LOCK_PRINCIPAL, rs -> rs.getLong(1), name)
         .orElseThrow(() -> SyscallException.notFound("no principal named '" + name + "'"));
   }
+
+  /**
+   * Grants role {@code role} to principal {@code name} (admin only): it then holds the role's grants.
+   * Granting it again is harmless. Fails with NOT_FOUND if either is missing (or {@code role} is no role).
+   */
+  public void grantRole(Session s, String name, String role) {
+    kernel.call(s, "principal.grant-role", Right.ADMIN, "principal:" + name, tx -> {
+      lockPrincipal(tx, name);
+      var member = tx.queryOne(GRANT_ROLE, rs -> rs.getLong(1), name, role);
+      if (member.isPresent()) {
+        tx.update(REFRESH_SESSIONS, member.get(), member.get());
+      } else {
+        Optional<Principal> r = lookup(tx.connection(), role);
+        if (r.isEmpty() || !r.get().kind().equals("role")) {
+          throw SyscallException.notFound("no role named '" + role + "'");
+        }
+      }
+      return null;
+    });
+  }
+
+  /** Takes role {@code role} from principal {@code name} (admin only); whether it had it. */
+  public boolean revokeRole(Session s, String name, String role) {
+    return kernel.call(s, "principal.revoke-role", Right.ADMIN, "principal:" + name, tx -> {
+      var member = tx.queryOne(REVOKE_ROLE, rs -> rs.getLong(1), name, role);
+      if (member.isPresent()) {
+        tx.update(REFRESH_SESSIONS, member.get(), member.get());
+      }
+      return member.isPresent();
+    });
+  }
+
+  /** The roles granted to {@code name}, by name. */
+  public List<String> roles(Session s, String name) {
+    return kernel.call(s, "principal.roles", Right.READ, "principal:" + name,
+        tx -> tx.query(ROLES, rs -> rs.getString(1), name));
+  }
+
+  /** The grants {@code name} holds directly, as (right, object prefix), by prefix. */
+  public List<Grant> grants(Session s, String name) {
+    return kernel.call(s, "principal.grants", Right.READ, "principal:" + name,
+        tx -> tx.query(GRANTS, rs -> new Grant(Right.valueOf(rs.getString(1)), rs.getString(2)), name));
+  }
+
+  /** A right on every object whose name starts with the prefix. */
+  public record Grant(Right right, String prefix) {}
+
+  /**
+   * Deletes a role (admin only): its grants go, and every principal that held it loses them at once.
+   * Unlike other principals a role leaves no trace to keep (it never acts). Whether it existed.
+   */
+  public boolean deleteRole(Session s, String name) {
+    return kernel.call(s, "principal.delete-role", Right.ADMIN, "principal:" + name, tx -> {
+      var id = tx.queryOne(ROLE_ID, rs -> rs.getLong(1), name);
+      if (id.isEmpty()) {
+        return false;
+      }
+      List<Long> members = tx.query(DROP_MEMBERS, rs -> rs.getLong(1), id.get());
+      tx.update(DELETE_ROLE, id.get());
+      for (long m : members) {
+        tx.update(REFRESH_SESSIONS, m, m);
+      }
+      return true;
+    });
+  }
+
 
   /** Sets a principal's password: an admin for anyone, a principal for itself. */
   public void setSecret(Session s, String name, String secret) {

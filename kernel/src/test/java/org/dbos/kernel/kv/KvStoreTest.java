@@ -161,6 +161,8 @@ class KvStoreTest {
           }
 
           public void compacted(long compactRevision) {}
+
+          public void denied() {}
         });
     kv.delete(admin, new DeleteRequest(b("w/a"), null, false));
     put("w/c", "3");
@@ -175,5 +177,59 @@ class KvStoreTest {
       assertTrue(got.get(i).kv().modRevision() > got.get(i - 1).kv().modRevision());
     }
     kv.watches().cancel(w);
+  }
+
+  /**
+   * A watch holds its right for as long as it lives: revoking the role that granted it, or closing the
+   * session, cancels it (within the hub's re-check period) and nothing more is delivered. Both audited.
+   */
+  @Test
+  void watchEndsWhenItsRightGoesOrItsSessionCloses() throws Exception {
+    var p = node.kernel().principals();
+    p.create(admin, "watcher", "user", "pw-watcher", null, null, false);
+    p.create(admin, "wreaders", "role", null, null, null, false);
+    p.grant(admin, "wreaders", org.dbos.kernel.Right.READ, "kv:wr/");
+    p.grantRole(admin, "watcher", "wreaders");
+    Session s = node.kernel().login("watcher", "pw-watcher");
+    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var denied = new java.util.concurrent.CountDownLatch(2);
+    Watches.Sink sink = new Watches.Sink() {
+      public void events(List<Event> events, long revision) {
+        got.addAll(events);
+      }
+
+      public void compacted(long compactRevision) {}
+
+      public void denied() {
+        denied.countDown();
+      }
+    };
+    kv.watches().watch(s, b("wr/"), KeyRanges.prefixEnd(b("wr/")), 0, false, false, false, false, sink);
+    put("wr/a", "1");
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (got.isEmpty()) {
+      assertTrue(System.nanoTime() < deadline, "the watch delivers while its right holds");
+      Thread.sleep(10);
+    }
+    p.revokeRole(admin, "watcher", "wreaders");
+    deadline = System.nanoTime() + 5_000_000_000L;
+    while (denied.getCount() == 2) {
+      assertTrue(System.nanoTime() < deadline, "the watch is canceled once its right is revoked");
+      Thread.sleep(10);
+    }
+    put("wr/b", "2");
+    p.grantRole(admin, "watcher", "wreaders");
+    kv.watches().watch(s, b("wr/"), KeyRanges.prefixEnd(b("wr/")), 0, false, false, false, false, sink);
+    node.kernel().closeSession(s);
+    assertTrue(denied.await(5, java.util.concurrent.TimeUnit.SECONDS), "the watch is canceled once its session closes");
+    assertEquals(1, got.size(), "nothing is delivered after the cancel: " + got);
+    long audited = node.kernel().database().transaction(c -> {
+      try (var rs = c.createStatement().executeQuery(
+          "SELECT count(*) FROM audit WHERE principal = 'watcher' AND call = 'kv.watch' AND outcome = 'denied'")) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    });
+    assertEquals(2, audited);
   }
 }

@@ -120,6 +120,7 @@ final class KvCommand {
     public Integer call() throws InterruptedException {
       try (var c = client.connect(); KvStore kv = KvStore.client(c.kernel())) {
         var over = new CountDownLatch(1);
+        var exit = new java.util.concurrent.atomic.AtomicInteger(1);
         kv.watches().watch(c.session(), b(key), end(key, prefix, false, end), rev, false, false, false, false,
             new Watches.Sink() {
               @Override
@@ -139,9 +140,16 @@ final class KvCommand {
                 System.err.println("dbos: watch canceled: revision " + rev + " is compacted (at " + compactRevision + ")");
                 over.countDown();
               }
+
+              @Override
+              public void denied() {
+                System.err.println("dbos: watch canceled: permission denied");
+                exit.set(3);
+                over.countDown();
+              }
             });
         over.await();
-        return 1;
+        return exit.get();
       }
     }
   }

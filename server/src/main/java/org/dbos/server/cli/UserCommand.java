@@ -22,7 +22,7 @@ final class UserCommand {
   static final class Add implements Callable<Integer> {
     @Mixin ClientOptions client;
     @Parameters(paramLabel = "NAME") String name;
-    @Option(names = "--kind", defaultValue = "user", description = "user, service or node (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--kind", defaultValue = "user", description = "user, service, node or role (default: ${DEFAULT-VALUE}).")
     String kind;
     @Option(names = "--uid", description = "POSIX uid (default: next free from 1000).") Integer uid;
     @Option(names = "--gid", description = "POSIX gid (default: the uid).") Integer gid;

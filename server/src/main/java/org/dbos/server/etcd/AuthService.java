@@ -2,20 +2,24 @@ package org.dbos.server.etcd;
 
 import static org.dbos.server.etcd.KvService.answer;
 
+import com.google.protobuf.ByteString;
 import io.grpc.stub.StreamObserver;
+import org.dbos.kernel.kv.KvRoles;
 import org.dbos.server.etcd.api.*;
 
 /**
  * etcd auth mapped onto DBOS principals: an etcd user is a principal (kind user), Authenticate logs it
  * in with its DBOS password and returns a token, AuthEnable makes tokens mandatory. etcd users with
- * admin rights play etcd's root. Roles are not mapped: rights on keys are DBOS grants on
- * {@code kv:<prefix>} (`dbos user grant`), so the role RPCs answer UNIMPLEMENTED.
+ * admin rights play etcd's root. An etcd role is a DBOS role ({@link KvRoles}): its permissions are
+ * grants on {@code kv:<prefix>}, and a user granted it holds them.
  */
 final class AuthService extends AuthGrpc.AuthImplBase {
   private final EtcdServer etcd;
+  private final KvRoles roles;
 
   AuthService(EtcdServer etcd) {
     this.etcd = etcd;
+    this.roles = new KvRoles(etcd.kernel());
   }
 
   @Override
@@ -90,10 +94,81 @@ final class AuthService extends AuthGrpc.AuthImplBase {
           .orElseThrow(() -> io.grpc.Status.FAILED_PRECONDITION
               .withDescription("etcdserver: user name not found").asRuntimeException());
       var b = AuthUserGetResponse.newBuilder().setHeader(etcd.header(0));
-      if (p.admin()) {
+      var granted = roles.roles(etcd.session(), p.name());
+      if (p.admin() && !granted.contains("root")) {
         b.addRoles("root");
       }
+      return b.addAllRoles(granted).build();
+    });
+  }
+
+  @Override
+  public void userGrantRole(AuthUserGrantRoleRequest req, StreamObserver<AuthUserGrantRoleResponse> out) {
+    answer(out, () -> {
+      roles.grantRole(etcd.session(), req.getUser(), req.getRole());
+      return AuthUserGrantRoleResponse.newBuilder().setHeader(etcd.header(0)).build();
+    });
+  }
+
+  @Override
+  public void userRevokeRole(AuthUserRevokeRoleRequest req, StreamObserver<AuthUserRevokeRoleResponse> out) {
+    answer(out, () -> {
+      roles.revokeRole(etcd.session(), req.getName(), req.getRole());
+      return AuthUserRevokeRoleResponse.newBuilder().setHeader(etcd.header(0)).build();
+    });
+  }
+
+  @Override
+  public void roleAdd(AuthRoleAddRequest req, StreamObserver<AuthRoleAddResponse> out) {
+    answer(out, () -> {
+      roles.add(etcd.session(), req.getName());
+      return AuthRoleAddResponse.newBuilder().setHeader(etcd.header(0)).build();
+    });
+  }
+
+  @Override
+  public void roleDelete(AuthRoleDeleteRequest req, StreamObserver<AuthRoleDeleteResponse> out) {
+    answer(out, () -> {
+      roles.delete(etcd.session(), req.getRole());
+      return AuthRoleDeleteResponse.newBuilder().setHeader(etcd.header(0)).build();
+    });
+  }
+
+  @Override
+  public void roleList(AuthRoleListRequest req, StreamObserver<AuthRoleListResponse> out) {
+    answer(out, () -> AuthRoleListResponse.newBuilder().setHeader(etcd.header(0))
+        .addAllRoles(roles.list(etcd.session())).build());
+  }
+
+  @Override
+  public void roleGet(AuthRoleGetRequest req, StreamObserver<AuthRoleGetResponse> out) {
+    answer(out, () -> {
+      var b = AuthRoleGetResponse.newBuilder().setHeader(etcd.header(0));
+      for (KvRoles.Permission p : roles.permissions(etcd.session(), req.getRole())) {
+        b.addPerm(Permission.newBuilder().setPermType(Permission.Type.valueOf(p.type().name()))
+            .setKey(ByteString.copyFrom(p.key())).setRangeEnd(ByteString.copyFrom(p.rangeEnd())));
+      }
       return b.build();
+    });
+  }
+
+  @Override
+  public void roleGrantPermission(AuthRoleGrantPermissionRequest req,
+                                  StreamObserver<AuthRoleGrantPermissionResponse> out) {
+    answer(out, () -> {
+      var p = req.getPerm();
+      roles.grantPermission(etcd.session(), req.getName(), KvRoles.Type.valueOf(p.getPermType().name()),
+          p.getKey().toByteArray(), p.getRangeEnd().toByteArray());
+      return AuthRoleGrantPermissionResponse.newBuilder().setHeader(etcd.header(0)).build();
+    });
+  }
+
+  @Override
+  public void roleRevokePermission(AuthRoleRevokePermissionRequest req,
+                                   StreamObserver<AuthRoleRevokePermissionResponse> out) {
+    answer(out, () -> {
+      roles.revokePermission(etcd.session(), req.getRole(), req.getKey().toByteArray(), req.getRangeEnd().toByteArray());
+      return AuthRoleRevokePermissionResponse.newBuilder().setHeader(etcd.header(0)).build();
     });
   }
 

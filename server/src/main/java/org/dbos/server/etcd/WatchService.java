@@ -157,6 +157,14 @@ final class WatchService extends WatchGrpc.WatchImplBase {
             .setCompactRevision(compactRevision).build());
       }
 
+      /** As etcd when a watcher's permission goes: canceled, with the reason. */
+      @Override
+      public void denied() {
+        watchers.remove(id);
+        send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(id).setCanceled(true)
+            .setCancelReason("etcdserver: permission denied").build());
+      }
+
       @Override
       public void progress(long revision) {
         send(WatchResponse.newBuilder().setHeader(etcd.header(revision)).setWatchId(id).build());

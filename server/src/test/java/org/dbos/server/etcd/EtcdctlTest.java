@@ -160,6 +160,58 @@ class EtcdctlTest {
     assertEquals("/auth/k\nv\n", ctl.run("get", "/auth/k").ok().out());
   }
 
+  /** etcd roles are DBOS roles: permissions on key prefixes, granted to users, checked with --user. */
+  @Test
+  void rolesAndPermissions() {
+    String admin = "admin:" + node.dataDirectory().adminCredential().orElseThrow();
+    assertTrue(ctl.run("role", "add", "nobody").err().contains("etcdserver: permission denied"));
+    assertEquals("Role reader created\n", ctl.run("--user", admin, "role", "add", "reader").ok().out());
+    assertTrue(ctl.run("--user", admin, "role", "add", "reader").err().contains("etcdserver: role name already exists"));
+    assertEquals("Role reader updated\n",
+        ctl.run("--user", admin, "role", "grant-permission", "reader", "--prefix=true", "read", "/roles/").ok().out());
+    ctl.run("--user", admin, "role", "grant-permission", "reader", "--prefix=true", "readwrite", "/roles/open/").ok();
+    assertEquals("""
+        Role reader
+        KV Read:
+        	[/roles/, /roles0) (prefix /roles/)
+        	[/roles/open/, /roles/open0) (prefix /roles/open/)
+        KV Write:
+        	[/roles/open/, /roles/open0) (prefix /roles/open/)
+        """, ctl.run("--user", admin, "role", "get", "reader").ok().out());
+    assertTrue(ctl.run("--user", admin, "role", "list").ok().out().contains("reader\n"));
+    ctl.run("--user", admin, "user", "add", "bob:pw2").ok();
+    assertEquals("Role reader is granted to user bob\n",
+        ctl.run("--user", admin, "user", "grant-role", "bob", "reader").ok().out());
+    assertEquals("User: bob\nRoles: reader\n", ctl.run("--user", admin, "user", "get", "bob").ok().out());
+    assertTrue(ctl.run("--user", admin, "user", "grant-role", "bob", "nosuch").err()
+        .contains("etcdserver: role name not found"));
+    ctl.run("put", "/roles/a", "1").ok();
+    assertEquals("Authentication Enabled\n", ctl.run("--user", admin, "auth", "enable").ok().out());
+    try {
+      assertEquals("/roles/a\n1\n", ctl.run("--user", "bob:pw2", "get", "/roles/a").ok().out());
+      assertTrue(ctl.run("--user", "bob:pw2", "put", "/roles/a", "2").err().contains("etcdserver: permission denied"));
+      assertTrue(ctl.run("--user", "bob:pw2", "get", "/other").err().contains("etcdserver: permission denied"));
+      assertEquals("OK\n", ctl.run("--user", "bob:pw2", "put", "/roles/open/x", "2").ok().out());
+      assertEquals("Permission of range [/roles/, /roles0) is revoked from role reader\n",
+          ctl.run("--user", admin, "role", "revoke-permission", "reader", "/roles/", "--prefix=true").ok().out());
+      assertTrue(ctl.run("--user", admin, "role", "revoke-permission", "reader", "/nothing").err()
+          .contains("etcdserver: permission is not granted to the role"));
+      assertTrue(ctl.run("--user", "bob:pw2", "get", "/roles/a").err().contains("etcdserver: permission denied"));
+      assertEquals("Role reader is revoked from user bob\n",
+          ctl.run("--user", admin, "user", "revoke-role", "bob", "reader").ok().out());
+      assertTrue(ctl.run("--user", admin, "user", "revoke-role", "bob", "reader").err()
+          .contains("etcdserver: role is not granted to the user"));
+      assertTrue(ctl.run("--user", "bob:pw2", "put", "/roles/open/x", "3").err().contains("etcdserver: permission denied"));
+      ctl.run("--user", admin, "user", "grant-role", "bob", "reader").ok();
+      assertEquals("Role reader deleted\n", ctl.run("--user", admin, "role", "delete", "reader").ok().out());
+      assertTrue(ctl.run("--user", "bob:pw2", "put", "/roles/open/x", "4").err().contains("etcdserver: permission denied"));
+      assertTrue(ctl.run("--user", admin, "role", "get", "reader").err().contains("etcdserver: role name not found"));
+    } finally {
+      ctl.run("--user", admin, "auth", "disable").ok();
+    }
+    assertEquals("/roles/open/x\n2\n", ctl.run("get", "/roles/open/x").ok().out());
+  }
+
   @Test
   void endpointStatusHealthAndMembers() {
     String status = ctl.run("endpoint", "status", "-w", "json").ok().out();
