@@ -133,7 +133,10 @@ public final class Kernel implements AutoCloseable {
     return open(p, ttl, "session.open");
   }
 
-  private static final String LOCK_ENABLED_PRINCIPAL = "SELECT disabled FROM principals WHERE id = ? FOR SHARE";
+  /** The principal and its roles, share-locked; the principal's row is the one with {@code id = ?}. */
+  private static final String LOCK_PRINCIPAL_AND_ROLES = """
+      SELECT id, disabled FROM principals
+      WHERE id = ? OR id IN (SELECT role_id FROM principal_roles WHERE principal_id = ?) FOR SHARE""";
   private static final String INSERT_SESSION = """
       INSERT INTO sessions (id, principal_id, is_admin, node_id, expires_at, right_patterns)
       SELECT ?, id, is_admin, ?, now() + ?::interval, right_patterns(id) FROM principals WHERE id = ?""";
@@ -142,15 +145,21 @@ public final class Kernel implements AutoCloseable {
     UUID sid = UUID.randomUUID();
     Session s = p.session(sid, nodeId, null);
     db.transaction(c -> {
-      // The share lock waits for a grant, revoke or disable of this principal in flight (they lock
-      // its row for update); the INSERT, a later statement, then copies the grants they committed.
-      try (var ps = c.prepareStatement(LOCK_ENABLED_PRINCIPAL)) {
+      // The share locks wait for a grant, revoke, role change or disable of this principal or of one
+      // of its roles in flight (they lock that row for update); the INSERT, a later statement, then
+      // copies the grants they committed.
+      boolean enabled = false;
+      try (var ps = c.prepareStatement(LOCK_PRINCIPAL_AND_ROLES)) {
         ps.setLong(1, p.id());
+        ps.setLong(2, p.id());
         try (var rs = ps.executeQuery()) {
-          if (!rs.next() || rs.getBoolean(1)) {
-            throw SyscallException.denied("principal '" + p.name() + "' is disabled");
+          while (rs.next()) {
+            enabled |= rs.getLong(1) == p.id() && !rs.getBoolean(2);
           }
         }
+      }
+      if (!enabled) {
+        throw SyscallException.denied("principal '" + p.name() + "' is disabled");
       }
       try (var ps = c.prepareStatement(INSERT_SESSION)) {
         ps.setObject(1, sid);

@@ -118,6 +118,29 @@ class KernelTest {
   }
 
   @Test
+  void sessionOpenedDuringAGrantToOneOfItsRolesCarriesIt() throws Exception {
+    Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
+    kernel.principals().create(admin, "gina", "user", "pw-gina", null, null, false);
+    kernel.principals().create(admin, "crew", "role", null, null, null, false);
+    kernel.principals().grantRole(admin, "gina", "crew");
+    // A grant to the role in flight, as Principals.grant makes it: role locked, grant inserted.
+    try (var c = kernel.database().connection()) {
+      c.setAutoCommit(false);
+      c.createStatement().execute("SELECT id FROM principals WHERE name = 'crew' FOR NO KEY UPDATE");
+      c.createStatement().execute("INSERT INTO grants (principal_id, right_name, object_prefix) "
+          + "SELECT id, 'WRITE', 'scratch:crew/' FROM principals WHERE name = 'crew'");
+      var login = java.util.concurrent.CompletableFuture.supplyAsync(() -> kernel.login("gina", "pw-gina"));
+      Thread.sleep(300);
+      assertTrue(!login.isDone(), "the session must wait for the grant to its role in flight");
+      c.commit();
+      Session gina = login.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      kernel.call(gina, "scratch.put", Right.WRITE, "scratch:crew/1", tx -> null);
+      kernel.principals().revokeRole(admin, "gina", "crew");
+      assertThrows(SyscallException.class, () -> kernel.call(gina, "scratch.put", Right.WRITE, "scratch:crew/2", tx -> null));
+    }
+  }
+
+  @Test
   void failingBodyRollsBackAndIsAuditedAsError() {
     Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
     assertThrows(SyscallException.class, () -> kernel.call(admin, "scratch.put", Right.WRITE, "scratch:e", tx -> {

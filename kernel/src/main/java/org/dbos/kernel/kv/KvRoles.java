@@ -109,7 +109,16 @@ public final class KvRoles {
   }
 
   public void revokeRole(Session s, String user, String role) {
-    if (!principals.revokeRole(s, user, role)) {
+    boolean had;
+    try {
+      had = principals.revokeRole(s, user, role);
+    } catch (SyscallException e) {
+      if (e.code() != SyscallException.Code.NOT_FOUND) {
+        throw e;
+      }
+      throw precondition(Kv.ERR_USER_NOT_FOUND);
+    }
+    if (!had) {
       throw precondition(Kv.ERR_ROLE_NOT_GRANTED);
     }
   }

@@ -27,7 +27,6 @@ public final class Principals {
   private static final String GRANT = """
       INSERT INTO grants (principal_id, right_name, object_prefix) VALUES (?, ?, ?) ON CONFLICT DO NOTHING""";
   private static final String REVOKE = "DELETE FROM grants WHERE principal_id = ? AND right_name = ? AND object_prefix = ?";
-  /** Rewrites the rights an open session carries (the system-call check reads them there). */
   /** Rewrites the rights the open sessions of a principal, and of the holders of it as a role, carry. */
   private static final String REFRESH_SESSIONS = """
       UPDATE sessions SET right_patterns = right_patterns(principal_id)
@@ -127,6 +126,7 @@ public final class Principals {
   /** Takes role {@code role} from principal {@code name} (admin only); whether it had it. */
   public boolean revokeRole(Session s, String name, String role) {
     return kernel.call(s, "principal.revoke-role", Right.ADMIN, "principal:" + name, tx -> {
+      lockPrincipal(tx, name);
       var member = tx.queryOne(REVOKE_ROLE, rs -> rs.getLong(1), name, role);
       if (member.isPresent()) {
         tx.update(REFRESH_SESSIONS, member.get(), member.get());
@@ -168,7 +168,6 @@ public final class Principals {
       return true;
     });
   }
-
 
   /** Sets a principal's password: an admin for anyone, a principal for itself. */
   public void setSecret(Session s, String name, String secret) {
