@@ -179,6 +179,17 @@ class KernelTest {
   }
 
   @Test
+  void emptyPasswordIsRefused() {
+    Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
+    var e = assertThrows(SyscallException.class, () -> kernel.principals().create(admin, "hana", "user", " ", null, null, false));
+    assertEquals(SyscallException.Code.INVALID_ARGUMENT, e.code());
+    kernel.principals().create(admin, "hana", "user", "pw-hana", null, null, false);
+    e = assertThrows(SyscallException.class, () -> kernel.principals().setSecret(admin, "hana", ""));
+    assertEquals(SyscallException.Code.INVALID_ARGUMENT, e.code());
+    kernel.login("hana", "pw-hana");
+  }
+
+  @Test
   void wrongPasswordIsDeniedAndAudited() {
     newUser("erin");
     var e = assertThrows(SyscallException.class, () -> kernel.login("erin", "wrong"));

@@ -71,7 +71,7 @@ public final class Principals {
     if (!List.of("user", "service", "node", "role").contains(kind)) {
       throw SyscallException.invalid("kind must be user, service, node or role, not '" + kind + "'");
     }
-    String hash = secret == null ? null : Secrets.hash(secret);
+    String hash = secret == null ? null : Secrets.hash(validSecret(secret));
     return kernel.call(s, "principal.create", Right.ADMIN, "principal:" + name, tx ->
         tx.queryOne(INSERT, Principals::map, name, kind, uid, gid, uid, admin, hash).orElseThrow());
   }
@@ -96,6 +96,14 @@ public final class Principals {
       }
       return null;
     });
+  }
+
+  /** A password must have something in it (an empty file is a mistake, not a choice). */
+  private static String validSecret(String secret) {
+    if (secret == null || secret.isBlank()) {
+      throw SyscallException.invalid("a password may not be empty");
+    }
+    return secret;
   }
 
   private static long lockPrincipal(Tx tx, String name) throws SQLException {
@@ -175,7 +183,7 @@ public final class Principals {
       if (!s.admin() && !s.principal().equals(name)) {
         throw SyscallException.denied("only an admin may set another principal's password");
       }
-      if (tx.update("UPDATE principals SET secret_hash = ? WHERE name = ?", Secrets.hash(secret), name) == 0) {
+      if (tx.update("UPDATE principals SET secret_hash = ? WHERE name = ?", Secrets.hash(validSecret(secret)), name) == 0) {
         throw SyscallException.notFound("no principal named '" + name + "'");
       }
       return null;
