@@ -102,19 +102,8 @@ class KernelTest {
   void sessionOpenedDuringAGrantCarriesIt() throws Exception {
     Session admin = kernel.login("admin", node.dataDirectory().adminCredential().orElseThrow());
     kernel.principals().create(admin, "fern", "user", "pw-fern", null, null, false);
-    // A grant in flight, as Principals.grant makes it: principal locked, grant inserted, not committed.
-    try (var c = kernel.database().connection()) {
-      c.setAutoCommit(false);
-      c.createStatement().execute("SELECT id FROM principals WHERE name = 'fern' FOR NO KEY UPDATE");
-      c.createStatement().execute("INSERT INTO grants (principal_id, right_name, object_prefix) "
-          + "SELECT id, 'WRITE', 'scratch:fern/' FROM principals WHERE name = 'fern'");
-      var login = java.util.concurrent.CompletableFuture.supplyAsync(() -> kernel.login("fern", "pw-fern"));
-      Thread.sleep(300);
-      assertTrue(!login.isDone(), "the session must wait for the grant in flight");
-      c.commit();
-      Session fern = login.get(10, java.util.concurrent.TimeUnit.SECONDS);
-      kernel.call(fern, "scratch.put", Right.WRITE, "scratch:fern/1", tx -> null);
-    }
+    Session fern = loginDuringGrantInFlight("fern", "fern", "scratch:fern/");
+    kernel.call(fern, "scratch.put", Right.WRITE, "scratch:fern/1", tx -> null);
   }
 
   @Test
@@ -123,20 +112,34 @@ class KernelTest {
     kernel.principals().create(admin, "gina", "user", "pw-gina", null, null, false);
     kernel.principals().create(admin, "crew", "role", null, null, null, false);
     kernel.principals().grantRole(admin, "gina", "crew");
-    // A grant to the role in flight, as Principals.grant makes it: role locked, grant inserted.
+    Session gina = loginDuringGrantInFlight("crew", "gina", "scratch:crew/");
+    kernel.call(gina, "scratch.put", Right.WRITE, "scratch:crew/1", tx -> null);
+    kernel.principals().revokeRole(admin, "gina", "crew");
+    assertThrows(SyscallException.class, () -> kernel.call(gina, "scratch.put", Right.WRITE, "scratch:crew/2", tx -> null));
+  }
+
+  /**
+   * Logs {@code user} in (password "pw-" + user) while a WRITE grant on {@code prefix} to {@code
+   * grantee} is in flight, as Principals.grant makes it (grantee locked, grant inserted, not yet
+   * committed); checks the login waits for it.
+   */
+  private static Session loginDuringGrantInFlight(String grantee, String user, String prefix) throws Exception {
     try (var c = kernel.database().connection()) {
       c.setAutoCommit(false);
-      c.createStatement().execute("SELECT id FROM principals WHERE name = 'crew' FOR NO KEY UPDATE");
-      c.createStatement().execute("INSERT INTO grants (principal_id, right_name, object_prefix) "
-          + "SELECT id, 'WRITE', 'scratch:crew/' FROM principals WHERE name = 'crew'");
-      var login = java.util.concurrent.CompletableFuture.supplyAsync(() -> kernel.login("gina", "pw-gina"));
+      try (var lock = c.prepareStatement("SELECT id FROM principals WHERE name = ? FOR NO KEY UPDATE");
+           var grant = c.prepareStatement("INSERT INTO grants (principal_id, right_name, object_prefix) "
+               + "SELECT id, 'WRITE', ? FROM principals WHERE name = ?")) {
+        lock.setString(1, grantee);
+        lock.execute();
+        grant.setString(1, prefix);
+        grant.setString(2, grantee);
+        grant.execute();
+      }
+      var login = java.util.concurrent.CompletableFuture.supplyAsync(() -> kernel.login(user, "pw-" + user));
       Thread.sleep(300);
-      assertTrue(!login.isDone(), "the session must wait for the grant to its role in flight");
+      assertTrue(!login.isDone(), "the session must wait for the grant in flight");
       c.commit();
-      Session gina = login.get(10, java.util.concurrent.TimeUnit.SECONDS);
-      kernel.call(gina, "scratch.put", Right.WRITE, "scratch:crew/1", tx -> null);
-      kernel.principals().revokeRole(admin, "gina", "crew");
-      assertThrows(SyscallException.class, () -> kernel.call(gina, "scratch.put", Right.WRITE, "scratch:crew/2", tx -> null));
+      return login.get(10, java.util.concurrent.TimeUnit.SECONDS);
     }
   }
 
