@@ -256,10 +256,6 @@ public final class Watches implements AutoCloseable {
 
   private void step() throws SQLException {
     try (Connection c = db.connection()) {
-      if (System.nanoTime() - lastRecheck >= RECHECK.toNanos()) {
-        lastRecheck = System.nanoTime();
-        recheck(c);
-      }
       if (hubRevision < 0) {
         try (var rs = c.createStatement().executeQuery(CLOCK)) {
           rs.next();
@@ -274,6 +270,11 @@ public final class Watches implements AutoCloseable {
         if (!w.synced && !w.canceled) {
           catchUp(c, w);
         }
+      }
+      // after the delivery this step was woken for, so that the re-check never delays an event
+      if (System.nanoTime() - lastRecheck >= RECHECK.toNanos()) {
+        lastRecheck = System.nanoTime();
+        recheck(c);
       }
     }
     answerProgress();
