@@ -136,8 +136,13 @@ class KernelTest {
         grant.execute();
       }
       var login = java.util.concurrent.CompletableFuture.supplyAsync(() -> kernel.login(user, "pw-" + user));
-      Thread.sleep(300);
-      assertTrue(!login.isDone(), "the session must wait for the grant in flight");
+      // the login must block on the grantee's row lock: wait until the database shows it waiting
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0) {
+        assertTrue(!login.isDone(), "the session must wait for the grant in flight");
+        assertTrue(System.nanoTime() < deadline, "no lock wait seen");
+        Thread.onSpinWait();
+      }
       c.commit();
       return login.get(10, java.util.concurrent.TimeUnit.SECONDS);
     }
