@@ -25,30 +25,42 @@ public final class AuditLog {
   public static final String DENIED_STATE = "DBOSD";
 
   /**
-   * The session and right check, as a scalar subquery over the one session row: 'ok', or what the
-   * ELSE branch ({@code %s}) makes of the refusal; NULL when the session is not open and unexpired
-   * (disabling a principal closes its sessions, so an open session is an enabled principal's). The
-   * session carries its principal's grants as LIKE patterns (see V2__session_rights.sql). Parameters:
-   * wanted, wanted, refusal, session id, principal id (see {@link #bindCheck}).
+   * The kernel's rule for one call row {@code v}: 'ok', 'missing right …' or 'invalid session'. A
+   * scalar subquery over the one session row (open and unexpired: disabling a principal closes its
+   * sessions, so an open session is an enabled principal's), which carries its principal's grants and
+   * its roles' as LIKE patterns (see V2__session_rights.sql): one index probe.
    */
-  private static final String CHECK = """
-      (SELECT CASE WHEN s.is_admin OR ?::text IS NULL OR ?::text LIKE ANY (s.right_patterns) THEN 'ok'
-                   ELSE %s END
-       FROM sessions s
-       WHERE s.id = ?::uuid AND s.principal_id = ?::bigint AND s.closed_at IS NULL AND s.expires_at > now())""";
+  private static final String VERDICT = """
+      COALESCE((SELECT CASE WHEN s.is_admin OR v.right_name IS NULL
+                              OR v.right_name || ' ' || v.object LIKE ANY (s.right_patterns) THEN 'ok'
+                            ELSE 'missing right ' || v.right_name END
+                FROM sessions s
+                WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
+                  AND s.expires_at > now()), 'invalid session')""";
 
-  private static final String VERDICT = "COALESCE(" + CHECK.formatted("?::text") + ", 'invalid session')";
+  /** One call as the row {@code v} (bound by {@link #bindCall}). */
+  private static final String CALL = """
+      FROM (VALUES (?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text, ?::text))
+             AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name)""";
 
-  private static final String RECORD = "?::uuid, ?::bigint, ?::uuid, ?::uuid, ?::text, ?::text, ?::text";
+  /** Many calls as rows {@code v} (one array per column, bound by {@link #bindCalls}), in order. */
+  private static final String CALLS = """
+      FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[])
+             WITH ORDINALITY AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name, n)""";
 
   /**
-   * Appends the 'ok' record of a call that did its work, and commits, in one round trip; a refused
-   * check raises {@link #DENIED_STATE} instead, which aborts the transaction and skips the COMMIT.
+   * Checks the calls of {@code %s} ({@link #CALL} or {@link #CALLS}) and appends their 'ok' records; a
+   * refused check raises {@link #DENIED_STATE} instead, which aborts the transaction.
    */
-  private static final String APPEND_CHECKED = """
+  private static final String CHECKED_APPEND = """
       INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome)
-      VALUES (%s, COALESCE(%s, deny('invalid session')))""".formatted(RECORD, CHECK.formatted("deny(?::text)"));
+      SELECT id, principal_id, session_id, node_id, task_id, call, object,
+             CASE WHEN verdict = 'ok' THEN 'ok' ELSE deny(verdict) END
+      FROM (SELECT v.*, %s AS verdict %s) AS checked""";
 
+  private static final String APPEND_CHECKED = CHECKED_APPEND.formatted(VERDICT, CALL);
+
+  /** Appends the 'ok' record of a call that did its work and commits, in one round trip. */
   private static final String COMMIT_CHECKED = APPEND_CHECKED + ";\nCOMMIT";
 
   /** The same, committing without waiting for the WAL flush. */
@@ -59,43 +71,25 @@ public final class AuditLog {
    * body's failure implies ('denied' for a service's own refusal, 'error' otherwise).
    */
   private static final String RECORD_FAILURE = """
-      WITH checked AS (SELECT %s AS verdict),
+      WITH checked AS (SELECT v.*, %s AS verdict %s),
            recorded AS (
              INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome, detail)
-             SELECT %s,
+             SELECT id, principal_id, session_id, node_id, task_id, call, object,
                     CASE WHEN verdict = 'ok' THEN ?::text ELSE 'denied' END,
                     CASE WHEN verdict = 'ok' THEN ?::text ELSE verdict END
              FROM checked
              ON CONFLICT (id) DO NOTHING)
-      SELECT verdict FROM checked""".formatted(VERDICT, RECORD);
-
-  /** Many calls (one array per column, bound by {@link #bindCalls}), in order. */
-  private static final String CALLS = """
-      FROM unnest(?::uuid[], ?::bigint[], ?::uuid[], ?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[])
-             WITH ORDINALITY AS v(id, principal_id, session_id, node_id, task_id, call, object, right_name, n)""";
-
-  /** {@link #CHECK}'s rule for each row of {@link #CALLS}: 'ok', 'missing right …' or 'invalid session'. */
-  private static final String VERDICTS = """
-      COALESCE((SELECT CASE WHEN s.is_admin OR v.right_name IS NULL
-                              OR v.right_name || ' ' || v.object LIKE ANY (s.right_patterns) THEN 'ok'
-                            ELSE 'missing right ' || v.right_name END
-                FROM sessions s
-                WHERE s.id = v.session_id AND s.principal_id = v.principal_id AND s.closed_at IS NULL
-                  AND s.expires_at > now()), 'invalid session')""";
+      SELECT verdict FROM checked""".formatted(VERDICT, CALL);
 
   /** The verdicts of many calls, in order, without appending (see {@link #checkAll}). */
-  private static final String CHECK_ALL = "SELECT " + VERDICTS + "\n" + CALLS + "\nORDER BY v.n";
+  private static final String CHECK_ALL = "SELECT " + VERDICT + "\n" + CALLS + "\nORDER BY v.n";
 
   /**
    * For a service that runs a batch of calls in one statement of its own: a data-modifying CTE body
    * ({@code WITH audited AS (…)}) that checks every call bound by {@link #bindCalls} as {@link
    * #commitChecked} does and appends their 'ok' records, raising {@link #DENIED_STATE} if any is refused.
    */
-  public static final String CHECKED_APPEND_ALL = """
-      INSERT INTO audit_log (id, principal_id, session_id, node_id, task_id, call, object, outcome)
-      SELECT id, principal_id, session_id, node_id, task_id, call, object,
-             CASE WHEN verdict = 'ok' THEN 'ok' ELSE deny(verdict) END
-      FROM (SELECT v.*, %s AS verdict %s) AS checked""".formatted(VERDICTS, CALLS);
+  public static final String CHECKED_APPEND_ALL = CHECKED_APPEND.formatted(VERDICT, CALLS);
 
   /**
    * For a service that checked a batch with {@link #checkAll}: a data-modifying CTE body that appends
@@ -134,9 +128,9 @@ public final class AuditLog {
     String commit = durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC;
     String sql = notifications.isEmpty() ? commit : commit + ";\nSELECT pg_notify(?, ?)".repeat(notifications.size() / 2);
     try (PreparedStatement ps = c.prepareStatement(sql)) {
-      int next = bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
+      bindCall(ps, 1, id, s, call, object, right);
       for (int i = 0; i < notifications.size(); i++) {
-        ps.setString(next + i, notifications.get(i));
+        ps.setString(9 + i, notifications.get(i));
       }
       ps.execute();
     }
@@ -149,7 +143,7 @@ public final class AuditLog {
   public static void appendChecked(Connection c, UUID id, Session s, String call, String object, Right right)
       throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(APPEND_CHECKED)) {
-      bindCheck(ps, bindRecord(ps, 1, id, s, call, object), s, object, right);
+      bindCall(ps, 1, id, s, call, object, right);
       ps.execute();
     }
   }
@@ -162,9 +156,9 @@ public final class AuditLog {
   public static String recordFailure(Connection c, UUID id, Session s, String call, String object, Right right,
                                      String outcome, String detail) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement(RECORD_FAILURE)) {
-      int next = bindRecord(ps, bindCheck(ps, 1, s, object, right), id, s, call, object);
-      ps.setString(next, outcome);
-      ps.setString(next + 1, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
+      bindCall(ps, 1, id, s, call, object, right);
+      ps.setString(9, outcome);
+      ps.setString(10, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
       try (ResultSet rs = ps.executeQuery()) {
         rs.next();
         String verdict = rs.getString(1);
@@ -173,9 +167,9 @@ public final class AuditLog {
     }
   }
 
-  /** Binds the record's columns id … object from {@code from}; returns the next parameter index. */
-  private static int bindRecord(PreparedStatement ps, int from, UUID id, Session s, String call, String object)
-      throws SQLException {
+  /** Binds one call's row {@link #CALL} from {@code from} (8 parameters). */
+  private static void bindCall(PreparedStatement ps, int from, UUID id, Session s, String call, String object,
+                               Right right) throws SQLException {
     ps.setObject(from, id);
     ps.setLong(from + 1, s.principalId());
     ps.setObject(from + 2, s.id());
@@ -183,19 +177,7 @@ public final class AuditLog {
     ps.setString(from + 4, s.taskId());
     ps.setString(from + 5, call);
     ps.setString(from + 6, object);
-    return from + 7;
-  }
-
-  /** Binds {@link #CHECK}'s parameters from {@code from}; returns the next parameter index. */
-  private static int bindCheck(PreparedStatement ps, int from, Session s, String object, Right right)
-      throws SQLException {
-    String wanted = right == null ? null : right.name() + ' ' + object;
-    ps.setString(from, wanted);
-    ps.setString(from + 1, wanted);
-    ps.setString(from + 2, right == null ? null : "missing right " + right.name());
-    ps.setObject(from + 3, s.id());
-    ps.setLong(from + 4, s.principalId());
-    return from + 5;
+    ps.setString(from + 7, right == null ? null : right.name());
   }
 
   /**
