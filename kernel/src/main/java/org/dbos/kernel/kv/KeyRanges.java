@@ -70,38 +70,53 @@ final class KeyRanges {
   }
 
   /**
-   * The object a rights check names for a range: "kv:" plus the longest prefix every key in the range
-   * shares (the key itself for a single key or a prefix range; "" for an open-ended range).
+   * The object a rights check names for a range. One key is {@code "kv:" + text(key)}; any other range
+   * is {@code "kv:" + text(p) + "\\*"}, p the longest prefix every key in it shares ("" for an
+   * open-ended range). No key's text contains a backslash not followed by x, so a range object never
+   * equals a key's: an exact grant on key "foo" covers that key only, while a prefix grant on "foo"
+   * covers the key, the keys extending it and the ranges within it.
    */
   static String object(byte[] key, byte[] end) {
-    if (single(end) || Arrays.equals(end, prefixEnd(key))) {
-      return "kv:" + text(key);
-    }
-    if (fromKey(end)) {
-      return "kv:";
-    }
-    int n = Arrays.mismatch(key, end);
-    return "kv:" + text(Arrays.copyOf(key, n < 0 ? key.length : Math.min(n, key.length)));
+    return single(end) ? keyObject(key) : rangeObject(sharedPrefix(key, end));
   }
 
-  /** The longest common prefix of two object names. */
-  static String commonPrefix(String a, String b) {
-    int n = Math.min(a.length(), b.length());
-    int i = 0;
-    while (i < n && a.charAt(i) == b.charAt(i)) {
-      i++;
+  static String keyObject(byte[] key) {
+    return "kv:" + text(key);
+  }
+
+  static String rangeObject(byte[] prefix) {
+    return "kv:" + text(prefix) + RANGE_MARK;
+  }
+
+  private static final String RANGE_MARK = "\\*";
+
+  /** The longest prefix every key of [key, end) shares. */
+  static byte[] sharedPrefix(byte[] key, byte[] end) {
+    if (single(end) || Arrays.equals(end, prefixEnd(key))) {
+      return key;
     }
-    return a.substring(0, i);
+    if (fromKey(end)) {
+      return new byte[0];
+    }
+    int n = Arrays.mismatch(key, end);
+    return Arrays.copyOf(key, n < 0 ? key.length : Math.min(n, key.length));
+  }
+
+  /** The longest common prefix of two byte strings. */
+  static byte[] commonPrefix(byte[] a, byte[] b) {
+    int n = Arrays.mismatch(a, b);
+    return n < 0 ? a : Arrays.copyOf(a, n);
   }
 
   /**
-   * A key as object-name text: itself when it is UTF-8 without control characters (grants on such
-   * prefixes match byte for byte), else with every byte outside printable ASCII written as \xNN.
+   * A key as object-name text: itself when it is UTF-8 without control characters or backslashes
+   * (grants on such prefixes match byte for byte), else with every byte outside printable ASCII, and
+   * the backslash, written as \xNN.
    */
   static String text(byte[] b) {
     boolean plain = true;
     for (byte x : b) {
-      if ((x & 0xff) < 0x20 || x == 0x7f) {
+      if ((x & 0xff) < 0x20 || x == 0x7f || x == '\\') {
         plain = false;
         break;
       }
@@ -123,5 +138,23 @@ final class KeyRanges {
       }
     }
     return sb.toString();
+  }
+
+  /** The key {@link #text} wrote: escaped text holds a backslash, plain text never does. */
+  static byte[] bytes(String text) {
+    if (text.indexOf('\\') < 0) {
+      return text.getBytes(StandardCharsets.UTF_8);
+    }
+    var out = new java.io.ByteArrayOutputStream(text.length());
+    for (int i = 0; i < text.length(); i++) {
+      char c = text.charAt(i);
+      if (c == '\\' && i + 3 < text.length() && text.charAt(i + 1) == 'x') {
+        out.write(Integer.parseInt(text, i + 2, i + 4, 16));
+        i += 3;
+      } else {
+        out.write(c);
+      }
+    }
+    return out.toByteArray();
   }
 }

@@ -1,7 +1,7 @@
 package org.dbos.kernel.kv;
 
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import org.dbos.kernel.Kernel;
@@ -13,11 +13,11 @@ import org.dbos.kernel.security.Principals;
 
 /**
  * etcd's roles as DBOS roles: an etcd role is a principal of kind {@code role}, granting it to a user
- * is {@link Principals#grantRole}, and a permission on a key range is a READ and/or WRITE grant on
- * {@code "kv:"} plus the prefix the range's keys share ({@link KeyRanges#object}). DBOS grants are on
- * prefixes, so a permission on one key also covers the keys that extend it, and a range that is not a
- * prefix is granted as its keys' common prefix. Every method is one or two audited kernel calls; only
- * admins (etcd's root) may change roles.
+ * is {@link Principals#grantRole}, and a permission is a READ and/or WRITE grant: on one key an exact
+ * grant on the key's object, on a prefix a prefix grant on {@code "kv:" + prefix} (which covers the
+ * keys and the ranges within it, see {@link KeyRanges#object}). DBOS grants name one object or a
+ * prefix, so a permission on any other range is refused (INVALID_ARGUMENT) rather than widened.
+ * Every method is one or two audited kernel calls; only admins (etcd's root) may change roles.
  */
 public final class KvRoles {
   /** etcd's permission types. */
@@ -25,7 +25,7 @@ public final class KvRoles {
     READ, WRITE, READWRITE
   }
 
-  /** A permission as etcd reports it: the granted prefix as [key, prefixEnd(key)). */
+  /** A permission as etcd reports it: one key (empty rangeEnd), or a prefix as [key, prefixEnd(key)). */
   public record Permission(Type type, byte[] key, byte[] rangeEnd) {}
 
   private final Principals principals;
@@ -55,46 +55,57 @@ public final class KvRoles {
     return principals.list(s).stream().filter(p -> p.kind().equals("role")).map(Principal::name).toList();
   }
 
-  /** The role's permissions on keys, by prefix. */
+  /** The role's permissions on keys, by key. */
   public List<Permission> permissions(Session s, String role) {
     requireRole(s, role);
-    var types = new LinkedHashMap<String, Type>();
+    var types = new LinkedHashMap<Principals.Grant, Type>(); // keyed by the grant with right READ
     for (Principals.Grant g : principals.grants(s, role)) {
-      if (!g.prefix().startsWith("kv:") || (g.right() != Right.READ && g.right() != Right.WRITE)) {
+      if (!g.object().startsWith("kv:") || (g.right() != Right.READ && g.right() != Right.WRITE)) {
         continue;
       }
       Type t = g.right() == Right.READ ? Type.READ : Type.WRITE;
-      types.merge(g.prefix().substring(3), t, (a, b) -> a == b ? a : Type.READWRITE);
+      types.merge(new Principals.Grant(Right.READ, g.object(), g.exact()), t, (a, b) -> a == b ? a : Type.READWRITE);
     }
     var out = new ArrayList<Permission>();
-    types.forEach((prefix, t) -> {
-      byte[] key = prefix.getBytes(StandardCharsets.UTF_8);
-      out.add(new Permission(t, key, KeyRanges.prefixEnd(key)));
+    types.forEach((g, t) -> {
+      byte[] key = KeyRanges.bytes(g.object().substring(3));
+      out.add(new Permission(t, key, g.exact() ? new byte[0] : KeyRanges.prefixEnd(key)));
     });
     return out;
   }
 
   public void grantPermission(Session s, String role, Type type, byte[] key, byte[] rangeEnd) {
     requireRole(s, role);
-    String object = KeyRanges.object(key, rangeEnd);
     if (type != Type.WRITE) {
-      principals.grant(s, role, Right.READ, object);
+      principals.grant(s, role, grant(Right.READ, key, rangeEnd));
     }
     if (type != Type.READ) {
-      principals.grant(s, role, Right.WRITE, object);
+      principals.grant(s, role, grant(Right.WRITE, key, rangeEnd));
     }
   }
 
-  /** Revokes whatever the role holds on the range's prefix; fails if it held nothing there. */
+  /** Revokes whatever the role holds on the key or prefix; fails if it held nothing there. */
   public void revokePermission(Session s, String role, byte[] key, byte[] rangeEnd) {
-    String object = KeyRanges.object(key, rangeEnd);
-    boolean held = permissions(s, role).stream()
-        .anyMatch(p -> ("kv:" + new String(p.key(), StandardCharsets.UTF_8)).equals(object));
+    Principals.Grant read = grant(Right.READ, key, rangeEnd);
+    boolean held = principals.grants(s, role).stream()
+        .anyMatch(g -> g.object().equals(read.object()) && g.exact() == read.exact());
     if (!held) {
       throw precondition(Kv.ERR_PERMISSION_NOT_GRANTED);
     }
-    principals.revoke(s, role, Right.READ, object);
-    principals.revoke(s, role, Right.WRITE, object);
+    principals.revoke(s, role, read);
+    principals.revoke(s, role, grant(Right.WRITE, key, rangeEnd));
+  }
+
+  /** The grant for a permission on [key, rangeEnd): exact for one key, a prefix grant for a prefix. */
+  private static Principals.Grant grant(Right right, byte[] key, byte[] rangeEnd) {
+    if (KeyRanges.single(rangeEnd)) {
+      return new Principals.Grant(right, KeyRanges.keyObject(key), true);
+    }
+    if (Arrays.equals(rangeEnd, KeyRanges.prefixEnd(key)) || (key.length == 0 && KeyRanges.fromKey(rangeEnd))) {
+      return new Principals.Grant(right, KeyRanges.keyObject(key), false);
+    }
+    throw SyscallException.invalid("DBOS grants a permission on one key or on a prefix; ["
+        + KeyRanges.text(key) + ", " + KeyRanges.text(rangeEnd) + ") is neither");
   }
 
   public void grantRole(Session s, String user, String role) {

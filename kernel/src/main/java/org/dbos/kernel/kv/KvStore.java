@@ -37,8 +37,9 @@ import org.slf4j.LoggerFactory;
  * (a denied or failed request fails alone), and commits once. Revisions are therefore gap-free and
  * become visible in order, on every node sharing the database. Reads run as ordinary system calls.
  *
- * <p>Rights: READ or WRITE on {@code "kv:" + key} (for a range, on the prefix its keys share); leases
- * are {@code "lease:" + id}; Compact needs ADMIN on {@code "kv:"}.
+ * <p>Rights: READ or WRITE on the key's or range's object ({@link KeyRanges#object}: {@code "kv:" + key},
+ * or {@code "kv:" + prefix + "\\*"} for a range); leases are {@code "lease:" + id}; Compact needs
+ * ADMIN on {@code "kv:"}.
  */
 public final class KvStore implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KvStore.class);
@@ -180,7 +181,7 @@ public final class KvStore implements AutoCloseable {
    * does not exist fails with {@link Kv#ERR_LEASE_NOT_FOUND} (NOT_FOUND).
    */
   public PutResponse put(Session s, PutRequest r) {
-    return (PutResponse) submit(s, "kv.put", Right.WRITE, "kv:" + KeyRanges.text(r.key()), r);
+    return (PutResponse) submit(s, "kv.put", Right.WRITE, KeyRanges.keyObject(r.key()), r);
   }
 
   /**
@@ -218,7 +219,7 @@ public final class KvStore implements AutoCloseable {
    * thread, right after the batch commits) with the response or the call's SyscallException.
    */
   public java.util.concurrent.CompletableFuture<PutResponse> putAsync(Session s, PutRequest r) {
-    return enqueue(s, "kv.put", Right.WRITE, "kv:" + KeyRanges.text(r.key()), r).thenApply(PutResponse.class::cast);
+    return enqueue(s, "kv.put", Right.WRITE, KeyRanges.keyObject(r.key()), r).thenApply(PutResponse.class::cast);
   }
 
   public java.util.concurrent.CompletableFuture<DeleteResponse> deleteAsync(Session s, DeleteRequest r) {

@@ -132,23 +132,42 @@ final class Txns {
     return false;
   }
 
-  /** The rights object of a Txn: "kv:" plus the prefix every key it names shares. */
+  /**
+   * The rights object of a Txn: the key's object if every compare and op names one and the same key,
+   * else the range object of the prefix all the keys it names share ({@link KeyRanges#object}).
+   */
   static String object(TxnRequest t) {
-    String[] acc = {null};
+    var acc = new Keys();
     collect(t, acc);
-    return acc[0] == null ? "kv:" : acc[0];
+    if (acc.prefix == null) {
+      return KeyRanges.rangeObject(new byte[0]);
+    }
+    return acc.oneKey ? KeyRanges.keyObject(acc.prefix) : KeyRanges.rangeObject(acc.prefix);
   }
 
-  private static void collect(TxnRequest t, String[] acc) {
+  /** What the keys a Txn names have in common: their shared prefix, and whether they are one key. */
+  private static final class Keys {
+    byte[] prefix;
+    boolean oneKey = true;
+
+    void add(byte[] key, byte[] end) {
+      boolean single = KeyRanges.single(end);
+      byte[] p = KeyRanges.sharedPrefix(key, end);
+      oneKey &= single && (prefix == null || java.util.Arrays.equals(prefix, p));
+      prefix = prefix == null ? p : KeyRanges.commonPrefix(prefix, p);
+    }
+  }
+
+  private static void collect(TxnRequest t, Keys acc) {
     for (Compare cmp : t.compare()) {
-      merge(acc, KeyRanges.object(nz(cmp.key()), cmp.rangeEnd()));
+      acc.add(nz(cmp.key()), cmp.rangeEnd());
     }
     for (List<Op> ops : List.of(t.success(), t.failure())) {
       for (Op op : ops) {
         switch (op) {
-          case RangeRequest r -> merge(acc, KeyRanges.object(nz(r.key()), r.rangeEnd()));
-          case PutRequest p -> merge(acc, "kv:" + KeyRanges.text(nz(p.key())));
-          case DeleteRequest d -> merge(acc, KeyRanges.object(nz(d.key()), d.rangeEnd()));
+          case RangeRequest r -> acc.add(nz(r.key()), r.rangeEnd());
+          case PutRequest p -> acc.add(nz(p.key()), null);
+          case DeleteRequest d -> acc.add(nz(d.key()), d.rangeEnd());
           case TxnRequest n -> collect(n, acc);
         }
       }
@@ -157,10 +176,6 @@ final class Txns {
 
   private static byte[] nz(byte[] b) {
     return b == null ? new byte[0] : b;
-  }
-
-  private static void merge(String[] acc, String o) {
-    acc[0] = acc[0] == null ? o : KeyRanges.commonPrefix(acc[0], o);
   }
 
   // ---- execution ------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ public final class Principals {
   /** Locks a principal against sessions opening meanwhile (they take a share lock on it). */
   private static final String LOCK_PRINCIPAL = "SELECT id FROM principals WHERE name = ? FOR NO KEY UPDATE";
   private static final String GRANT = """
-      INSERT INTO grants (principal_id, right_name, object_prefix) VALUES (?, ?, ?) ON CONFLICT DO NOTHING""";
-  private static final String REVOKE = "DELETE FROM grants WHERE principal_id = ? AND right_name = ? AND object_prefix = ?";
+      INSERT INTO grants (principal_id, right_name, object_prefix, exact) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING""";
+  private static final String REVOKE = """
+      DELETE FROM grants WHERE principal_id = ? AND right_name = ? AND object_prefix = ? AND exact = ?""";
   /** Rewrites the rights the open sessions of a principal, and of the holders of it as a role, carry. */
   private static final String REFRESH_SESSIONS = """
       UPDATE sessions SET right_patterns = right_patterns(principal_id)
@@ -44,8 +45,8 @@ public final class Principals {
       SELECT r.name FROM principal_roles pr JOIN principals p ON p.id = pr.principal_id
       JOIN principals r ON r.id = pr.role_id WHERE p.name = ? ORDER BY r.name""";
   private static final String GRANTS = """
-      SELECT g.right_name, g.object_prefix FROM grants g JOIN principals p ON p.id = g.principal_id
-      WHERE p.name = ? ORDER BY g.object_prefix, g.right_name""";
+      SELECT g.right_name, g.object_prefix, g.exact FROM grants g JOIN principals p ON p.id = g.principal_id
+      WHERE p.name = ? ORDER BY g.object_prefix, g.exact, g.right_name""";
   private static final String ROLE_ID = "SELECT id FROM principals WHERE name = ? AND kind = 'role' FOR UPDATE";
   private static final String DELETE_ROLE = "DELETE FROM principals WHERE id = ?";
 
@@ -78,20 +79,33 @@ public final class Principals {
 
   /** Grants {@code right} on every object whose name starts with {@code prefix} (admin only). */
   public void grant(Session s, String name, Right right, String prefix) {
+    grant(s, name, new Grant(right, prefix, false));
+  }
+
+  /**
+   * Grants {@code g} (admin only): open sessions of the principal, and of its holders if it is a role,
+   * have it at once. Granting twice is harmless. NOT_FOUND if there is no such principal.
+   */
+  public void grant(Session s, String name, Grant g) {
     kernel.call(s, "principal.grant", Right.ADMIN, "principal:" + name, tx -> {
       long id = lockPrincipal(tx, name);
-      if (tx.update(GRANT, id, right.name(), prefix) > 0) {
+      if (tx.update(GRANT, id, g.right().name(), g.object(), g.exact()) > 0) {
         tx.update(REFRESH_SESSIONS, id, id);
       }
       return null;
     });
   }
 
-  /** Revokes a grant made by {@link #grant}; open sessions lose it at once. Revoking twice is harmless. */
+  /** Revokes a prefix grant made by {@link #grant}. */
   public void revoke(Session s, String name, Right right, String prefix) {
+    revoke(s, name, new Grant(right, prefix, false));
+  }
+
+  /** Revokes {@code g}; open sessions lose it at once. Revoking twice is harmless. */
+  public void revoke(Session s, String name, Grant g) {
     kernel.call(s, "principal.revoke", Right.ADMIN, "principal:" + name, tx -> {
       long id = lockPrincipal(tx, name);
-      if (tx.update(REVOKE, id, right.name(), prefix) > 0) {
+      if (tx.update(REVOKE, id, g.right().name(), g.object(), g.exact()) > 0) {
         tx.update(REFRESH_SESSIONS, id, id);
       }
       return null;
@@ -149,14 +163,14 @@ public final class Principals {
         tx -> tx.query(ROLES, rs -> rs.getString(1), name));
   }
 
-  /** The grants {@code name} holds directly, as (right, object prefix), by prefix. */
+  /** The grants {@code name} holds directly, by object name. */
   public List<Grant> grants(Session s, String name) {
     return kernel.call(s, "principal.grants", Right.READ, "principal:" + name,
-        tx -> tx.query(GRANTS, rs -> new Grant(Right.valueOf(rs.getString(1)), rs.getString(2)), name));
+        tx -> tx.query(GRANTS, rs -> new Grant(Right.valueOf(rs.getString(1)), rs.getString(2), rs.getBoolean(3)), name));
   }
 
-  /** A right on every object whose name starts with the prefix. */
-  public record Grant(Right right, String prefix) {}
+  /** A right on the object named {@code object} if {@code exact}, else on every object whose name starts with it. */
+  public record Grant(Right right, String object, boolean exact) {}
 
   /**
    * Deletes a role (admin only): its grants go, and every principal that held it loses them at once.

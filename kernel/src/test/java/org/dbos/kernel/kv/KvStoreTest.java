@@ -183,6 +183,35 @@ class KvStoreTest {
    * A watch holds its right for as long as it lives: revoking the role that granted it, or closing the
    * session, cancels it (within the hub's re-check period) and nothing more is delivered. Both audited.
    */
+  /** An exact grant covers its one key; a prefix grant covers its keys and the ranges within it. */
+  @Test
+  void exactAndPrefixGrantsOverKeysRangesAndTxns() {
+    var p = node.kernel().principals();
+    p.create(admin, "exacting", "user", "pw-exacting", null, null, false);
+    p.grant(admin, "exacting", new org.dbos.kernel.security.Principals.Grant(org.dbos.kernel.Right.WRITE, "kv:ex/key", true));
+    p.grant(admin, "exacting", org.dbos.kernel.Right.READ, "kv:ex/pre/");
+    Session s = node.kernel().login("exacting", "pw-exacting");
+    kv.put(s, new PutRequest(b("ex/key"), b("1"), 0, false, false, false));
+    for (String k : List.of("ex/key2", "ex/ke", "ex/key\\*")) {
+      assertThrows(SyscallException.class, () -> kv.put(s, new PutRequest(b(k), b("1"), 0, false, false, false)), k);
+    }
+    var prefixDelete = new DeleteRequest(b("ex/key"), KeyRanges.prefixEnd(b("ex/key")), false);
+    assertEquals(SyscallException.Code.PERMISSION_DENIED,
+        assertThrows(SyscallException.class, () -> kv.delete(s, prefixDelete)).code(), "a range is not the key");
+    var twoKeys = new TxnRequest(List.of(), List.of(new PutRequest(b("ex/key"), b("2"), 0, false, false, false),
+        new PutRequest(b("ex/kez"), b("2"), 0, false, false, false)), List.of());
+    assertThrows(SyscallException.class, () -> kv.txn(s, twoKeys));
+    var oneKey = new TxnRequest(List.of(new Compare(b("ex/key"), null, Compare.Target.VERSION, Compare.Result.GREATER, 0, null)),
+        List.of(new PutRequest(b("ex/key"), b("3"), 0, false, false, false)), List.of());
+    assertTrue(kv.txn(s, oneKey).succeeded());
+    put("ex/pre/a", "1");
+    assertEquals(1, kv.range(s, RangeRequest.of(b("ex/pre/a"), null)).count());
+    assertEquals(1, kv.range(s, RangeRequest.of(b("ex/pre/"), KeyRanges.prefixEnd(b("ex/pre/")))).count());
+    assertEquals(1, kv.range(s, RangeRequest.of(b("ex/pre/a"), b("ex/pre/b"))).count());
+    assertThrows(SyscallException.class, () -> kv.range(s, RangeRequest.of(b("ex/pre"), KeyRanges.prefixEnd(b("ex/pre")))));
+    assertThrows(SyscallException.class, () -> kv.range(s, RangeRequest.of(b("ex/pre/a"), KeyRanges.ZERO)), "from-key");
+  }
+
   @Test
   void watchEndsWhenItsRightGoesOrItsSessionCloses() throws Exception {
     var p = node.kernel().principals();

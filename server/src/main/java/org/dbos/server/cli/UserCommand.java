@@ -7,6 +7,7 @@ import java.util.concurrent.Callable;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.security.Principal;
+import org.dbos.kernel.security.Principals;
 import org.dbos.kernel.security.Secrets;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -67,18 +68,20 @@ final class UserCommand {
   }
 
   @Command(name = "grant", mixinStandardHelpOptions = true,
-      description = "Grant RIGHT (READ, WRITE, EXECUTE, ADMIN) on every object whose name starts with PREFIX.")
+      description = "Grant RIGHT (READ, WRITE, EXECUTE, ADMIN) on every object whose name starts with PREFIX"
+          + " (with --exact: on the object named PREFIX only).")
   static final class Grant implements Callable<Integer> {
     @Mixin ClientOptions client;
     @Parameters(index = "0", paramLabel = "NAME") String name;
     @Parameters(index = "1", paramLabel = "RIGHT") String right;
     @Parameters(index = "2", paramLabel = "PREFIX", description = "e.g. kv:/app/ or sql ('' for everything)")
     String prefix;
+    @Option(names = "--exact", description = "the one object named PREFIX, not the names that extend it") boolean exact;
 
     @Override
     public Integer call() {
       try (var c = client.connect()) {
-        c.kernel().principals().grant(c.session(), name, parseRight(right), prefix);
+        c.kernel().principals().grant(c.session(), name, new Principals.Grant(parseRight(right), prefix, exact));
       }
       return 0;
     }
@@ -90,11 +93,12 @@ final class UserCommand {
     @Parameters(index = "0", paramLabel = "NAME") String name;
     @Parameters(index = "1", paramLabel = "RIGHT") String right;
     @Parameters(index = "2", paramLabel = "PREFIX") String prefix;
+    @Option(names = "--exact", description = "revoke an exact grant (made with grant --exact)") boolean exact;
 
     @Override
     public Integer call() {
       try (var c = client.connect()) {
-        c.kernel().principals().revoke(c.session(), name, parseRight(right), prefix);
+        c.kernel().principals().revoke(c.session(), name, new Principals.Grant(parseRight(right), prefix, exact));
       }
       return 0;
     }

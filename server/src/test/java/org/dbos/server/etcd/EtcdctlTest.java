@@ -170,9 +170,13 @@ class EtcdctlTest {
     assertEquals("Role reader updated\n",
         ctl.run("--user", admin, "role", "grant-permission", "reader", "--prefix=true", "read", "/roles/").ok().out());
     ctl.run("--user", admin, "role", "grant-permission", "reader", "--prefix=true", "readwrite", "/roles/open/").ok();
+    ctl.run("--user", admin, "role", "grant-permission", "reader", "read", "/exact").ok();
+    assertTrue(ctl.run("--user", admin, "role", "grant-permission", "reader", "read", "/a", "/c").err()
+        .contains("[/a, /c) is neither"), "a range that is no prefix is refused, not widened");
     assertEquals("""
         Role reader
         KV Read:
+        	/exact
         	[/roles/, /roles0) (prefix /roles/)
         	[/roles/open/, /roles/open0) (prefix /roles/open/)
         KV Write:
@@ -192,6 +196,10 @@ class EtcdctlTest {
       assertTrue(ctl.run("--user", "bob:pw2", "put", "/roles/a", "2").err().contains("etcdserver: permission denied"));
       assertTrue(ctl.run("--user", "bob:pw2", "get", "/other").err().contains("etcdserver: permission denied"));
       assertEquals("OK\n", ctl.run("--user", "bob:pw2", "put", "/roles/open/x", "2").ok().out());
+      ctl.run("--user", "bob:pw2", "get", "/exact").ok();
+      assertTrue(ctl.run("--user", "bob:pw2", "get", "/exactly").err().contains("etcdserver: permission denied"),
+          "a permission on one key covers that key only");
+      assertTrue(ctl.run("--user", "bob:pw2", "get", "--prefix", "/exact").err().contains("etcdserver: permission denied"));
       assertEquals("Permission of range [/roles/, /roles0) is revoked from role reader\n",
           ctl.run("--user", admin, "role", "revoke-permission", "reader", "/roles/", "--prefix=true").ok().out());
       assertTrue(ctl.run("--user", admin, "role", "revoke-permission", "reader", "/nothing").err()
