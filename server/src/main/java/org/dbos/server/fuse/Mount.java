@@ -10,10 +10,13 @@ import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.lang.reflect.Field;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.cryptomator.jfuse.api.Fuse;
 import org.cryptomator.jfuse.api.FuseBuilder;
@@ -60,6 +63,7 @@ public final class Mount implements AutoCloseable {
     if (!isRoot() && !Files.exists(Path.of("/usr/bin/fusermount3")) && !Files.exists(Path.of("/bin/fusermount3"))) {
       throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, MISSING.formatted("no fusermount3"));
     }
+    clearStaleMount(mountpoint);
     if (!Files.isDirectory(mountpoint)) {
       throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, "mount point " + mountpoint + " is not a directory");
     }
@@ -81,6 +85,31 @@ public final class Mount implements AutoCloseable {
     }
     log.info("DBFS mounted at {}", mountpoint);
     return new Mount(mountpoint, fuse, ops);
+  }
+
+  /**
+   * The mount of a node that was killed stays behind answering ENOTCONN ("Transport endpoint is not
+   * connected"); after a crash `dbos up --mount` must not need a manual `fusermount3 -u` first.
+   */
+  private static void clearStaleMount(Path mountpoint) {
+    try {
+      Files.readAttributes(mountpoint, BasicFileAttributes.class);
+    } catch (FileSystemException e) {
+      if (e.getReason() != null && e.getReason().contains("not connected")) {
+        log.warn("{} is the mount of a process that died; unmounting it", mountpoint);
+        try {
+          new ProcessBuilder("fusermount3", "-u", "-z", mountpoint.toAbsolutePath().toString()).inheritIO().start()
+              .waitFor(10, TimeUnit.SECONDS);
+        } catch (IOException ex) {
+          throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION,
+              mountpoint + " is a stale mount and fusermount3 cannot unmount it: " + ex.getMessage());
+        } catch (InterruptedException ex) {
+          Thread.currentThread().interrupt();
+        }
+      }
+    } catch (IOException e) {
+      // not there: reported by the caller
+    }
   }
 
   /**

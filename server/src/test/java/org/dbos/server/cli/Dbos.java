@@ -21,7 +21,7 @@ final class Dbos {
   }
 
   /** A `dbos up` running in the background. */
-  record Up(Process process, List<String> banner) implements AutoCloseable {
+  record Up(Process process, List<String> banner, Path errFile) implements AutoCloseable {
     long pid() {
       return process.pid();
     }
@@ -78,8 +78,8 @@ final class Dbos {
     cmd.add(launcher().toString());
     cmd.add("up");
     cmd.addAll(List.of(args));
-    Process p = new ProcessBuilder(cmd).directory(cwd.toFile())
-        .redirectError(cwd.resolve("up-" + System.nanoTime() + ".err").toFile()).start();
+    Path errFile = cwd.resolve("up-" + System.nanoTime() + ".err");
+    Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).redirectError(errFile.toFile()).start();
     var reader = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
     var banner = new ArrayList<String>();
     String line;
@@ -87,7 +87,7 @@ final class Dbos {
       banner.add(line);
       if (line.startsWith("Try:")) {
         Thread.ofVirtual().start(() -> drain(reader));
-        return new Up(p, banner);
+        return new Up(p, banner, errFile);
       }
     }
     fail("dbos up exited before its banner: " + banner);

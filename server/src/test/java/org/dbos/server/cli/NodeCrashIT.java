@@ -1,0 +1,159 @@
+package org.dbos.server.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.dbos.kernel.testing.TestDatabase;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A whole node crashes: `dbos up --mount` and its embedded PostgreSQL are SIGKILLed together while
+ * files are written through the mount and keys through etcdctl. After a plain restart the database
+ * has recovered, `dbos fs check` finds the file system consistent, and everything acknowledged
+ * (a file whose fsync and close returned, the bytes of a large file up to its last fsync, a put
+ * etcdctl printed OK for) is there.
+ */
+class NodeCrashIT {
+  @TempDir Path cwd;
+
+  @Test
+  void sigkillOfNodeAndDatabaseLosesNothingAcknowledged() throws Exception {
+    Path mnt = Files.createDirectory(cwd.resolve("mnt"));
+    String etcd = "127.0.0.1:" + TestDatabase.freePort();
+    String[] args = {"--pg-port", String.valueOf(TestDatabase.freePort()), "--http", "127.0.0.1:0", "--etcd", etcd,
+        "--mount", mnt.toString()};
+    var files = new CopyOnWriteArrayList<Integer>();
+    var keys = new CopyOnWriteArrayList<Integer>();
+    var largeSynced = new AtomicLong();
+    try (var up = Dbos.up(cwd, args)) {
+      Files.createDirectory(mnt.resolve("crash"));
+      var writers = List.of(
+          Thread.ofPlatform().start(() -> smallFiles(mnt, files)),
+          Thread.ofPlatform().start(() -> largeFile(mnt, largeSynced)),
+          Thread.ofPlatform().start(() -> puts(etcd, keys)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while ((files.size() < 40 || largeSynced.get() < (8 << 20) || keys.size() < 20) && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertTrue(files.size() >= 40 && largeSynced.get() >= (8 << 20) && keys.size() >= 20,
+          "progress before the crash: " + files.size() + " files, " + largeSynced.get() + " bytes, " + keys.size() + " keys");
+      killNodeAndDatabase(up);
+      for (Thread w : writers) {
+        w.join(TimeUnit.SECONDS.toMillis(30));
+      }
+      System.out.printf("killed after %d files, %d MiB, %d keys acknowledged%n", files.size(), largeSynced.get() >> 20, keys.size());
+    }
+
+    try (var up = Dbos.up(cwd, args)) { // the stale mount is cleared, PostgreSQL recovers from its WAL
+      assertTrue(Files.readString(up.errFile()).contains("unmounting it"), "the stale mount was found");
+      var check = Dbos.run(cwd, "fs", "check");
+      assertEquals(0, check.exit(), check.out() + check.err());
+      for (int i : files) {
+        assertArrayEquals(content(i), Files.readAllBytes(mnt.resolve("crash/f" + i)), "file " + i);
+      }
+      byte[] large = Files.readAllBytes(mnt.resolve("crash/large"));
+      assertTrue(large.length >= largeSynced.get(), large.length + " < " + largeSynced.get());
+      for (int off = 0; off < largeSynced.get(); off += 1 << 20) {
+        assertArrayEquals(block(off >> 20), Arrays.copyOfRange(large, off, off + (1 << 20)), "large file at " + off);
+      }
+      for (int i : keys) {
+        var get = run("etcdctl", "--endpoints", etcd, "get", "--print-value-only", "crash/k" + i);
+        assertEquals("v" + i + "\n", get, "key " + i);
+      }
+    }
+  }
+
+  /** 4 KiB files, each written, fsynced and closed; its number is recorded once close returned. */
+  private static void smallFiles(Path mnt, List<Integer> acked) {
+    try {
+      for (int i = 0; ; i++) {
+        try (var ch = FileChannel.open(mnt.resolve("crash/f" + i), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+          ch.write(ByteBuffer.wrap(content(i)));
+          ch.force(true);
+        }
+        acked.add(i);
+      }
+    } catch (IOException e) {
+      // the node died
+    }
+  }
+
+  /** 1 MiB blocks appended to one file, fsynced every block; the synced length is recorded. */
+  private static void largeFile(Path mnt, AtomicLong synced) {
+    try (var ch = FileChannel.open(mnt.resolve("crash/large"), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      for (int b = 0; ; b++) {
+        ch.write(ByteBuffer.wrap(block(b)));
+        ch.force(false);
+        synced.set((long) (b + 1) << 20);
+      }
+    } catch (IOException e) {
+      // the node died
+    }
+  }
+
+  private static void puts(String endpoint, List<Integer> acked) {
+    try {
+      for (int i = 0; ; i++) {
+        if (!run("etcdctl", "--endpoints", endpoint, "--command-timeout", "5s", "put", "crash/k" + i, "v" + i).equals("OK\n")) {
+          return;
+        }
+        acked.add(i);
+      }
+    } catch (IOException | InterruptedException e) {
+      // the node died
+    }
+  }
+
+  /** SIGKILL, at once, the node's JVM and its PostgreSQL: the postmaster and every backend. */
+  private void killNodeAndDatabase(Dbos.Up up) throws Exception {
+    long postmaster = Long.parseLong(Files.readAllLines(cwd.resolve("dbos-data/pg/postmaster.pid")).getFirst().strip());
+    var pids = new ArrayList<String>(List.of("-9", String.valueOf(up.pid()), String.valueOf(postmaster)));
+    up.process().toHandle().descendants().forEach(h -> pids.add(String.valueOf(h.pid())));
+    ProcessHandle.of(postmaster).orElseThrow().descendants().forEach(h -> pids.add(String.valueOf(h.pid())));
+    pids.addFirst("kill");
+    new ProcessBuilder(pids).inheritIO().start().waitFor();
+    assertTrue(up.process().waitFor(30, TimeUnit.SECONDS));
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (ProcessHandle.of(postmaster).map(ProcessHandle::isAlive).orElse(false) && System.nanoTime() < deadline) {
+      Thread.sleep(10);
+    }
+  }
+
+  private static byte[] content(int i) {
+    byte[] b = new byte[4096];
+    Arrays.fill(b, (byte) ('a' + i % 26));
+    System.arraycopy(("file " + i).getBytes(StandardCharsets.UTF_8), 0, b, 0, ("file " + i).length());
+    return b;
+  }
+
+  private static byte[] block(int n) {
+    byte[] b = new byte[1 << 20];
+    for (int i = 0; i < b.length; i += 8) {
+      b[i] = (byte) n;
+      b[i + 1] = (byte) (i >> 3);
+    }
+    return b;
+  }
+
+  private static String run(String... cmd) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    p.waitFor();
+    return out;
+  }
+}
