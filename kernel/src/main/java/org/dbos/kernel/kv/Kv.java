@@ -108,6 +108,9 @@ public final class Kv {
   /** ttl −1 when the lease does not exist; keys only when asked for. */
   public record LeaseTimeToLive(long id, long ttl, long grantedTtl, List<byte[]> keys, long revision) {}
 
+  /** HashKV's answer: the hash (an unsigned 32-bit value), the compacted and the current revision. */
+  public record Hash(long hash, long compacted, long revision) {}
+
   /** The store's state: current revision and compacted revision. */
   public record Status(long revision, long compacted, long dbSizeBytes, long keys) {}
 }

@@ -93,6 +93,16 @@ public final class KvStore implements AutoCloseable {
         pg_total_relation_size('kv') + pg_total_relation_size('kv_history') + pg_total_relation_size('kv_leases'),
         (SELECT count(*) FROM kv)""";
 
+  /**
+   * The sum, modulo 2^32, of the first 32 bits of an MD5 of each history row up to a revision: a hash
+   * of the keyspace's revisions that no row order changes, computed where the rows are.
+   */
+  private static final String HASH = """
+      SELECT (SELECT revision FROM kv_revision), (SELECT compacted FROM kv_revision),
+        (SELECT coalesce(sum(('x' || substr(md5(key || int8send(mod_revision) || int8send(create_revision)
+                 || int8send(version) || int8send(lease) || value), 1, 8))::bit(32)::bigint), 0) % 4294967296
+         FROM kv_history WHERE mod_revision <= ?)""";
+
   /** A revocation the writer runs: on behalf of a client, or of expiry (then only if still expired). */
   private record Revoke(long id, boolean expiredOnly) {}
 
@@ -235,6 +245,26 @@ public final class KvStore implements AutoCloseable {
   public Kv.Status status(Session s) {
     return kernel.call(s, "kv.status", Right.READ, "kv:", tx -> tx.queryOne(SIZE,
         rs -> new Kv.Status(rs.getLong(1), rs.getLong(2), rs.getLong(3), rs.getLong(4))).orElseThrow());
+  }
+
+  /**
+   * HashKV: a hash of every kept revision of every key (rows above the compacted revision, up to
+   * {@code revision}; 0 means the current one) and the compacted revision. Every node reads the one
+   * database, so every member answers the same hash. {@link Kv#ERR_FUTURE_REV} beyond the
+   * current revision, {@link Kv#ERR_COMPACTED} below the compacted one.
+   */
+  public Kv.Hash hashKv(Session s, long revision) {
+    return kernel.call(s, "kv.hash", Right.READ, KeyRanges.rangeObject(new byte[0]), tx -> {
+      var row = tx.queryOne(HASH, rs -> new long[] {rs.getLong(1), rs.getLong(2), rs.getLong(3)},
+          revision > 0 ? revision : Long.MAX_VALUE).orElseThrow();
+      if (revision > row[0]) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_FUTURE_REV);
+      }
+      if (revision > 0 && revision < row[1]) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_COMPACTED);
+      }
+      return new Kv.Hash(row[2], row[1], row[0]);
+    });
   }
 
   // ---- leases --------------------------------------------------------------------------------

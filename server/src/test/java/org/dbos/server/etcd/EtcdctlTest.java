@@ -229,4 +229,20 @@ class EtcdctlTest {
     String members = ctl.run("member", "list").ok().out();
     assertTrue(members.contains("started") && members.contains("http://" + etcd.address()), members);
   }
+
+  /** `endpoint hashkv` hashes the kept revisions: stable while nothing is written, changed by a put. */
+  @Test
+  void hashKv() {
+    String before = ctl.run("endpoint", "hashkv", "-w", "json").ok().out();
+    assertTrue(before.contains("\"hash\":"), before);
+    assertEquals(hash(before), hash(ctl.run("endpoint", "hashkv", "-w", "json").ok().out()));
+    ctl.run("put", "/hash/k", "v").ok();
+    assertNotEquals(hash(before), hash(ctl.run("endpoint", "hashkv", "-w", "json").ok().out()));
+  }
+
+  private static String hash(String json) {
+    var m = java.util.regex.Pattern.compile("\"hash\":(\\d+)").matcher(json);
+    assertTrue(m.find(), json);
+    return m.group(1);
+  }
 }
