@@ -36,7 +36,6 @@ import java.util.stream.IntStream;
 import org.dbos.kernel.Node;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.messages.Mailboxes;
-import org.dbos.kernel.messages.Message;
 import org.dbos.kernel.scheduler.Functions;
 import org.dbos.kernel.scheduler.Scheduler;
 import org.dbos.kernel.scheduler.TaskSpec;
@@ -369,6 +368,7 @@ public final class SchedulerBench {
   static void messages() throws Exception {
     int[] sizes = {64, 1024, 8192};
     var rows = new ArrayList<String>();
+    double floor = 0;
     Server grpc = NettyServerBuilder.forPort(0).addService(ServerServiceDefinition.builder("bench.Ping")
         .addMethod(ECHO, ServerCalls.asyncUnaryCall((req, obs) -> {
           obs.onNext(req);
@@ -389,7 +389,7 @@ public final class SchedulerBench {
       for (int size : sizes) {
         byte[] payload = new byte[size];
         Arrays.fill(payload, (byte) 'x');
-        // round trip: A sends to B's mailbox, B answers to A's
+        // round trip: A sends to B's mailbox, B takes it and answers to A's in one transaction
         String a = "a" + size;
         String b = "b" + size;
         mail.create(admin, a, null);
@@ -398,8 +398,7 @@ public final class SchedulerBench {
         var echo = Executors.newSingleThreadExecutor();
         echo.submit(() -> {
           for (int i = 0; i < trips + 30; i++) {
-            List<Message> m = mail.recv(admin, b, 1, Duration.ofSeconds(10));
-            mail.send(admin, a, m.getFirst().body(), null);
+            mail.recv(admin, b, 1, Duration.ofSeconds(10), (tx, m) -> mail.send(tx, a, m.getFirst().body(), null));
           }
           return null;
         });
@@ -423,6 +422,9 @@ public final class SchedulerBench {
           }
         }
         Arrays.sort(grtt);
+        if (size == sizes[0]) {
+          floor = commitLatency(node);
+        }
         double single = dbosThroughput(mail, admin, "s" + size, payload, 1, 3000);
         double batched = dbosThroughput(mail, admin, "m" + size, payload, 64, 40_000);
         double gSingle = grpcThroughput(ch, payload, false, 20_000);
@@ -441,6 +443,29 @@ public final class SchedulerBench {
     System.out.println("(single: 4 senders, one message per send; batched: 4 senders, 64 messages per send;"
         + " gRPC single: 4 blocking callers, batched: 4 callers x 64 calls in flight)");
     rows.forEach(System.out::println);
+    System.out.printf(Locale.ROOT, "durable floor: one single-row commit p50 %.2f ms; a round trip that survives a crash"
+        + " commits at least twice (the send, then the take with its reply): >= %.2f ms%n", floor, 2 * floor);
+  }
+
+  /** p50 of a durable single-row INSERT committed from one thread: what one WAL flush costs in this run. */
+  static double commitLatency(Node node) throws Exception {
+    try (var c = node.kernel().database().connection(); var st = c.createStatement()) {
+      c.setAutoCommit(true);
+      st.execute("CREATE TABLE IF NOT EXISTS bench_floor (n bigint)");
+      long[] t = new long[500];
+      try (var ps = c.prepareStatement("INSERT INTO bench_floor VALUES (?)")) {
+        for (int i = -100; i < t.length; i++) {
+          long t0 = System.nanoTime();
+          ps.setLong(1, i);
+          ps.executeUpdate();
+          if (i >= 0) {
+            t[i] = System.nanoTime() - t0;
+          }
+        }
+      }
+      Arrays.sort(t);
+      return pct(t, 0.5);
+    }
   }
 
   /** 4 sender threads, 2 receivers; returns messages per second from the first send to the last receive. */

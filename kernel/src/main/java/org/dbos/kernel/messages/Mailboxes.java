@@ -265,11 +265,33 @@ public final class Mailboxes {
    * re-checking every second in case a notification was lost). Returns an empty list on timeout.
    */
   public List<Message> recv(Session s, String mailbox, int max, Duration timeout) {
+    return recv(s, mailbox, max, timeout, (tx, got) -> { });
+  }
+
+  /** What a receiver does with the messages it took, inside the transaction that takes them. */
+  @FunctionalInterface
+  public interface Handler {
+    void handle(Tx tx, List<Message> messages) throws SQLException;
+  }
+
+  /**
+   * {@link #recv(Session, String, int, Duration)} that runs {@code handler} on the messages in the
+   * transaction taking them: its effects (a reply {@link #send(Tx, String, byte[], String)}, rows of
+   * its own) commit together with their removal, with one WAL flush, or not at all and the messages
+   * stay. Exactly-once processing, not only delivery. Not run on a timeout.
+   */
+  public List<Message> recv(Session s, String mailbox, int max, Duration timeout, Handler handler) {
     listen();
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       var waiter = waiters.computeIfAbsent(mailbox, k -> new CompletableFuture<>());
-      List<Message> got = kernel.callChecked(s, "mailbox.recv", "mailbox:" + mailbox, false, tx -> take(tx, mailbox, max, true));
+      List<Message> got = kernel.callChecked(s, "mailbox.recv", "mailbox:" + mailbox, false, tx -> {
+        List<Message> taken = take(tx, mailbox, max, true);
+        if (!taken.isEmpty()) {
+          handler.handle(tx, taken);
+        }
+        return taken;
+      });
       long left = deadline - System.nanoTime();
       if (!got.isEmpty() || left <= 0) {
         return got;

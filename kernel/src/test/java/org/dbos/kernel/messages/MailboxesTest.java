@@ -1,6 +1,7 @@
 package org.dbos.kernel.messages;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -133,6 +134,31 @@ class MailboxesTest {
     }));
     var got = mail.recv(admin, "crashy", 10, Duration.ZERO);
     assertEquals(List.of("survives"), got.stream().map(MailboxesTest::s).toList());
+  }
+
+  /** A blocking receive's handler commits with the take: a failed handler leaves the message, a good one replies once. */
+  @Test
+  void receiveAndReplyInOneTransaction() throws Exception {
+    mail.create(admin, "requests", null);
+    mail.create(admin, "replies", null);
+    var replier = Executors.newSingleThreadExecutor();
+    try {
+      var first = replier.submit(() -> mail.recv(admin, "requests", 1, Duration.ofSeconds(10), (tx, m) -> {
+        mail.send(tx, "replies", b("re: " + s(m.getFirst())), null);
+        throw new IllegalStateException("handler failed after replying");
+      }));
+      mail.send(admin, "requests", b("ping"), null);
+      var e = assertThrows(java.util.concurrent.ExecutionException.class, first::get);
+      assertInstanceOf(IllegalStateException.class, e.getCause());
+      assertTrue(mail.recv(admin, "replies", 10, Duration.ZERO).isEmpty(), "the reply rolled back with the take");
+      var taken = mail.recv(admin, "requests", 1, Duration.ofSeconds(10),
+          (tx, m) -> mail.send(tx, "replies", b("re: " + s(m.getFirst())), null));
+      assertEquals(List.of("ping"), taken.stream().map(MailboxesTest::s).toList(), "the request was still there");
+      assertEquals(List.of("re: ping"), mail.recv(admin, "replies", 10, Duration.ZERO).stream().map(MailboxesTest::s).toList());
+      assertTrue(mail.recv(admin, "requests", 10, Duration.ZERO).isEmpty());
+    } finally {
+      replier.shutdownNow();
+    }
   }
 
   @Test
