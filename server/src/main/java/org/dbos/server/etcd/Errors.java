@@ -45,6 +45,9 @@ final class Errors {
     if (!(e instanceof SyscallException se)) {
       return Status.INTERNAL.withDescription(String.valueOf(e)).asRuntimeException();
     }
+    if (se.getMessage().startsWith("election: ")) { // etcd's election service returns these as plain errors
+      return Status.UNKNOWN.withDescription(se.getMessage()).asRuntimeException();
+    }
     Status.Code code = CODES.get(se.getMessage());
     if (code != null) {
       return Status.fromCode(code).withDescription(PREFIX + se.getMessage()).asRuntimeException();

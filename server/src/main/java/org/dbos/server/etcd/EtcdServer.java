@@ -20,14 +20,15 @@ import java.util.concurrent.TimeUnit;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.kv.Elections;
 import org.dbos.kernel.kv.KvStore;
 import org.dbos.server.etcd.api.ResponseHeader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The etcd v3 gRPC API served from the OS database: KV, Watch, Lease, Maintenance, Cluster, Auth and
- * gRPC health, each RPC one call into {@link KvStore}. Identity: with etcd auth disabled (the
+ * The etcd v3 gRPC API served from the OS database: KV, Watch, Lease, Maintenance, Cluster, Auth, the
+ * v3lock and v3election services, and gRPC health, each RPC one call into {@link KvStore}. Identity: with etcd auth disabled (the
  * default) callers act as the built-in principal {@code etcd} (rights on {@code kv:} and
  * {@code lease:} only); with it enabled, a caller authenticates as a DBOS principal and sends the
  * token in metadata {@code token}, and each call is checked against that principal's grants.
@@ -76,6 +77,7 @@ public final class EtcdServer implements AutoCloseable {
         return Contexts.interceptCall(Context.current().withValue(TOKEN, token), call, headers, next);
       }
     };
+    var elections = new Elections(store);
     try {
       this.server = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
           .permitKeepAliveTime(5, TimeUnit.SECONDS)
@@ -95,6 +97,8 @@ public final class EtcdServer implements AutoCloseable {
           .addService(ServerInterceptors.intercept(new MaintenanceService(this), tokens))
           .addService(ServerInterceptors.intercept(new ClusterService(this), tokens))
           .addService(ServerInterceptors.intercept(new AuthService(this), tokens))
+          .addService(ServerInterceptors.intercept(new LockService(this, elections), tokens))
+          .addService(ServerInterceptors.intercept(new ElectionService(this, elections), tokens))
           .addService(health.getHealthService())
           .build()
           .start();
