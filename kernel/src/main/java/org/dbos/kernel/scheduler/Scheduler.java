@@ -28,9 +28,9 @@ import org.dbos.kernel.Tx;
 import org.dbos.kernel.db.NotificationListener;
 
 /**
- * The scheduler's system calls: queues, tasks, their output and cron schedules. Tasks run on the
- * nodes' {@link Worker}s; this class only writes and reads the tables, so a client kernel (the CLI)
- * uses it as well as a node.
+ * The scheduler's system calls: queues, tasks and cron schedules (a process task's output is in DBFS
+ * files, see {@link TaskOutput}). Tasks run on the nodes' {@link Worker}s; this class only writes and
+ * reads the tables, so a client kernel (the CLI) uses it as well as a node.
  *
  * <p>Rights: submitting needs WRITE on {@code queue:<name>}; creating or changing a queue and cron
  * schedules need ADMIN on {@code queue:<name>} / {@code cron:<name>}. A task is visible to, and can be
@@ -88,8 +88,6 @@ public final class Scheduler {
   static final String RELEASE_DEPENDENTS = """
       UPDATE tasks SET state = 'queued', not_before = greatest(not_before, now())
       WHERE depends_on = ANY(?) AND state = 'waiting' RETURNING queue""";
-  private static final String OUTPUT = """
-      SELECT seq, attempt, stream, data, at FROM task_output WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?""";
   private static final String QUEUE_COLUMNS = """
       q.name, q.policy, q.concurrency, q.node_concurrency, q.rate_limit, q.rate_period_ms, q.fair_share,
       (SELECT count(*) FROM tasks t WHERE t.queue = q.name AND t.state = 'queued'),
@@ -386,15 +384,6 @@ public final class Scheduler {
     }
   }
 
-  /** Output chunks of a task after {@code afterSeq}, at most {@code limit}. */
-  public List<OutputChunk> output(Session s, long id, long afterSeq, int limit) {
-    return kernel.callChecked(s, "task.output", "task:" + id, true, tx -> {
-      visible(tx, s, id);
-      return tx.query(OUTPUT, rs -> new OutputChunk(rs.getLong(1), rs.getInt(2), rs.getString(3), rs.getBytes(4),
-          rs.getTimestamp(5).toInstant()), id, afterSeq, limit);
-    });
-  }
-
   /**
    * Waits until task {@code id} has finished or {@code timeout} passed, and returns it as it is then.
    * Woken by the completion notification; re-checks every second in case one was missed.
@@ -422,7 +411,7 @@ public final class Scheduler {
     }
   }
 
-  /** Calls {@code wake} whenever some task finishes or produces output: for `dbos logs -f`. */
+  /** Subscribes to task completions, for {@link #await}. */
   void listen() {
     if (!listening) {
       synchronized (this) {

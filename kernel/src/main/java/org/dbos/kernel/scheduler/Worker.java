@@ -29,6 +29,7 @@ import org.dbos.kernel.Session;
 import org.dbos.kernel.Tx;
 import org.dbos.kernel.db.Database;
 import org.dbos.kernel.db.NotificationListener;
+import org.dbos.kernel.files.FileSystem;
 import org.dbos.kernel.security.AuditLog;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -190,7 +191,6 @@ public final class Worker implements AutoCloseable {
       UPDATE tasks SET state = 'queued', max_attempts = max_attempts + 1, not_before = now(),
              error = 'node ' || node_id || ' stopped during attempt ' || attempts
       WHERE node_id = ? AND state = 'running' RETURNING queue""";
-  private static final String OUTPUT = "INSERT INTO task_output (task_id, attempt, stream, data) VALUES (?, ?, ?, ?)";
   private static final String CRON_DUE = """
       SELECT c.name, c.owner_id, c.spec, c.time_zone, c.queue, c.kind, c.task_name, c.args::text, c.cpus, c.memory_mb
       FROM cron_schedules c WHERE c.next_run_at <= now() FOR UPDATE SKIP LOCKED""";
@@ -772,6 +772,7 @@ public final class Worker implements AutoCloseable {
   // ---- process tasks --------------------------------------------------------------------------
 
   private void runProcess(Run r) {
+    TaskOutput output = null;
     try {
       var argv = new ArrayList<String>();
       if (AS_ROOT && r.uid() != 0) {
@@ -780,6 +781,12 @@ public final class Worker implements AutoCloseable {
       }
       argv.add(r.name());
       argv.addAll(Json.toStrings(r.args()));
+      try {
+        output = TaskOutput.open(FileSystem.of(kernel), system, r.id(), r.uid(), r.gid());
+      } catch (RuntimeException e) {
+        complete(r, false, true, "failed", "cannot open its output files: " + e.getMessage(), null);
+        return;
+      }
       Process p;
       try {
         p = new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
@@ -788,8 +795,9 @@ public final class Worker implements AutoCloseable {
         return;
       }
       processes.put(r.id(), p);
-      Thread out = Thread.ofVirtual().start(() -> capture(r, "stdout", p.getInputStream()));
-      Thread err = Thread.ofVirtual().start(() -> capture(r, "stderr", p.getErrorStream()));
+      TaskOutput files = output;
+      Thread out = Thread.ofVirtual().start(() -> capture(r, files, TaskOutput.STDOUT, p.getInputStream()));
+      Thread err = Thread.ofVirtual().start(() -> capture(r, files, TaskOutput.STDERR, p.getErrorStream()));
       boolean timedOut = false;
       if (r.timeoutMs() != null) {
         if (!p.waitFor(r.timeoutMs(), TimeUnit.MILLISECONDS)) {
@@ -818,6 +826,9 @@ public final class Worker implements AutoCloseable {
       log.warn("task {} failed in the worker: {}", r.id(), e.getMessage());
     } finally {
       processes.remove(r.id());
+      if (output != null) {
+        output.close();
+      }
       finished(r);
     }
   }
@@ -836,18 +847,13 @@ public final class Worker implements AutoCloseable {
     }
   }
 
-  private void capture(Run r, String stream, InputStream in) {
-    byte[] buf = new byte[8192];
+  /** Appends what the process writes on {@code in} to its output file, a durable write per read. */
+  private void capture(Run r, TaskOutput files, String stream, InputStream in) {
+    byte[] buf = new byte[64 * 1024];
     try (in) {
       int n;
       while ((n = in.read(buf)) > 0) {
-        byte[] chunk = java.util.Arrays.copyOf(buf, n);
-        db.transaction(c -> {
-          try (var ps = c.prepareStatement(OUTPUT)) {
-            Tx.bind(ps, r.id(), r.attempt(), stream, chunk);
-            return ps.executeUpdate();
-          }
-        });
+        files.append(stream, buf, n);
       }
     } catch (IOException | RuntimeException e) {
       log.warn("lost {} of task {}: {}", stream, r.id(), e.getMessage());

@@ -67,11 +67,10 @@ class FencingTest {
   static long awaitPid(Scheduler s, Session admin, long id, long not) throws InterruptedException {
     long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
     while (System.nanoTime() < deadline) {
-      for (OutputChunk ch : s.output(admin, id, 0, 100)) {
-        for (String line : new String(ch.data(), StandardCharsets.UTF_8).split("\n")) {
-          if (line.startsWith("pid ") && Long.parseLong(line.substring(4).trim()) != not) {
-            return Long.parseLong(line.substring(4).trim());
-          }
+      byte[] out = TaskOutput.read(org.dbos.kernel.files.FileSystem.of(s.kernel()), admin, id, TaskOutput.STDOUT, 0, 1 << 20);
+      for (String line : new String(out, StandardCharsets.UTF_8).split("\n")) {
+        if (line.startsWith("pid ") && Long.parseLong(line.substring(4).trim()) != not) {
+          return Long.parseLong(line.substring(4).trim());
         }
       }
       Thread.sleep(20);

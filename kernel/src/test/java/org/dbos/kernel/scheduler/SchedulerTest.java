@@ -70,12 +70,11 @@ class SchedulerTest {
     });
   }
 
+  /** The task's stdout then stderr, read from its DBFS files as the admin. */
   static String output(long id) {
-    var sb = new StringBuilder();
-    for (OutputChunk c : scheduler.output(admin, id, 0, 1000)) {
-      sb.append(new String(c.data(), StandardCharsets.UTF_8));
-    }
-    return sb.toString();
+    var fs = org.dbos.kernel.files.FileSystem.of(kernel);
+    return new String(TaskOutput.read(fs, admin, id, TaskOutput.STDOUT, 0, 1 << 20), StandardCharsets.UTF_8)
+        + new String(TaskOutput.read(fs, admin, id, TaskOutput.STDERR, 0, 1 << 20), StandardCharsets.UTF_8);
   }
 
   @Test
@@ -89,6 +88,28 @@ class SchedulerTest {
     assertTrue(output(id).contains("oops\n"), output(id));
     assertEquals(id, scheduler.list(admin, new TaskFilter("failed", "default", null, "admin", 10)).stream()
         .filter(x -> x.id() == id).findFirst().orElseThrow().id());
+  }
+
+  /** A process's output is a DBFS file of the task's owner: readable by it and admins, by no one else. */
+  @Test
+  void processOutputIsAFileOfItsOwner() {
+    var carolP = kernel.principals().create(admin, "carol", "user", "pw-carol", null, null, false);
+    kernel.principals().create(admin, "dave", "user", "pw-dave", null, null, false);
+    kernel.principals().grant(admin, "carol", org.dbos.kernel.Right.WRITE, "queue:default");
+    Session carol = kernel.login("carol", "pw-carol");
+    Session dave = kernel.login("dave", "pw-dave");
+    long id = scheduler.submit(carol, TaskSpec.process(List.of("sh", "-c", "echo carols secret; id -u")));
+    assertEquals("succeeded", scheduler.await(carol, id, Duration.ofSeconds(10)).state());
+    var fs = org.dbos.kernel.files.FileSystem.of(kernel);
+    var st = fs.stat(admin, TaskOutput.path(id, TaskOutput.STDOUT), true);
+    assertEquals(carolP.uid(), st.uid());
+    assertEquals(0640, st.mode() & 07777);
+    assertEquals("carols secret\n" + carolP.uid() + "\n",
+        new String(TaskOutput.read(fs, carol, id, TaskOutput.STDOUT, 0, 1000), StandardCharsets.UTF_8),
+        "the process ran as its owner and wrote its owner's file");
+    var denied = assertThrows(org.dbos.kernel.files.FsException.class,
+        () -> TaskOutput.read(fs, dave, id, TaskOutput.STDOUT, 0, 1000));
+    assertEquals(org.dbos.kernel.files.Errno.EACCES, denied.errno());
   }
 
   @Test

@@ -7,11 +7,13 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.Callable;
+import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
-import org.dbos.kernel.scheduler.OutputChunk;
+import org.dbos.kernel.files.FileSystem;
 import org.dbos.kernel.scheduler.Scheduler;
 import org.dbos.kernel.scheduler.TaskFilter;
 import org.dbos.kernel.scheduler.TaskInfo;
+import org.dbos.kernel.scheduler.TaskOutput;
 import org.dbos.kernel.scheduler.TaskSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -70,7 +72,7 @@ final class TaskCommands {
         if (!await) {
           return 0;
         }
-        TaskInfo t = Logs.follow(s, c.session(), id);
+        TaskInfo t = Logs.follow(s, FileSystem.of(c.kernel()), c.session(), id);
         return t.exitCode() != null ? t.exitCode() : t.state().equals("succeeded") ? 0 : 1;
       }
     }
@@ -121,7 +123,8 @@ final class TaskCommands {
     }
   }
 
-  @Command(name = "logs", mixinStandardHelpOptions = true, description = "Print a task's stdout and stderr.")
+  @Command(name = "logs", mixinStandardHelpOptions = true,
+      description = "Print a task's stdout and stderr (the DBFS files /tasks/TASK/stdout and /tasks/TASK/stderr).")
   static final class Logs implements Callable<Integer> {
     @Mixin ClientOptions client;
     @Parameters(paramLabel = "TASK") long task;
@@ -131,37 +134,37 @@ final class TaskCommands {
     public Integer call() {
       try (var c = client.connect()) {
         var s = new Scheduler(c.kernel());
+        var fs = FileSystem.of(c.kernel());
+        s.get(c.session(), task); // NOT_FOUND for a task the caller cannot see
         if (follow) {
-          follow(s, c.session(), task);
+          follow(s, fs, c.session(), task);
         } else {
-          print(s, c.session(), task, 0);
+          print(fs, c.session(), task, new long[2]);
         }
       }
       return 0;
     }
 
-    /** Prints chunks after {@code after}; returns the last seq printed. */
-    static long print(Scheduler s, org.dbos.kernel.Session session, long task, long after) {
-      while (true) {
-        List<OutputChunk> chunks = s.output(session, task, after, 1000);
-        for (OutputChunk ch : chunks) {
-          PrintStream out = ch.stream().equals("stderr") ? System.err : System.out;
-          out.write(ch.data(), 0, ch.data().length);
-          out.flush();
-          after = ch.seq();
+    /** Prints what the task's files hold beyond {@code printed} (stdout's and stderr's bytes so far). */
+    static void print(FileSystem fs, Session session, long task, long[] printed) {
+      for (int i = 0; i < 2; i++) {
+        String stream = i == 0 ? TaskOutput.STDOUT : TaskOutput.STDERR;
+        PrintStream out = i == 0 ? System.out : System.err;
+        byte[] b;
+        while ((b = TaskOutput.read(fs, session, task, stream, printed[i], 1 << 20)).length > 0) {
+          out.write(b, 0, b.length);
+          printed[i] += b.length;
         }
-        if (chunks.size() < 1000) {
-          return after;
-        }
+        out.flush();
       }
     }
 
     /** Prints output as it arrives until the task has finished; returns the finished task. */
-    static TaskInfo follow(Scheduler s, org.dbos.kernel.Session session, long task) {
-      long after = 0;
+    static TaskInfo follow(Scheduler s, FileSystem fs, Session session, long task) {
+      long[] printed = new long[2];
       while (true) {
         TaskInfo t = s.await(session, task, Duration.ofMillis(200));
-        after = print(s, session, task, after);
+        print(fs, session, task, printed);
         if (t.finished()) {
           return t;
         }
