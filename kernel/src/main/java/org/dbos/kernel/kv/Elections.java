@@ -3,6 +3,8 @@ package org.dbos.kernel.kv;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.function.Consumer;
 import org.dbos.kernel.Session;
@@ -17,8 +19,10 @@ import org.dbos.kernel.kv.Kv.*;
  * lock to the next in creation order. Every step is a Txn, Range or watch of the store: an audited
  * system call checked against the caller's rights on the keys.
  *
- * <p>Waiting blocks the calling thread (run it on a virtual thread) and ends with a PERMISSION_DENIED
- * or an interruption: an interrupted campaign deletes the key it created, as etcd's does.
+ * <p>Waiting blocks the calling thread (run it on a virtual thread) until done, PERMISSION_DENIED, or
+ * until {@code cancelled} completes: then it throws a {@link CancellationException}, and a cancelled
+ * campaign deletes the key it created, as etcd's does. (Not by interruption: an interrupt during a
+ * database call would close the connection under it.)
  */
 public final class Elections {
   /** etcd's texts for the election errors its clients match on. */
@@ -39,7 +43,7 @@ public final class Elections {
    * already contends, keeps its key and sets the value), then waits until it leads. Lock is a campaign
    * with an empty value. NOT_FOUND {@link Kv#ERR_LEASE_NOT_FOUND} for an unknown lease.
    */
-  public Leader campaign(Session s, byte[] name, long lease, byte[] value) throws InterruptedException {
+  public Leader campaign(Session s, byte[] name, long lease, byte[] value, CompletableFuture<Void> cancelled) {
     KvStore.requireKey(name);
     byte[] prefix = prefix(name);
     byte[] key = concat(prefix, Long.toHexString(lease).getBytes(StandardCharsets.US_ASCII));
@@ -57,8 +61,8 @@ public final class Elections {
       }
     }
     try {
-      waitForDeletes(s, prefix, revision - 1);
-    } catch (InterruptedException | RuntimeException e) {
+      waitForDeletes(s, prefix, revision - 1, cancelled);
+    } catch (RuntimeException e) {
       if (t.succeeded()) {
         store.delete(s, new DeleteRequest(key, null, false));
       }
@@ -102,23 +106,23 @@ public final class Elections {
 
   /**
    * Observe: calls {@code sink} with the leader's key-value now (once there is one) and again whenever
-   * the leader proclaims a new value or leadership passes, until interrupted.
+   * the leader proclaims a new value or leadership passes, until cancelled.
    */
-  public void observe(Session s, byte[] name, Consumer<KeyValue> sink) throws InterruptedException {
+  public void observe(Session s, byte[] name, Consumer<KeyValue> sink, CompletableFuture<Void> cancelled) {
     KvStore.requireKey(name);
     byte[] prefix = prefix(name);
     while (true) {
       RangeResponse r = store.range(s, new RangeRequest(prefix, KeyRanges.prefixEnd(prefix), 1, 0, SortOrder.ASCEND,
           SortTarget.CREATE, false, false, 0, 0, 0, 0));
       if (r.kvs().isEmpty()) {
-        try (var events = new Events(s, prefix, KeyRanges.prefixEnd(prefix), r.revision() + 1)) {
+        try (var events = new Events(s, prefix, KeyRanges.prefixEnd(prefix), r.revision() + 1, cancelled)) {
           events.take(); // a contender arrived (or the watch restarts): look again
         }
         continue;
       }
       KeyValue leader = r.kvs().getFirst();
       sink.accept(leader);
-      try (var events = new Events(s, leader.key(), null, leader.modRevision() + 1)) {
+      try (var events = new Events(s, leader.key(), null, leader.modRevision() + 1, cancelled)) {
         while (true) {
           Event e = events.take();
           if (e.type() == Event.Type.DELETE) {
@@ -134,14 +138,14 @@ public final class Elections {
   }
 
   /** Waits until no key under {@code prefix} has a create revision at or below {@code maxCreate}. */
-  private void waitForDeletes(Session s, byte[] prefix, long maxCreate) throws InterruptedException {
+  private void waitForDeletes(Session s, byte[] prefix, long maxCreate, CompletableFuture<Void> cancelled) {
     while (true) {
       RangeResponse r = store.range(s, new RangeRequest(prefix, KeyRanges.prefixEnd(prefix), 1, 0, SortOrder.DESCEND,
           SortTarget.CREATE, true, false, 0, 0, 0, maxCreate));
       if (r.kvs().isEmpty()) {
         return;
       }
-      try (var events = new Events(s, r.kvs().getFirst().key(), null, r.revision() + 1)) {
+      try (var events = new Events(s, r.kvs().getFirst().key(), null, r.revision() + 1, cancelled)) {
         while (events.take().type() != Event.Type.DELETE) {
           // a put to the key ahead of us: it still waits
         }
@@ -167,16 +171,28 @@ public final class Elections {
   private final class Events implements Watches.Sink, AutoCloseable {
     private static final Event RESTART = new Event(Event.Type.DELETE, null, null);
     private final LinkedBlockingQueue<Event> queue = new LinkedBlockingQueue<>();
+    private final CompletableFuture<Void> cancelled;
     private final Watches.Watcher watcher;
     private volatile boolean denied;
 
-    Events(Session s, byte[] key, byte[] end, long from) {
+    Events(Session s, byte[] key, byte[] end, long from, CompletableFuture<Void> cancelled) {
+      this.cancelled = cancelled;
       watcher = store.watches().watch(s, key, end, from, false, false, false, false, this);
+      cancelled.thenRun(() -> queue.add(RESTART));
     }
 
     /** The next event; a watch cut short by compaction reads as a DELETE, so the caller looks again. */
-    Event take() throws InterruptedException {
-      Event e = queue.take();
+    Event take() {
+      Event e;
+      try {
+        e = queue.take();
+      } catch (InterruptedException ex) {
+        Thread.currentThread().interrupt();
+        throw new CancellationException("interrupted");
+      }
+      if (cancelled.isDone()) {
+        throw new CancellationException("the client cancelled");
+      }
       if (denied) {
         throw SyscallException.denied("the watch lost its session or READ right");
       }

@@ -20,8 +20,8 @@ final class ElectionService extends ElectionGrpc.ElectionImplBase {
 
   @Override
   public void campaign(CampaignRequest req, StreamObserver<CampaignResponse> out) {
-    answerWaiting(etcd, out, s -> {
-      var l = elections.campaign(s, req.getName().toByteArray(), req.getLease(), req.getValue().toByteArray());
+    answerWaiting(etcd, out, (s, cancelled) -> {
+      var l = elections.campaign(s, req.getName().toByteArray(), req.getLease(), req.getValue().toByteArray(), cancelled);
       return CampaignResponse.newBuilder().setHeader(etcd.header(l.revision())).setLeader(LeaderKey.newBuilder()
           .setName(req.getName()).setKey(ByteString.copyFrom(l.key())).setRev(l.revision()).setLease(l.lease())).build();
     });
@@ -49,12 +49,9 @@ final class ElectionService extends ElectionGrpc.ElectionImplBase {
   /** Streams the leader now and at every change, until the client cancels. */
   @Override
   public void observe(LeaderRequest req, StreamObserver<LeaderResponse> out) {
-    answerWaiting(etcd, out, s -> {
-      elections.observe(s, req.getName().toByteArray(), kv -> {
-        synchronized (out) {
-          out.onNext(LeaderResponse.newBuilder().setHeader(etcd.header(kv.modRevision())).setKv(Protos.kv(kv, false)).build());
-        }
-      });
+    answerWaiting(etcd, out, (s, cancelled) -> {
+      elections.observe(s, req.getName().toByteArray(), kv -> out.onNext(
+          LeaderResponse.newBuilder().setHeader(etcd.header(kv.modRevision())).setKv(Protos.kv(kv, false)).build()), cancelled);
       throw new IllegalStateException("observe ended without a cancel");
     });
   }

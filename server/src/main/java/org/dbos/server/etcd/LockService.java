@@ -3,6 +3,8 @@ package org.dbos.server.etcd;
 import com.google.protobuf.ByteString;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.kv.Elections;
@@ -20,8 +22,8 @@ final class LockService extends LockGrpc.LockImplBase {
 
   @Override
   public void lock(LockRequest req, StreamObserver<LockResponse> out) {
-    answerWaiting(etcd, out, s -> {
-      var held = elections.campaign(s, req.getName().toByteArray(), req.getLease(), new byte[0]);
+    answerWaiting(etcd, out, (s, cancelled) -> {
+      var held = elections.campaign(s, req.getName().toByteArray(), req.getLease(), new byte[0], cancelled);
       return LockResponse.newBuilder().setHeader(etcd.header(held.revision())).setKey(ByteString.copyFrom(held.key())).build();
     });
   }
@@ -32,9 +34,9 @@ final class LockService extends LockGrpc.LockImplBase {
         UnlockResponse.newBuilder().setHeader(etcd.header(elections.unlock(etcd.session(), req.getKey().toByteArray()))).build());
   }
 
-  /** A call that may wait long: run on a virtual thread, interrupted when the client cancels. */
+  /** A call that may wait long: it ends its wait when {@code cancelled} completes. */
   interface Waiting<T> {
-    T run(Session s) throws InterruptedException;
+    T run(Session s, CompletableFuture<Void> cancelled);
   }
 
   static <T> void answerWaiting(EtcdServer etcd, StreamObserver<T> out, Waiting<T> call) {
@@ -45,19 +47,19 @@ final class LockService extends LockGrpc.LockImplBase {
       out.onError(Errors.translate(e));
       return;
     }
-    Thread waiter = Thread.ofVirtual().name("etcd-wait").unstarted(() -> {
+    var cancelled = new CompletableFuture<Void>();
+    ((ServerCallStreamObserver<T>) out).setOnCancelHandler(() -> cancelled.complete(null));
+    Thread.ofVirtual().name("etcd-wait").start(() -> {
       try {
-        T response = call.run(s);
+        T response = call.run(s, cancelled);
         out.onNext(response);
         out.onCompleted();
-      } catch (InterruptedException e) {
+      } catch (CancellationException e) {
         // the client cancelled: nobody to answer
       } catch (RuntimeException e) {
         out.onError(Errors.translate(e));
       }
     });
-    ((ServerCallStreamObserver<T>) out).setOnCancelHandler(waiter::interrupt);
-    waiter.start();
   }
 
   static SyscallException missingLeader() {
