@@ -27,8 +27,8 @@ import org.junit.jupiter.api.Test;
  * when FUSE is missing.
  */
 class MountTest {
-  /** Which part of the JDK's src.zip the tar test unpacks (the full archive has ~15,000 files). */
-  static final String TREE = System.getProperty("dbfs.tree", "java.base/java/util/*");
+  /** Which part of the JDK's src.zip the tar test unpacks: all of it, 15,224 files (the issue asks ≥ 10,000). */
+  static final String TREE = System.getProperty("dbfs.tree", "*");
   static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
   static TestDatabase.Url db;
