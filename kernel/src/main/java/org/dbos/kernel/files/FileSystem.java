@@ -397,6 +397,21 @@ public final class FileSystem {
     return setattr(s, "fs.utimens", path, follow, SetAttr.utimens(atime, mtime));
   }
 
+  /**
+   * fchmod, fchown or futimens: {@code a} applied to the inode of an open handle, by chmod's, chown's
+   * or utimens's rules. Reaches an unlinked open file, which no path names any more. EBADF if closed.
+   */
+  public Stat setattr(Session s, FileHandle h, SetAttr a) {
+    if (!handles.containsKey(h.id())) {
+      throw new FsException(Errno.EBADF, "handle " + h.id() + " is closed");
+    }
+    String call = a.isChmod() ? "fs.fchmod" : a.isChown() ? "fs.fchown" : "fs.futimens";
+    return kernel.callChecked(s, call, "file:#" + h.ino(), false, tx -> {
+      deferDurability(tx);
+      return new Call(tx, s).setattr(inode(tx, h.ino()), List.of(a), true, "#" + h.ino());
+    });
+  }
+
   private Stat setattr(Session s, String call, String path, boolean follow, SetAttr a) {
     return kernel.callChecked(s, call, object(path), false, tx -> {
       deferDurability(tx);
