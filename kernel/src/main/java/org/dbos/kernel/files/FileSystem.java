@@ -80,15 +80,23 @@ public final class FileSystem {
 
   private static final String COLS =
       "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atime, i.mtime, i.ctime, i.version, i.chunk_size";
-  /** Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. */
+  /**
+   * Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. Each
+   * step is a scalar subquery, so it is two primary-key probes whatever the plan: as joins, the generic
+   * plan hash-joined the walk with whole scans of fs_dentries and fs_inodes (the planner guesses 10 rows
+   * for a recursive step), so a lookup cost as much as the tables are large. (The row alias x must not
+   * be a column's name, or it would mean that column.)
+   */
   private static final String WALK = """
-      WITH RECURSIVE walk(depth, ino) AS (
-        SELECT 0, ?::bigint
+      WITH RECURSIVE walk(depth, node) AS (
+        SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = ?::bigint)
         UNION ALL
-        SELECT w.depth + 1, d.ino FROM walk w
-        JOIN fs_dentries d ON d.parent = w.ino AND d.name = (?::bytea[])[w.depth + 1]
+        SELECT w.depth + 1, (SELECT x FROM fs_dentries d JOIN fs_inodes x ON x.ino = d.ino
+                             WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1])
+        FROM walk w WHERE (w.node).ino IS NOT NULL
       )
-      SELECT w.depth, i.target, """ + COLS + " FROM walk w JOIN fs_inodes i ON i.ino = w.ino ORDER BY w.depth";
+      SELECT w.depth, (w.node).target, """ + COLS.replace("i.", "(w.node).")
+      + " FROM walk w WHERE (w.node).ino IS NOT NULL ORDER BY w.depth";
   private static final String STAT_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ?";
   private static final String LOCK_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ? FOR UPDATE";
   private static final String GROUPS = "SELECT gid FROM principal_groups WHERE principal_id = ?";
