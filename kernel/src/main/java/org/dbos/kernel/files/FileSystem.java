@@ -198,6 +198,9 @@ public final class FileSystem {
   private final ConcurrentHashMap<Long, FileHandle> handles = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, Integer> openCounts = new ConcurrentHashMap<>();
   private final Set<Long> orphans = ConcurrentHashMap.newKeySet();
+  /** Changes committed without the WAL flush that have returned, and how many of them a durable commit covered. */
+  private final AtomicLong deferred = new AtomicLong();
+  private final AtomicLong covered = new AtomicLong();
 
   /** The file system of {@code kernel}: one per kernel, so open-file semantics hold across front ends. */
   public static FileSystem of(Kernel kernel) {
@@ -669,6 +672,7 @@ public final class FileSystem {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
     return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
+      durable(tx);
       long at = offset;
       if (h.append()) {
         at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
@@ -693,11 +697,13 @@ public final class FileSystem {
     long k0 = offset / cs;
     long k1 = (end - 1) / cs;
     // Chunks only partly overwritten keep their other bytes: fetch them (at most the first and last).
+    // A chunk holds no bytes past the size, so when the write ends the file the last chunk has none
+    // after the write's end: a new file's or an append's write fetches nothing.
     List<Long> partial = new ArrayList<>(2);
     if (offset % cs != 0) {
       partial.add(k0);
     }
-    if (end % cs != 0 && (k1 != k0 || partial.isEmpty())) {
+    if (end % cs != 0 && bumped.size() > end && (k1 != k0 || partial.isEmpty())) {
       partial.add(k1);
     }
     Map<Long, byte[]> old = new HashMap<>();
@@ -756,7 +762,9 @@ public final class FileSystem {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
     return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
-      if (!durable) {
+      if (durable) {
+        durable(tx);
+      } else {
         deferDurability(tx);
       }
       long at = offset;
@@ -839,9 +847,19 @@ public final class FileSystem {
     sync(s);
   }
 
-  /** sync(2): returns once every change committed before it is durable (one WAL flush). */
+  /**
+   * sync(2): returns once every change committed through this file system before it is durable. That
+   * costs a WAL flush only if a change committed without one since the last durable call began: an
+   * fsync right after a durable write is an audited call that waits for nothing.
+   */
   public void sync(Session s) {
-    kernel.callChecked(s, "fs.sync", "file:/", false, tx -> null);
+    boolean flushed = covered.get() >= deferred.get();
+    kernel.callChecked(s, "fs.sync", "file:/", flushed, tx -> {
+      if (!flushed) {
+        durable(tx);
+      }
+      return null;
+    });
   }
 
   /**
@@ -851,8 +869,18 @@ public final class FileSystem {
    * later durable call depends on), and durable after the next {@link #write}, {@link #fsync} or
    * {@link #sync}. This halves the flushes of creating a small file and writing it.
    */
-  private static void deferDurability(Tx tx) {
+  private void deferDurability(Tx tx) {
     tx.commitWithoutFlush();
+    tx.afterCommit(deferred::incrementAndGet);
+  }
+
+  /**
+   * For a call that commits with the WAL flush: the flush covers every commit that returned before
+   * this call sent its own (the WAL is ordered), so every deferred commit counted so far is durable.
+   */
+  private void durable(Tx tx) {
+    long seen = deferred.get();
+    tx.afterCommit(() -> covered.accumulateAndGet(seen, Math::max));
   }
 
   /**
