@@ -33,8 +33,6 @@ public final class Mount implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Mount.class);
   static final List<Path> LIBRARIES = List.of(Path.of("/usr/lib/x86_64-linux-gnu/libfuse3.so.3"),
       Path.of("/lib/x86_64-linux-gnu/libfuse3.so.3"), Path.of("/usr/lib64/libfuse3.so.3"), Path.of("/usr/lib/libfuse3.so.3"));
-  /** FUSE requests served at once (libfuse's worker threads). */
-  static final int MAX_THREADS = 64;
   private static final String MISSING = "FUSE is not available here: %s (install it with `apt-get install fuse3`)";
 
   private final Path mountpoint;
@@ -70,8 +68,9 @@ public final class Mount implements AutoCloseable {
     var ops = new DbfsFuse(kernel, FileSystem.of(kernel), builder.errno(), new FuseContext(lib));
     Fuse fuse = builder.build(ops);
     bindLink(fuse, ops);
-    // libfuse's default of 10 worker threads caps the fsyncs in flight, and so how many share a WAL flush
-    List<String> options = new ArrayList<>(List.of("fsname=dbfs", "subtype=dbfs", "max_threads=" + MAX_THREADS));
+    // libfuse's default of at most 10 worker threads: with 64, 32 concurrent fsyncing writers went
+    // slower on 2 cores (FsBench, docs/BENCHMARKS.md)
+    List<String> options = new ArrayList<>(List.of("fsname=dbfs", "subtype=dbfs"));
     if (isRoot()) {
       options.add("allow_other"); // every local user reaches the mount; DBFS checks their rights itself
     }
