@@ -14,6 +14,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Node;
@@ -27,15 +31,20 @@ import org.dbos.server.fuse.Mount;
  * DBFS against the local disk in one run: ext4 directly, ext4 behind a FUSE passthrough (bindfs, to
  * separate FUSE's own cost) and DBFS through its FUSE mount, all driven by the same code (and the same
  * `tar`); DBFS's Java API is measured beside them. Then sequential throughput per chunk size through
- * the API, which is how the default chunk size was chosen.
+ * the API, which is how the default chunk size was chosen. The small-file workload (create, write
+ * 4 KiB, fsync, close) runs with 1, 8 and 32 threads, each in its own directory: one fsync at a time,
+ * and enough at once for the file system's (or PostgreSQL's) group commit to share flushes.
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
- * (defaults 300, 256, 2000, java.base/java/util/*). The embedded PostgreSQL runs with fsync on.
+ * (defaults 300, 256, 2000, java.base/java/util/*; small-files is the total per thread count). The
+ * embedded PostgreSQL runs with fsync on, with 40 connections so 32 writers need not queue for one.
  * Reads on ext4 and bindfs come from the page cache (nothing is dropped: the machine is shared);
  * reads through DBFS's mount go to the database (FUSE drops its page cache at open).
  */
 public final class FsBench {
   static final int TAR_RUNS = 3;
+  /** Small-file writers at once, each in its own directory: one, and enough for group commit to matter. */
+  static final int[] THREADS = {1, 8, 32};
   private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
   public static void main(String[] args) throws Exception {
@@ -49,9 +58,9 @@ public final class FsBench {
     Path bindSrc = Files.createDirectories(dir.resolve("bind-src"));
     Path bind = Files.createDirectories(dir.resolve("bindfs"));
     Path dbfs = Files.createDirectories(dir.resolve("dbfs"));
-    run(dir, "bindfs", bindSrc.toString(), bind.toString());
+    run(dir, "bindfs", "--multithreaded", bindSrc.toString(), bind.toString()); // its default is one thread
     Map<String, Map<String, Double>> results = new LinkedHashMap<>();
-    try (Node node = Node.boot(NodeConfig.defaults(dir.resolve("node")).withPgPort(freePort()).withPoolSize(16))) {
+    try (Node node = Node.boot(NodeConfig.defaults(dir.resolve("node")).withPgPort(freePort()).withPoolSize(40))) {
       Kernel kernel = node.kernel();
       Session admin = kernel.openSession(Kernel.ADMIN, Duration.ofHours(1));
       FileSystem fs = FileSystem.of(kernel);
@@ -77,18 +86,21 @@ public final class FsBench {
   static Map<String, Double> measurePosix(Path work, Path root, Path tar, int smallFiles, int seqMiB, int randomReads)
       throws Exception {
     var r = new LinkedHashMap<String, Double>();
-    Path small = Files.createDirectories(root.resolve("small"));
     byte[] block = new byte[4096];
     new Random(1).nextBytes(block);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < smallFiles; i++) {
-      try (FileChannel ch = FileChannel.open(small.resolve("f" + i), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ch.write(ByteBuffer.wrap(block));
-        ch.force(true);
-      }
+    for (int threads : THREADS) {
+      r.put(smallMetric(threads), smallFiles(threads, smallFiles, t -> {
+        Path small = Files.createDirectories(root.resolve("small" + threads + "-" + t));
+        return i -> {
+          try (FileChannel ch = FileChannel.open(small.resolve("f" + i), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(block));
+            ch.force(true);
+          }
+        };
+      }));
     }
-    r.put("small create+write+fsync (files/s)", smallFiles / secs(t0));
 
+    long t0;
     double[] tars = new double[TAR_RUNS]; // the median of a few: one run is at the mercy of the machine's load
     for (int i = 0; i < TAR_RUNS; i++) {
       Path into = Files.createDirectories(root.resolve("tar" + i));
@@ -130,28 +142,34 @@ public final class FsBench {
       }
     }
     r.put("random 4 KiB reads (reads/s)", randomReads / secs(t0));
-    run(root, "sh", "-c", "rm -rf small big tar*");
+    run(root, "sh", "-c", "rm -rf small* big tar*");
     return r;
   }
 
   // ---- the same workload through the Java API (no FUSE, no kernel page cache) ----
 
-  static Map<String, Double> measureApi(FileSystem fs, Session s, int smallFiles, int seqMiB, int randomReads) {
+  static Map<String, Double> measureApi(FileSystem fs, Session s, int smallFiles, int seqMiB, int randomReads)
+      throws Exception {
     var r = new LinkedHashMap<String, Double>();
     fs.mkdir(s, "/api", 0755);
     byte[] block = new byte[4096];
     new Random(1).nextBytes(block);
-    long t0 = System.nanoTime();
-    for (int i = 0; i < smallFiles; i++) {
-      FileHandle h = fs.open(s, "/api/f" + i, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, 0644);
-      fs.write(s, h, 0, block, 0, block.length); // durable on return: the fsync
-      fs.close(h);
+    for (int threads : THREADS) {
+      r.put(smallMetric(threads), smallFiles(threads, smallFiles, t -> {
+        String dir = "/api/small" + threads + "-" + t;
+        fs.mkdir(s, dir, 0755);
+        return i -> {
+          FileHandle h = fs.open(s, dir + "/f" + i, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, 0644);
+          fs.write(s, h, 0, block, 0, block.length); // durable on return
+          fs.fsync(s, h); // so nothing is left to flush: costs no WAL flush
+          fs.close(h);
+        };
+      }));
     }
-    r.put("small create+write+fsync (files/s)", smallFiles / secs(t0));
     r.put("tar -x, median of " + TAR_RUNS + " (s)", Double.NaN);
     byte[] buf = new byte[4 << 20];
     new Random(2).nextBytes(buf);
-    t0 = System.nanoTime();
+    long t0 = System.nanoTime();
     FileHandle h = fs.create(s, "/api/big", 0644);
     for (int i = 0; i < seqMiB; i += 4) {
       fs.write(s, h, (long) i << 20, buf, 0, buf.length);
@@ -174,6 +192,47 @@ public final class FsBench {
     r.put("random 4 KiB reads (reads/s)", randomReads / secs(t0));
     fs.close(h);
     return r;
+  }
+
+  /** One writer's work: its directory made, file {@code i} of it created, written, fsynced and closed. */
+  interface SmallFileWriter {
+    FileWriter in(int thread) throws Exception;
+  }
+
+  interface FileWriter {
+    void write(int i) throws Exception;
+  }
+
+  static String smallMetric(int threads) {
+    return "small create+write+fsync, " + threads + (threads == 1 ? " thread" : " threads") + " (files/s)";
+  }
+
+  /** {@code files} small files written by {@code threads} threads at once (each its share, in its own directory). */
+  static double smallFiles(int threads, int files, SmallFileWriter writer) throws Exception {
+    var writers = new ArrayList<FileWriter>();
+    for (int t = 0; t < threads; t++) {
+      writers.add(writer.in(t));
+    }
+    int each = files / threads;
+    var start = new CountDownLatch(1);
+    try (ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+      var done = new ArrayList<Future<?>>();
+      for (FileWriter w : writers) {
+        done.add(pool.submit(() -> {
+          start.await();
+          for (int i = 0; i < each; i++) {
+            w.write(i);
+          }
+          return null;
+        }));
+      }
+      long t0 = System.nanoTime();
+      start.countDown();
+      for (Future<?> f : done) {
+        f.get();
+      }
+      return each * threads / secs(t0);
+    }
   }
 
   /** Sequential write and read through the API per chunk size: how DEFAULT_CHUNK_SIZE was chosen. */
@@ -211,11 +270,11 @@ public final class FsBench {
     System.out.printf("%nDBFS vs ext4 vs bindfs(ext4): %d small files, tar of %d files (%s), %d MiB sequential, %d random reads%n",
         smallFiles, files, tree, seqMiB, randomReads);
     List<String> names = new ArrayList<>(results.keySet());
-    System.out.printf("%-36s", "");
+    System.out.printf("%-48s", "");
     names.forEach(n -> System.out.printf("%12s", n));
     System.out.printf("%14s%14s%n", "fuse/ext4", "fuse/bindfs");
     for (String metric : results.get("ext4").keySet()) {
-      System.out.printf("%-36s", metric);
+      System.out.printf("%-48s", metric);
       for (String n : names) {
         double v = results.get(n).get(metric);
         System.out.printf("%12s", Double.isNaN(v) ? "-" : String.format(v < 10 ? "%.2f" : "%.0f", v));

@@ -80,15 +80,23 @@ public final class FileSystem {
 
   private static final String COLS =
       "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atime, i.mtime, i.ctime, i.version, i.chunk_size";
-  /** Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. */
+  /**
+   * Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. Each
+   * step is a scalar subquery, so it is two primary-key probes whatever the plan: as joins, the generic
+   * plan hash-joined the walk with whole scans of fs_dentries and fs_inodes (the planner guesses 10 rows
+   * for a recursive step), so a lookup cost as much as the tables are large. (The row alias x must not
+   * be a column's name, or it would mean that column.)
+   */
   private static final String WALK = """
-      WITH RECURSIVE walk(depth, ino) AS (
-        SELECT 0, ?::bigint
+      WITH RECURSIVE walk(depth, node) AS (
+        SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = ?::bigint)
         UNION ALL
-        SELECT w.depth + 1, d.ino FROM walk w
-        JOIN fs_dentries d ON d.parent = w.ino AND d.name = (?::bytea[])[w.depth + 1]
+        SELECT w.depth + 1, (SELECT x FROM fs_dentries d JOIN fs_inodes x ON x.ino = d.ino
+                             WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1])
+        FROM walk w WHERE (w.node).ino IS NOT NULL
       )
-      SELECT w.depth, i.target, """ + COLS + " FROM walk w JOIN fs_inodes i ON i.ino = w.ino ORDER BY w.depth";
+      SELECT w.depth, (w.node).target, """ + COLS.replace("i.", "(w.node).")
+      + " FROM walk w WHERE (w.node).ino IS NOT NULL ORDER BY w.depth";
   private static final String STAT_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ?";
   private static final String LOCK_INO = "SELECT " + COLS + " FROM fs_inodes i WHERE i.ino = ? FOR UPDATE";
   private static final String GROUPS = "SELECT gid FROM principal_groups WHERE principal_id = ?";
@@ -190,6 +198,9 @@ public final class FileSystem {
   private final ConcurrentHashMap<Long, FileHandle> handles = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, Integer> openCounts = new ConcurrentHashMap<>();
   private final Set<Long> orphans = ConcurrentHashMap.newKeySet();
+  /** Changes committed without the WAL flush that have returned, and how many of them a durable commit covered. */
+  private final AtomicLong deferred = new AtomicLong();
+  private final AtomicLong covered = new AtomicLong();
 
   /** The file system of {@code kernel}: one per kernel, so open-file semantics hold across front ends. */
   public static FileSystem of(Kernel kernel) {
@@ -395,6 +406,21 @@ public final class FileSystem {
    */
   public Stat utimens(Session s, String path, Instant atime, Instant mtime, boolean follow) {
     return setattr(s, "fs.utimens", path, follow, SetAttr.utimens(atime, mtime));
+  }
+
+  /**
+   * fchmod, fchown or futimens: {@code a} applied to the inode of an open handle, by chmod's, chown's
+   * or utimens's rules. Reaches an unlinked open file, which no path names any more. EBADF if closed.
+   */
+  public Stat setattr(Session s, FileHandle h, SetAttr a) {
+    if (!handles.containsKey(h.id())) {
+      throw new FsException(Errno.EBADF, "handle " + h.id() + " is closed");
+    }
+    String call = a.isChmod() ? "fs.fchmod" : a.isChown() ? "fs.fchown" : "fs.futimens";
+    return kernel.callChecked(s, call, "file:#" + h.ino(), false, tx -> {
+      deferDurability(tx);
+      return new Call(tx, s).setattr(inode(tx, h.ino()), List.of(a), true, "#" + h.ino());
+    });
   }
 
   private Stat setattr(Session s, String call, String path, boolean follow, SetAttr a) {
@@ -646,6 +672,7 @@ public final class FileSystem {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
     return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
+      durable(tx);
       long at = offset;
       if (h.append()) {
         at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
@@ -670,11 +697,13 @@ public final class FileSystem {
     long k0 = offset / cs;
     long k1 = (end - 1) / cs;
     // Chunks only partly overwritten keep their other bytes: fetch them (at most the first and last).
+    // A chunk holds no bytes past the size, so when the write ends the file the last chunk has none
+    // after the write's end: a new file's or an append's write fetches nothing.
     List<Long> partial = new ArrayList<>(2);
     if (offset % cs != 0) {
       partial.add(k0);
     }
-    if (end % cs != 0 && (k1 != k0 || partial.isEmpty())) {
+    if (end % cs != 0 && bumped.size() > end && (k1 != k0 || partial.isEmpty())) {
       partial.add(k1);
     }
     Map<Long, byte[]> old = new HashMap<>();
@@ -733,7 +762,9 @@ public final class FileSystem {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
     return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
-      if (!durable) {
+      if (durable) {
+        durable(tx);
+      } else {
         deferDurability(tx);
       }
       long at = offset;
@@ -816,9 +847,19 @@ public final class FileSystem {
     sync(s);
   }
 
-  /** sync(2): returns once every change committed before it is durable (one WAL flush). */
+  /**
+   * sync(2): returns once every change committed through this file system before it is durable. That
+   * costs a WAL flush only if a change committed without one since the last durable call began: an
+   * fsync right after a durable write is an audited call that waits for nothing.
+   */
   public void sync(Session s) {
-    kernel.callChecked(s, "fs.sync", "file:/", false, tx -> null);
+    boolean flushed = covered.get() >= deferred.get();
+    kernel.callChecked(s, "fs.sync", "file:/", flushed, tx -> {
+      if (!flushed) {
+        durable(tx);
+      }
+      return null;
+    });
   }
 
   /**
@@ -828,8 +869,18 @@ public final class FileSystem {
    * later durable call depends on), and durable after the next {@link #write}, {@link #fsync} or
    * {@link #sync}. This halves the flushes of creating a small file and writing it.
    */
-  private static void deferDurability(Tx tx) {
+  private void deferDurability(Tx tx) {
     tx.commitWithoutFlush();
+    tx.afterCommit(deferred::incrementAndGet);
+  }
+
+  /**
+   * For a call that commits with the WAL flush: the flush covers every commit that returned before
+   * this call sent its own (the WAL is ordered), so every deferred commit counted so far is durable.
+   */
+  private void durable(Tx tx) {
+    long seen = deferred.get();
+    tx.afterCommit(() -> covered.accumulateAndGet(seen, Math::max));
   }
 
   /**

@@ -6,8 +6,9 @@ import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Session;
 
 /**
- * The process {@link FsCrashTest} kills: writes files and renames them in one thread, one large file
- * in another, and prints a line after each call that returned (so the data it names is durable).
+ * The process {@link FsCrashTest} kills: writes files, creates and fsyncs empty ones and renames them
+ * in one thread, one large file in another, and prints a line after each call that returned (so the
+ * data it names is durable).
  */
 public final class FsCrashChild {
   private FsCrashChild() {}
@@ -43,6 +44,11 @@ public final class FsCrashChild {
         out.write(content(i));
       }
       System.out.println("DONE " + i);
+      // created without a WAL flush; the fsync must flush it (nothing durable was committed since)
+      FileHandle empty = fs.open(s, "/crash/e" + i, FileSystem.O_CREAT | FileSystem.O_WRONLY, 0644);
+      fs.fsync(s, empty);
+      fs.close(empty);
+      System.out.println("SYNCED " + i);
       if (i % 2 == 1) {
         fs.rename(s, "/crash/f" + (i - 1), "/crash/d" + (i % 3) + "/g" + (i - 1));
         fs.sync(s); // renames are durable after a sync, as after fsync of the directory on ext4

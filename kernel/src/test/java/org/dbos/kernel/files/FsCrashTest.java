@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * SIGKILL a JVM in the middle of a large write and a rename storm; afterwards the file system is
- * consistent and every file whose write (or rename) had returned is intact where it was put.
+ * consistent and every file whose write (or rename, or create and fsync) had returned is intact where
+ * it was put.
  */
 class FsCrashTest {
   @Test
@@ -37,6 +38,7 @@ class FsCrashTest {
         .redirectError(ProcessBuilder.Redirect.INHERIT).start();
     Set<Integer> done = new HashSet<>();
     Set<Integer> moved = new HashSet<>();
+    Set<Integer> synced = new HashSet<>();
     int largeMb = 0;
     try (var in = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -45,6 +47,7 @@ class FsCrashTest {
         switch (w[0]) {
           case "DONE" -> done.add(Integer.parseInt(w[1]));
           case "MOVED" -> moved.add(Integer.parseInt(w[1]));
+          case "SYNCED" -> synced.add(Integer.parseInt(w[1]));
           case "LARGE" -> largeMb = Integer.parseInt(w[1]);
           default -> { }
         }
@@ -55,7 +58,8 @@ class FsCrashTest {
       }
     }
     assertTrue(child.waitFor(30, TimeUnit.SECONDS));
-    assertTrue(done.size() >= 30 && largeMb >= 8, "the child made progress: " + done.size() + " files, " + largeMb + " MiB");
+    assertTrue(done.size() >= 30 && synced.size() >= 29 && largeMb >= 8,
+        "the child made progress: " + done.size() + " files, " + synced.size() + " fsynced, " + largeMb + " MiB");
 
     try (Node node = TestNode.boot(db)) {
       Session root = node.kernel().openSession("admin", java.time.Duration.ofMinutes(5));
@@ -68,6 +72,9 @@ class FsCrashTest {
         // a rename that had not returned may or may not have happened; one that had, did
         String path = moved.contains(i) || exists(fs, root, movedTo) ? movedTo : at;
         assertArrayEquals(FsCrashChild.content(i), readAll(fs, root, path), path);
+      }
+      for (int i : synced) {
+        assertTrue(exists(fs, root, "/crash/e" + i), "created and fsynced: /crash/e" + i);
       }
       byte[] large = readAll(fs, root, "/crash/large");
       assertTrue(large.length >= (long) largeMb << 20, "large file holds every acknowledged MiB");

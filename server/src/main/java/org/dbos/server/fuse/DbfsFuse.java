@@ -10,6 +10,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -338,8 +339,7 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int getattr(String path, Stat stat, FileInfo fi) {
     return run("getattr", path, s -> {
-      Long gone = hidden.get(path);
-      var st = gone == null ? lstat(s, path) : fs.stat(s, openFile(gone).handle); // fstat of an unlinked file
+      var st = attributes(s, path);
       long size = st.size();
       for (OpenFile f : open.values()) {
         if (f.handle.ino() == st.ino()) {
@@ -354,6 +354,12 @@ final class DbfsFuse implements FuseOperations {
       fill(stat, st, size);
       return 0;
     });
+  }
+
+  /** lstat, or fstat of an unlinked open file (which libfuse names by its hidden name). */
+  private org.dbos.kernel.files.Stat attributes(Session s, String path) {
+    Long gone = hidden.get(path);
+    return gone == null ? lstat(s, path) : fs.stat(s, openFile(gone).handle);
   }
 
   private void fill(Stat stat, org.dbos.kernel.files.Stat st, long size) {
@@ -460,8 +466,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
-      if (!deferred(s, path, fi, SetAttr.chmod(mode))) {
-        forgetDir(s, fs.chmod(s, path, mode & 07777), path, true);
+      SetAttr a = SetAttr.chmod(mode);
+      if (!deferred(s, path, fi, a)) {
+        forgetDir(s, unlinked(s, path, a).orElseGet(() -> fs.chmod(s, path, mode & 07777)), path, true);
       }
       return 0;
     });
@@ -470,8 +477,9 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chown(String path, int uid, int gid, FileInfo fi) {
     return run("chown", path, s -> {
-      if (!deferred(s, path, fi, SetAttr.chown(uid, gid))) {
-        forgetDir(s, fs.chown(s, path, uid, gid, false), path, true);
+      SetAttr a = SetAttr.chown(uid, gid);
+      if (!deferred(s, path, fi, a)) {
+        forgetDir(s, unlinked(s, path, a).orElseGet(() -> fs.chown(s, path, uid, gid, false)), path, true);
       }
       return 0;
     });
@@ -480,8 +488,10 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
     return run("utimens", path, s -> {
-      if (!deferred(s, path, fi, SetAttr.utimens(time(atime), time(mtime)))) {
-        forgetDir(s, fs.utimens(s, path, time(atime), time(mtime), false), path, false);
+      SetAttr a = SetAttr.utimens(time(atime), time(mtime));
+      if (!deferred(s, path, fi, a)) {
+        forgetDir(s, unlinked(s, path, a).orElseGet(() -> fs.utimens(s, path, time(atime), time(mtime), false)), path,
+            false);
       }
       return 0;
     });
@@ -496,12 +506,12 @@ final class DbfsFuse implements FuseOperations {
    */
   private boolean deferred(Session s, String path, FileInfo fi, SetAttr a) {
     OpenFile given = fi == null ? null : open.get(fi.getFh());
-    long ino = given != null ? given.handle.ino() : lstat(s, path).ino();
+    long ino = given != null ? given.handle.ino() : attributes(s, path).ino();
     for (OpenFile f : open.values()) {
       if (f.handle.ino() == ino && f.session == s) {
         synchronized (f) {
           if (f.dirty()) {
-            var base = f.pending != null ? f.pending : lstat(s, path);
+            var base = f.pending != null ? f.pending : attributes(s, path);
             var next = FileSystem.preview(s, base, a, Instant.now());
             if (next.isPresent()) {
               f.attrs.add(a);
@@ -514,6 +524,12 @@ final class DbfsFuse implements FuseOperations {
     }
     flushInode(ino);
     return false;
+  }
+
+  /** fchmod, fchown or futimens of an unlinked open file: no path names it, its handle does. */
+  private Optional<org.dbos.kernel.files.Stat> unlinked(Session s, String path, SetAttr a) {
+    Long gone = hidden.get(path);
+    return gone == null ? Optional.empty() : Optional.of(fs.setattr(s, openFile(gone).handle, a));
   }
 
   private static Instant time(TimeSpec t) {

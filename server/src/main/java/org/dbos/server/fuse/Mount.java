@@ -72,6 +72,8 @@ public final class Mount implements AutoCloseable {
     var ops = new DbfsFuse(kernel, FileSystem.of(kernel), builder.errno(), new FuseContext(lib));
     Fuse fuse = builder.build(ops);
     bindLink(fuse, ops);
+    // libfuse's default of at most 10 worker threads: with 64, 32 concurrent fsyncing writers went
+    // slower on 2 cores (FsBench, docs/BENCHMARKS.md)
     List<String> options = new ArrayList<>(List.of("fsname=dbfs", "subtype=dbfs"));
     if (isRoot()) {
       options.add("allow_other"); // every local user reaches the mount; DBFS checks their rights itself

@@ -157,6 +157,8 @@ class MountTest {
         # unlink of an open file: still readable and writable through the descriptor
         fd = os.open('f2', os.O_RDWR); os.unlink('f2'); print('names while open', sorted(os.listdir('.')))
         print('fstat after unlink', os.fstat(fd).st_nlink, os.fstat(fd).st_size)
+        os.fchmod(fd, 0o600); os.fchown(fd, os.getuid(), os.getgid()); os.utime(fd, ns=(10**18, 2 * 10**18))
+        st = os.fstat(fd); print('fchmod fchown futimens after unlink', oct(st.st_mode), st.st_uid, st.st_atime_ns, st.st_mtime_ns)
         os.lseek(fd, 0, 0); print('open after unlink', os.read(fd, 10))
         os.write(fd, b'more'); os.lseek(fd, 0, 0); print('written after unlink', os.read(fd, 10)); os.close(fd)
         print('gone', os.path.exists('f2'))
