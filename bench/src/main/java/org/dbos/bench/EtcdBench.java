@@ -104,6 +104,8 @@ public final class EtcdBench {
       var results = new ArrayList<Result>();
       byte[] value = new byte[256];
       Arrays.fill(value, (byte) 'v');
+      // unmeasured: JIT-compiles a JVM server's paths (etcd, in Go, needs none) and fills the keys
+      closedLoop("warm-up", channels, 16, seconds, true, value);
       for (int clients : new int[] {1, 16, 256}) {
         results.add(closedLoop("put " + clients + " clients", channels, clients, seconds, true, value));
       }
