@@ -226,7 +226,9 @@ public final class EtcdBench {
       }
 
       public void onError(Throwable t) {
-        t.printStackTrace();
+        if (all.getCount() > 0) { // not the channel's shutdown after the last event
+          t.printStackTrace();
+        }
       }
 
       public void onCompleted() {}
