@@ -27,7 +27,8 @@ import org.dbos.server.etcd.api.*;
 /**
  * DBOS's etcd API against a real etcd 3.4 (Debian's, fsync on) on this machine, in one run: put
  * throughput and latency with 1, 16 and 256 clients, single-key range reads, and watch delivery
- * latency (put to event). Clients are closed-loop gRPC callers spread over 8 connections.
+ * latency (put to event). Clients are closed-loop gRPC callers spread over 8 connections; both servers
+ * run throughout, and each workload runs on one right after the other.
  *
  * <p>Usage: {@code EtcdBench [seconds-per-workload]}; {@code EtcdBench serve [port]} only serves DBOS's
  * etcd API (for {@code etcdctl check perf}) until killed.
@@ -60,61 +61,100 @@ public final class EtcdBench {
       return;
     }
     int seconds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
-    List<Result> etcdResults = List.of();
-    List<Result> dbosResults;
     boolean dbosOnly = args.length > 1 && args[1].equals("dbos-only");
-    if (!dbosOnly) {
-      try (RealEtcd real = RealEtcd.start()) {
-        etcdResults = run("etcd 3.4", real.endpoint(), seconds);
-      }
-    }
     // DBOS runs in its own JVM, as etcd runs in its own process: the client JVM is the same for both
     int port = TestDatabase.freePort();
     String java = ProcessHandle.current().info().command().orElse("java");
     Process dbos = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
         System.getProperty("java.class.path"), EtcdBench.class.getName(), "serve", String.valueOf(port))
         .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    RealEtcd real = null;
     try {
       waitForPort(port, dbos);
-      dbosResults = run("dbos", "127.0.0.1:" + port, seconds);
+      var servers = new ArrayList<Server>();
+      if (!dbosOnly) {
+        real = RealEtcd.start();
+        servers.add(new Server("etcd 3.4", real.endpoint()));
+      }
+      servers.add(new Server("dbos", "127.0.0.1:" + port));
+      run(servers, seconds);
+      if (dbosOnly) {
+        return;
+      }
+      List<Result> etcdResults = servers.get(0).results;
+      List<Result> dbosResults = servers.get(1).results;
+      System.out.println();
+      System.out.printf("%-22s %14s %14s %8s %12s %12s%n", "workload", "etcd ops/s", "dbos ops/s", "ratio",
+          "etcd p99 ms", "dbos p99 ms");
+      for (int i = 0; i < etcdResults.size(); i++) {
+        Result e = etcdResults.get(i);
+        Result d = dbosResults.get(i);
+        System.out.printf("%-22s %14.0f %14.0f %7.2fx %12.2f %12.2f%n", e.name, e.opsPerSec, d.opsPerSec,
+            d.opsPerSec / e.opsPerSec, e.p99ms, d.p99ms);
+      }
     } finally {
+      if (real != null) {
+        real.close();
+      }
       dbos.destroy();
       dbos.waitFor();
     }
-    if (dbosOnly) {
-      return;
-    }
-    System.out.println();
-    System.out.printf("%-22s %14s %14s %8s %12s %12s%n", "workload", "etcd ops/s", "dbos ops/s", "ratio",
-        "etcd p99 ms", "dbos p99 ms");
-    for (int i = 0; i < etcdResults.size(); i++) {
-      Result e = etcdResults.get(i);
-      Result d = dbosResults.get(i);
-      System.out.printf("%-22s %14.0f %14.0f %7.2fx %12.2f %12.2f%n", e.name, e.opsPerSec, d.opsPerSec,
-          d.opsPerSec / e.opsPerSec, e.p99ms, d.p99ms);
+  }
+
+  /** A server under test: its clients' connections and its results, in workload order. */
+  static final class Server {
+    final String label;
+    final List<ManagedChannel> channels = new ArrayList<>();
+    final List<Result> results = new ArrayList<>();
+
+    Server(String label, String endpoint) {
+      this.label = label;
+      for (int i = 0; i < 8; i++) {
+        channels.add(NettyChannelBuilder.forTarget(endpoint).usePlaintext().build());
+      }
     }
   }
 
-  static List<Result> run(String label, String endpoint, int seconds) throws Exception {
-    var channels = new ArrayList<ManagedChannel>();
-    for (int i = 0; i < 8; i++) {
-      channels.add(NettyChannelBuilder.forTarget(endpoint).usePlaintext().build());
-    }
+  /**
+   * Runs every workload on every server, the servers one right after the other for each workload and
+   * in alternating order, so that a change in the machine's load (it is shared) falls on both alike.
+   */
+  static void run(List<Server> servers, int seconds) throws Exception {
     try {
-      var results = new ArrayList<Result>();
       byte[] value = new byte[256];
       Arrays.fill(value, (byte) 'v');
-      for (int clients : new int[] {1, 16, 256}) {
-        results.add(closedLoop("put " + clients + " clients", channels, clients, seconds, true, value));
+      for (Server s : servers) {
+        // unmeasured: JIT-compiles a JVM server's paths (etcd, in Go, needs none) and fills the keys
+        closedLoop("warm-up", s.channels, 16, seconds, true, value);
       }
-      results.add(closedLoop("range 16 clients", channels, 16, seconds, false, value));
-      results.add(watchLatency(channels.getFirst(), 500));
-      System.out.println("== " + label);
-      results.forEach(r -> System.out.println("  " + r));
-      return results;
+      for (int workload = 0; workload < 5; workload++) {
+        var order = new ArrayList<>(servers);
+        if (workload % 2 == 1) {
+          java.util.Collections.reverse(order);
+        }
+        for (Server s : order) {
+          s.results.add(measure(workload, s, seconds, value));
+        }
+      }
+      for (Server s : servers) {
+        System.out.println("== " + s.label);
+        s.results.forEach(r -> System.out.println("  " + r));
+      }
     } finally {
-      channels.forEach(ManagedChannel::shutdownNow);
+      servers.forEach(s -> s.channels.forEach(ManagedChannel::shutdownNow));
     }
+  }
+
+  /** Workload {@code i}: puts with 1, 16 and 256 clients, ranges with 16, watch delivery. */
+  static Result measure(int i, Server s, int seconds, byte[] value) throws Exception {
+    return switch (i) {
+      case 0, 1, 2 -> {
+        int clients = new int[] {1, 16, 256}[i];
+        yield closedLoop("put " + clients + " clients", s.channels, clients, seconds, true, value);
+      }
+      case 3 -> closedLoop("range 16 clients", s.channels, 16, seconds, false, value);
+      default -> watchLatency(s.channels.getFirst(), 500);
+    };
   }
 
   /**
@@ -186,7 +226,9 @@ public final class EtcdBench {
       }
 
       public void onError(Throwable t) {
-        t.printStackTrace();
+        if (all.getCount() > 0) { // not the channel's shutdown after the last event
+          t.printStackTrace();
+        }
       }
 
       public void onCompleted() {}
