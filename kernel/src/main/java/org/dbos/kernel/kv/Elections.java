@@ -81,7 +81,7 @@ public final class Elections {
     return t.revision();
   }
 
-  /** Resign (and Unlock): deletes the leader's key if it still holds it; the next contender leads. */
+  /** Resign: deletes the leader's key if it still holds it; the next contender leads. */
   public long resign(Session s, Leader l) {
     return store.txn(s, new TxnRequest(List.of(holds(l)), List.of(new DeleteRequest(l.key(), null, false)), List.of()))
         .revision();
@@ -95,9 +95,7 @@ public final class Elections {
   /** The current leader's key-value: the oldest key under {@code name/}; NOT_FOUND {@link #ERR_NO_LEADER} if none. */
   public RangeResponse leader(Session s, byte[] name) {
     KvStore.requireKey(name);
-    byte[] prefix = prefix(name);
-    RangeResponse r = store.range(s, new RangeRequest(prefix, KeyRanges.prefixEnd(prefix), 1, 0, SortOrder.ASCEND,
-        SortTarget.CREATE, false, false, 0, 0, 0, 0));
+    RangeResponse r = oldest(s, prefix(name));
     if (r.kvs().isEmpty()) {
       throw SyscallException.notFound(ERR_NO_LEADER);
     }
@@ -112,8 +110,7 @@ public final class Elections {
     KvStore.requireKey(name);
     byte[] prefix = prefix(name);
     while (true) {
-      RangeResponse r = store.range(s, new RangeRequest(prefix, KeyRanges.prefixEnd(prefix), 1, 0, SortOrder.ASCEND,
-          SortTarget.CREATE, false, false, 0, 0, 0, 0));
+      RangeResponse r = oldest(s, prefix);
       if (r.kvs().isEmpty()) {
         try (var events = new Events(s, prefix, KeyRanges.prefixEnd(prefix), r.revision() + 1, cancelled)) {
           events.take(); // a contender arrived (or the watch restarts): look again
@@ -135,6 +132,12 @@ public final class Elections {
         }
       }
     }
+  }
+
+  /** The key under {@code prefix} created first (the leader), if any. */
+  private RangeResponse oldest(Session s, byte[] prefix) {
+    return store.range(s, new RangeRequest(prefix, KeyRanges.prefixEnd(prefix), 1, 0, SortOrder.ASCEND,
+        SortTarget.CREATE, false, false, 0, 0, 0, 0));
   }
 
   /** Waits until no key under {@code prefix} has a create revision at or below {@code maxCreate}. */

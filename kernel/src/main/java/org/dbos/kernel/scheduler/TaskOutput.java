@@ -51,11 +51,15 @@ public final class TaskOutput implements AutoCloseable {
    * system's permissions apply); empty at the end, or if the task never produced the file.
    */
   public static byte[] read(FileSystem fs, Session s, long task, String stream, long offset, int max) {
-    String path = path(task, stream);
-    if (fs.find(s, path, true).isEmpty()) {
-      return new byte[0];
+    FileHandle h;
+    try {
+      h = fs.open(s, path(task, stream), FileSystem.O_RDONLY, 0);
+    } catch (FsException e) {
+      if (e.errno() == Errno.ENOENT) {
+        return new byte[0];
+      }
+      throw e;
     }
-    FileHandle h = fs.open(s, path, FileSystem.O_RDONLY, 0);
     try {
       return fs.read(s, h, offset, max);
     } finally {

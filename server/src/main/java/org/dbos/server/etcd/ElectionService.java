@@ -5,6 +5,7 @@ import static org.dbos.server.etcd.LockService.answerWaiting;
 
 import com.google.protobuf.ByteString;
 import io.grpc.stub.StreamObserver;
+import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.kv.Elections;
 import org.dbos.server.etcd.api.*;
 
@@ -31,7 +32,7 @@ final class ElectionService extends ElectionGrpc.ElectionImplBase {
   public void proclaim(ProclaimRequest req, StreamObserver<ProclaimResponse> out) {
     answer(out, () -> {
       if (!req.hasLeader()) {
-        throw LockService.missingLeader();
+        throw missingLeader();
       }
       long rev = elections.proclaim(etcd.session(), leader(req.getLeader()), req.getValue().toByteArray());
       return ProclaimResponse.newBuilder().setHeader(etcd.header(rev)).build();
@@ -60,11 +61,15 @@ final class ElectionService extends ElectionGrpc.ElectionImplBase {
   public void resign(ResignRequest req, StreamObserver<ResignResponse> out) {
     answer(out, () -> {
       if (!req.hasLeader()) {
-        throw LockService.missingLeader();
+        throw missingLeader();
       }
       long rev = elections.resign(etcd.session(), leader(req.getLeader()));
       return ResignResponse.newBuilder().setHeader(etcd.header(rev)).build();
     });
+  }
+
+  private static SyscallException missingLeader() {
+    return SyscallException.invalid("\"leader\" field must be provided");
   }
 
   private static Elections.Leader leader(LeaderKey k) {

@@ -6,7 +6,6 @@ import io.grpc.stub.StreamObserver;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import org.dbos.kernel.Session;
-import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.kv.Elections;
 import org.dbos.server.etcd.api.*;
 
@@ -60,9 +59,5 @@ final class LockService extends LockGrpc.LockImplBase {
         out.onError(Errors.translate(e));
       }
     });
-  }
-
-  static SyscallException missingLeader() {
-    return SyscallException.invalid("\"leader\" field must be provided");
   }
 }
