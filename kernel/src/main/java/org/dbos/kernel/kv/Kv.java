@@ -111,6 +111,21 @@ public final class Kv {
   /** HashKV's answer: the hash (an unsigned 32-bit value), the compacted and the current revision. */
   public record Hash(long hash, long compacted, long revision) {}
 
+  /**
+   * Where {@link KvStore#snapshot} puts the store's image, in this order: {@code begin} once, every
+   * kept history row in (revision, seq) order, every lease by id. A retried read calls {@code begin}
+   * again: what came before it is void.
+   */
+  public interface SnapshotSink {
+    void begin(long revision, long compacted);
+
+    /** One kept row: {@code seq} orders it within its revision; version 0 is a tombstone. */
+    void row(int seq, KeyValue kv);
+
+    /** A lease, its granted TTL and the seconds it has left (≥ 0). */
+    void lease(long id, long ttl, long remaining);
+  }
+
   /** The store's state: current revision and compacted revision. */
   public record Status(long revision, long compacted, long dbSizeBytes, long keys) {}
 }

@@ -103,6 +103,11 @@ public final class KvStore implements AutoCloseable {
                  || int8send(version) || int8send(lease) || value), 1, 8))::bit(32)::bigint), 0) % 4294967296
          FROM kv_history WHERE mod_revision <= ?)""";
 
+  private static final String SNAPSHOT_LEASES = """
+      SELECT id, granted_ttl, greatest(0, ceil(extract(epoch FROM expires_at - now())))::bigint FROM kv_leases ORDER BY id""";
+  private static final String SNAPSHOT_ROWS = """
+      SELECT key, create_revision, mod_revision, version, lease, value, seq FROM kv_history ORDER BY mod_revision, seq""";
+
   /** A revocation the writer runs: on behalf of a client, or of expiry (then only if still expired). */
   private record Revoke(long id, boolean expiredOnly) {}
 
@@ -264,6 +269,37 @@ public final class KvStore implements AutoCloseable {
         throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_COMPACTED);
       }
       return new Kv.Hash(row[2], row[1], row[0]);
+    });
+  }
+
+  /**
+   * Snapshot reads the whole store as of one instant into {@code sink}: the clock, every history row
+   * compaction kept and every lease, streamed (one fetch of rows in memory at a time). Needs READ on every
+   * key ({@code "kv:\\*"}), checked before anything is read; audited as {@code kv.snapshot}.
+   */
+  public void snapshot(Session s, Kv.SnapshotSink sink) {
+    String object = KeyRanges.rangeObject(new byte[0]);
+    kernel.call(s, "kv.snapshot", Right.READ, object, tx -> {
+      tx.update("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"); // one image across the statements
+      var check = new AuditLog.Call(tx.callId(), s, "kv.snapshot", object, Right.READ);
+      if (AuditLog.checkAll(tx.connection(), List.of(check))[0] != AuditLog.Verdict.ALLOWED) {
+        throw SyscallException.denied("snapshot needs READ on " + object); // the kernel records why
+      }
+      long[] clock = clock(tx);
+      sink.begin(clock[0], clock[1]);
+      try (PreparedStatement ps = tx.prepare(SNAPSHOT_ROWS)) {
+        ps.setFetchSize(1000);
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            sink.row(rs.getInt(7), new KeyValue(rs.getBytes(1), rs.getLong(2), rs.getLong(3), rs.getLong(4),
+                rs.getLong(5), rs.getBytes(6)));
+          }
+        }
+      }
+      for (long[] l : tx.query(SNAPSHOT_LEASES, rs -> new long[] {rs.getLong(1), rs.getLong(2), rs.getLong(3)})) {
+        sink.lease(l[0], l[1], l[2]);
+      }
+      return null;
     });
   }
 

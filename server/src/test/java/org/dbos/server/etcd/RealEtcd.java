@@ -24,13 +24,43 @@ public final class RealEtcd implements AutoCloseable {
   }
 
   public static RealEtcd start() {
-    if (!Files.isExecutable(BINARY)) {
-      throw new AssertionError("etcd is missing: apt-get install etcd-server");
+    try {
+      return start(Files.createTempDirectory("dbos-real-etcd-"), TestDatabase.freePort(), TestDatabase.freePort());
+    } catch (IOException e) {
+      throw new AssertionError(e);
     }
+  }
+
+  /** Restores {@code snapshot} with etcdctl's {@code snapshot restore} into a new data directory and starts on it. */
+  public static RealEtcd restore(Path snapshot) {
     try {
       Path dir = Files.createTempDirectory("dbos-real-etcd-");
       int client = TestDatabase.freePort();
       int peer = TestDatabase.freePort();
+      var pb = new ProcessBuilder(Etcdctl.BINARY.toString(), "snapshot", "restore", snapshot.toString(),
+          "--name", "default", "--data-dir", dir.resolve("data").toString(),
+          "--initial-cluster", "default=http://127.0.0.1:" + peer, "--initial-advertise-peer-urls", "http://127.0.0.1:" + peer)
+          .redirectErrorStream(true);
+      pb.environment().put("ETCDCTL_API", "3");
+      Process p = pb.start();
+      String out = new String(p.getInputStream().readAllBytes());
+      if (p.waitFor() != 0) {
+        throw new AssertionError("snapshot restore failed: " + out);
+      }
+      return start(dir, client, peer);
+    } catch (IOException e) {
+      throw new AssertionError(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
+  }
+
+  private static RealEtcd start(Path dir, int client, int peer) {
+    if (!Files.isExecutable(BINARY)) {
+      throw new AssertionError("etcd is missing: apt-get install etcd-server");
+    }
+    try {
       var pb = new ProcessBuilder(BINARY.toString(), "--name", "default", "--data-dir", dir.resolve("data").toString(),
           "--listen-client-urls", "http://127.0.0.1:" + client, "--advertise-client-urls", "http://127.0.0.1:" + client,
           "--listen-peer-urls", "http://127.0.0.1:" + peer, "--initial-advertise-peer-urls", "http://127.0.0.1:" + peer,
