@@ -117,9 +117,9 @@ public final class FileSystem {
    * entry. The call's last statement (it travels with the COMMIT): raises ENOENT when the directory is
    * gone and EEXIST when the name exists, which rolls the inode back.
    */
-  private static final String NEW_INODE = """
-      WITH dir AS (
-        UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'
+  private static final String NEW_INODE_CTES = """
+      dir AS (
+        UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'%s
         RETURNING ino),
       i AS (
         INSERT INTO fs_inodes (ino, kind, mode, uid, gid, nlink, chunk_size, target, size)
@@ -128,8 +128,28 @@ public final class FileSystem {
       entry AS (
         INSERT INTO fs_dentries (parent, name, ino) SELECT dir.ino, ?::bytea, i.ino FROM dir, i
         ON CONFLICT DO NOTHING RETURNING ino)
-      SELECT CASE WHEN i.ino IS NULL THEN fs_fail('ENOENT') WHEN NOT EXISTS (SELECT 1 FROM entry) THEN fs_fail('EEXIST')
-                  ELSE i.ino END,""" + " " + COLS.substring(COLS.indexOf(',') + 2) + " FROM (SELECT) one LEFT JOIN i ON true";
+      SELECT CASE WHEN i.ino IS NULL THEN %s WHEN NOT EXISTS (SELECT 1 FROM entry) THEN %s
+                  ELSE i.ino END,\s""" + COLS.substring(COLS.indexOf(',') + 2) + " FROM (SELECT) one LEFT JOIN i ON true";
+  private static final String NEW_INODE = "WITH " + NEW_INODE_CTES.formatted("", "fs_fail('ENOENT')", "fs_fail('EEXIST')");
+  /**
+   * {@link #NEW_INODE} in a directory whose path the file system walked before (see {@link #chains}):
+   * walks it again and creates only if it finds the same inodes at the same versions (so with the
+   * same permissions), else raises a serialization failure and the kernel runs the call again, the
+   * slow way. An existing name is EEXIST if the first parameter says so, else also a conflict.
+   */
+  private static final String NEW_INODE_KNOWN = """
+      WITH RECURSIVE walk(depth, node) AS (
+        SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = 1)
+        UNION ALL
+        SELECT w.depth + 1, (SELECT x FROM fs_dentries d JOIN fs_inodes x ON x.ino = d.ino
+                             WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1])
+        FROM walk w WHERE (w.node).ino IS NOT NULL
+      ),
+      seen AS (
+        SELECT count(*) AS n FROM walk w JOIN unnest(?::bigint[], ?::bigint[]) WITH ORDINALITY AS e(ino, version, k)
+          ON e.k = w.depth + 1 AND (w.node).ino = e.ino AND (w.node).version = e.version),
+      """ + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?", "fs_conflict()",
+      "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
   /** SQLSTATE of fs_fail (V12__files_fail.sql): the message is the errno's name. */
   private static final String FS_FAIL = "DBFSE";
   private static final String NEW_ENTRY = "INSERT INTO fs_dentries (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
@@ -194,17 +214,39 @@ public final class FileSystem {
   /**
    * Stores a write's new blobs, closes the current rows of the chunks it touches and inserts their new
    * rows, in one round trip. The count forces the closing to run before the inserts (the current rows
-   * are unique per chunk).
+   * are unique per chunk). {@code %1$s} gives the version.
    */
-  private static final String STORE_CHUNKS = """
-      WITH blobs AS (
+  private static final String STORE = """
+      blobs AS (
         INSERT INTO fs_blobs (hash, data) SELECT * FROM unnest(?::bytea[], ?::bytea[]) ON CONFLICT DO NOTHING),
       closed AS (
-        UPDATE fs_chunks SET to_version = ?, closed_at = now()
+        UPDATE fs_chunks SET to_version = (%1$s), closed_at = now()
         WHERE ino = ? AND to_version IS NULL AND chunk_no BETWEEN ? AND ? RETURNING 1)
       INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length)
-      SELECT ?, k, ?, h, l FROM unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l)
+      SELECT ?, k, (%1$s), h, l FROM unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l)
       WHERE (SELECT count(*) FROM closed) >= 0""";
+  /** {@link #STORE} after {@link #BUMP}, which gave the version. */
+  private static final String STORE_CHUNKS = "WITH " + STORE.formatted("?::bigint");
+  /**
+   * A whole write in one statement, for a handle that knows the inode's version and size and writes
+   * from a chunk boundary to at least the end of file (no chunk keeps old bytes): bumps the inode only
+   * if it still has that version (else raises a serialization failure, and the kernel runs the call
+   * again, the slow way), applies the attribute changes that follow the write (null: keep), stores
+   * the chunks. Returns the inode.
+   */
+  private static final String WRITE_KNOWN = """
+      WITH i AS (
+        UPDATE fs_inodes AS i SET size = greatest(size, ?), version = version + 1,
+               mode = coalesce(?::int, mode), uid = coalesce(?::int, uid), gid = coalesce(?::int, gid),
+               atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
+               mtime = CASE WHEN ? OR ? THEN fs_now() ELSE ?::bigint END, ctime = fs_now()
+        WHERE ino = ? AND version = ? AND kind = 'f' RETURNING\s""" + COLS + """
+      ),
+      v AS (SELECT coalesce((SELECT version FROM i), fs_conflict()) AS version),
+      """ + STORE.formatted("SELECT version FROM v").replace("\nINSERT INTO fs_chunks", ",\nchunks AS (INSERT INTO fs_chunks")
+      + ")\nSELECT i.* FROM v, i";
+  /** The first nine arguments of {@link #SET_ATTR} as {@link #WRITE_KNOWN} takes them: no attribute changes. */
+  private static final Object[] KEEP_ATTRS = {null, null, null, true, false, null, true, false, null};
   private static final String NEW_CHUNK =
       "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (?, ?, ?, ?, ?)";
   private static final String DROP_INODE = "DELETE FROM fs_inodes WHERE ino = ? RETURNING version";
@@ -227,6 +269,15 @@ public final class FileSystem {
   private final ConcurrentHashMap<Long, FileHandle> handles = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, Integer> openCounts = new ConcurrentHashMap<>();
   private final Set<Long> orphans = ConcurrentHashMap.newKeySet();
+  /**
+   * Directories by path, with the inodes from the root down to them as a walk last found them: a
+   * create there checks the caller's permissions against these and sends one statement ({@link
+   * #NEW_INODE_KNOWN}) instead of walking first. A hint only: the statement verifies it.
+   */
+  private final ConcurrentHashMap<String, List<Stat>> chains = new ConcurrentHashMap<>();
+  static final int CHAINS_MAX = 10_000;
+  /** The inode of each open handle as it last saw it (at open, after its writes): see {@link #WRITE_KNOWN}. */
+  private final ConcurrentHashMap<Long, Stat> known = new ConcurrentHashMap<>();
   /** Changes committed without the WAL flush that have returned, and how many of them a durable commit covered. */
   private final AtomicLong deferred = new AtomicLong();
   private final AtomicLong covered = new AtomicLong();
@@ -306,15 +357,25 @@ public final class FileSystem {
 
   /** Creates a directory. EEXIST (also for a symlink), ENOENT (no parent), EACCES (parent not writable). */
   public Stat mkdir(Session s, String path, int mode) {
-    return kernel.callChecked(s, "fs.mkdir", object(path), false, tx -> {
+    Stat st = kernel.callChecked(s, "fs.mkdir", object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
+      if (c.createKnown(path, Kind.DIRECTORY, mode & 07777, null, true)) {
+        return null;
+      }
       Resolved r = resolve(c, path, false);
       if (r.inode() != null) {
         throw new FsException(Errno.EEXIST, path);
       }
       return c.createEntry(r, Kind.DIRECTORY, mode & 07777, null, path);
     });
+    List<Stat> above = chains.get(parentPath(path));
+    if (above != null && isPlain(path)) { // files are created in a new directory next
+      var chain = new ArrayList<>(above);
+      chain.add(st);
+      remember(path, chain);
+    }
+    return st;
   }
 
   /** Removes an empty directory. ENOTDIR, ENOTEMPTY, EBUSY (root), EINVAL (last name "."). */
@@ -610,6 +671,9 @@ public final class FileSystem {
       deferDurability(tx);
       var c = new Call(tx, s);
       boolean excl = (flags & O_CREAT) != 0 && (flags & O_EXCL) != 0;
+      if ((flags & O_CREAT) != 0 && c.createKnown(path, Kind.FILE, mode & 07777, null, excl)) {
+        return null;
+      }
       Resolved r = resolve(c, path, !excl && (flags & O_NOFOLLOW) == 0);
       Stat f = r.inode();
       if (f == null) {
@@ -633,13 +697,13 @@ public final class FileSystem {
       }
       c.require(f, ((flags & O_ACCMODE) != O_WRONLY ? R : 0) | (write || (flags & O_TRUNC) != 0 ? W : 0), path);
       if ((flags & O_TRUNC) != 0 && f.isFile() && f.size() > 0) {
-        truncate(tx, f.ino(), 0);
-        return f.withSize(0);
+        return f.truncated(0, truncate(tx, f.ino(), 0));
       }
       return f;
     });
     var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags, st.chunkSize(), st);
     handles.put(h.id(), h);
+    known.put(h.id(), st);
     openCounts.merge(st.ino(), 1, Integer::sum);
     return h;
   }
@@ -700,12 +764,13 @@ public final class FileSystem {
     if (offset < 0) {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
+    if (!h.append()) {
+      writeBack(s, h, offset, data, from, len, List.of(), true);
+      return offset;
+    }
     return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
       durable(tx);
-      long at = offset;
-      if (h.append()) {
-        at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
-      }
+      long at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
       if (len > 0) {
         tx.last(STORE_CHUNKS, null, null, writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len).store());
       }
@@ -751,7 +816,18 @@ public final class FileSystem {
     if (!bumped[0].isFile()) {
       throw new FsException(Errno.EISDIR, "inode " + ino);
     }
-    long version = bumped[0].version();
+    return new Write(bumped[0], storeArgs(tx, ino, cs, offset, data, from, len, old, bumped[0].version()));
+  }
+
+  /**
+   * The arguments of {@link #STORE}: the chunks a write touches, built from {@code old}, the current
+   * content of the ones it only partly overwrites, and hashed; {@code version} only if given.
+   */
+  private static Object[] storeArgs(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len,
+                                    Map<Long, byte[]> old, Long version) throws SQLException {
+    long end = offset + len;
+    long k0 = offset / cs;
+    long k1 = (end - 1) / cs;
     var blobs = new LinkedHashMap<ByteBuffer, byte[]>();
     var hashes = new byte[(int) (k1 - k0 + 1)][];
     var chunkNos = new Long[hashes.length];
@@ -774,11 +850,19 @@ public final class FileSystem {
       blobs.putIfAbsent(ByteBuffer.wrap(hashes[i]), content);
     }
     var c = tx.connection();
-    return new Write(bumped[0], new Object[] {
+    var args = new ArrayList<Object>(List.of(
         c.createArrayOf("bytea", blobs.keySet().stream().map(ByteBuffer::array).toArray(byte[][]::new)),
-        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][])),
-        version, ino, k0, k1, ino, version, c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes),
-        c.createArrayOf("integer", lengths)});
+        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][]))));
+    if (version != null) {
+      args.add(version);
+    }
+    args.addAll(List.of(ino, k0, k1, ino));
+    if (version != null) {
+      args.add(version);
+    }
+    args.addAll(List.of(c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes),
+        c.createArrayOf("integer", lengths)));
+    return args.toArray();
   }
 
   /**
@@ -797,7 +881,7 @@ public final class FileSystem {
     if (offset < 0) {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
-    return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
+    Stat after = kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
       if (durable) {
         durable(tx);
       } else {
@@ -806,6 +890,22 @@ public final class FileSystem {
       long at = offset;
       if (len > 0 && h.append()) {
         at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
+      }
+      Stat k = len > 0 && !h.append() ? known.get(h.id()) : null;
+      if (k != null && offset % h.chunkSize() == 0 && offset + len >= k.size()) {
+        // the handle knows the inode: one statement, checked against its version
+        Object[] attrs = then.isEmpty() ? KEEP_ATTRS : new Call(tx, s).setattrArgs(k, then, false, "#" + h.ino());
+        var args = new ArrayList<Object>();
+        args.add(offset + len);
+        args.addAll(Arrays.asList(attrs).subList(0, KEEP_ATTRS.length));
+        args.add(h.ino());
+        args.add(k.version());
+        args.addAll(Arrays.asList(storeArgs(tx, h.ino(), h.chunkSize(), offset, data, from, len, Map.of(), null)));
+        tx.last(WRITE_KNOWN, rs -> stat(rs, 1), e -> {
+          known.remove(h.id()); // changed by someone else: the kernel runs the call again, the slow way
+          return null;
+        }, args.toArray());
+        return null;
       }
       if (len == 0) {
         Stat st = inode(tx, h.ino());
@@ -823,6 +923,11 @@ public final class FileSystem {
       tx.last(STORE_CHUNKS + ";\n" + SET_ATTR, rs -> stat(rs, 1), null, args);
       return null;
     });
+    known.put(h.id(), after);
+    if (!handles.containsKey(h.id())) {
+      known.remove(h.id()); // closed meanwhile
+    }
+    return after;
   }
 
   /** truncate(2) by path: needs write permission. EISDIR for a directory, EINVAL for a negative size. */
@@ -858,12 +963,13 @@ public final class FileSystem {
     });
   }
 
-  private static void truncate(Tx tx, long ino, long size) throws SQLException {
+  /** Returns the inode's new version. */
+  private static long truncate(Tx tx, long ino, long size) throws SQLException {
     Stat f = tx.queryOne(LOCK_INO, rs -> stat(rs, 1), ino)
         .orElseThrow(() -> new FsException(Errno.ENOENT, "inode " + ino));
     long version = tx.queryLong(SET_SIZE, size, ino);
     if (size >= f.size()) {
-      return; // growing leaves a hole: chunks never hold bytes past the size
+      return version; // growing leaves a hole: chunks never hold bytes past the size
     }
     int cs = f.chunkSize();
     long keep = (size + cs - 1) / cs; // chunks [0, keep) stay
@@ -881,6 +987,7 @@ public final class FileSystem {
         tx.update(NEW_CHUNK, ino, k, version, hash, tail);
       }
     }
+    return version;
   }
 
   /**
@@ -939,6 +1046,7 @@ public final class FileSystem {
     if (handles.remove(h.id()) == null) {
       return;
     }
+    known.remove(h.id());
     Integer left = openCounts.compute(h.ino(), (k, n) -> n == null || n <= 1 ? null : n - 1);
     if (left == null && orphans.remove(h.ino())) {
       kernel.callChecked(kernel.system(), "fs.release", "file:#" + h.ino(), false, tx -> {
@@ -1146,6 +1254,7 @@ public final class FileSystem {
     List<byte[]> names = new ArrayList<>(); // names[i] leads from dirs[i-1] to dirs[i]
     long start = ROOT;
     int links = 0;
+    boolean plain = true; // no symlink followed, no ".."
     outer:
     while (true) {
       List<byte[]> run = new ArrayList<>();
@@ -1173,6 +1282,7 @@ public final class FileSystem {
         todo.poll();
         boolean last = todo.isEmpty();
         if (child.stat().isSymlink() && (!last || follow)) {
+          plain = false;
           if (++links > MAX_SYMLINKS) {
             throw new FsException(Errno.ELOOP, path);
           }
@@ -1198,6 +1308,9 @@ public final class FileSystem {
         c.requireDir(cur, X, path);
         todo.poll();
         if (todo.isEmpty()) {
+          if (plain) {
+            c.chain = List.copyOf(dirs);
+          }
           return new Resolved(cur, run.get(rows.size() - 1), null);
         }
         throw new FsException(Errno.ENOENT, path);
@@ -1206,6 +1319,7 @@ public final class FileSystem {
         break;
       }
       todo.poll(); // ".."
+      plain = false;
       c.requireDir(cur, X, path);
       if (dirs.size() > 1) {
         dirs.removeLast();
@@ -1250,6 +1364,28 @@ public final class FileSystem {
     return out;
   }
 
+  /** Whether {@code path} is absolute and in normal form: no empty, "." or ".." names, no trailing '/'. */
+  private static boolean isPlain(String path) {
+    if (!path.startsWith("/") || path.length() == 1 || path.endsWith("/") || path.indexOf('\0') >= 0
+        || path.contains("//") || path.contains("/./") || path.contains("/../") || path.endsWith("/.")
+        || path.endsWith("/..")) {
+      return false;
+    }
+    return true;
+  }
+
+  private static String parentPath(String path) {
+    int i = path.lastIndexOf('/');
+    return i <= 0 ? "/" : path.substring(0, i);
+  }
+
+  private void remember(String dir, List<Stat> chain) {
+    if (chains.size() >= CHAINS_MAX) {
+      chains.clear();
+    }
+    chains.put(dir, List.copyOf(chain));
+  }
+
   private static boolean isDotDot(byte[] n) {
     return n.length == 2 && n[0] == '.' && n[1] == '.';
   }
@@ -1268,6 +1404,8 @@ public final class FileSystem {
     final Tx tx;
     final Session s;
     private int[] groups;
+    /** Set by a walk that found the path missing: the directories from the root to its parent. */
+    List<Stat> chain;
 
     Call(Tx tx, Session s) {
       this.tx = tx;
@@ -1388,9 +1526,70 @@ public final class FileSystem {
      * the new inode's attributes (this returns null; the body returns it). ENOENT if the directory was
      * removed meanwhile, EEXIST if the name was taken.
      */
+    /**
+     * Creates {@code path} with one statement ({@link #NEW_INODE_KNOWN}) if the way to its directory is
+     * known and lets the caller through; false (nothing sent) if not.
+     */
+    boolean createKnown(String path, Kind kind, int mode, byte[] target, boolean excl) throws SQLException {
+      if (!isPlain(path)) {
+        return false;
+      }
+      String dir = parentPath(path);
+      List<Stat> known = chains.get(dir);
+      if (known == null) {
+        return false;
+      }
+      byte[] raw = path.getBytes(StandardCharsets.UTF_8);
+      List<byte[]> names = raw.length < PATH_MAX ? components(raw, path) : List.of();
+      if (known.size() != names.size()) {
+        return false;
+      }
+      Stat parent = known.getLast();
+      try {
+        for (Stat d : known) {
+          requireDir(d, X, path);
+        }
+        requireDir(parent, W | X, path);
+      } catch (FsException e) {
+        return false; // maybe by what the cache holds: the walk decides
+      }
+      var inos = new Long[known.size()];
+      var versions = new Long[known.size()];
+      for (int i = 0; i < inos.length; i++) {
+        inos[i] = known.get(i).ino();
+        versions[i] = known.get(i).version();
+      }
+      var c = tx.connection();
+      var args = new ArrayList<Object>(List.of(
+          c.createArrayOf("bytea", names.subList(0, names.size() - 1).toArray(new byte[0][])),
+          c.createArrayOf("bigint", inos), c.createArrayOf("bigint", versions)));
+      List<Object> create = newInodeArgs(parent, names.getLast(), kind, mode, target);
+      create.add(2, inos.length); // after the directory's link change and inode: how many must match
+      args.addAll(create);
+      args.add(excl);
+      tx.last(PLAN_ONCE + NEW_INODE_KNOWN, rs -> stat(rs, 1), e -> {
+        FsException refused = fsError(e, path);
+        if (refused == null) {
+          chains.remove(dir, known); // changed: the kernel runs the call again, the slow way
+        }
+        return refused;
+      }, args.toArray());
+      return true;
+    }
+
     Stat createEntry(Resolved r, Kind kind, int mode, byte[] target, String path) throws SQLException {
       Stat parent = r.parent();
       requireDir(parent, W | X, path);
+      List<Stat> walked = chain;
+      if (walked != null && isPlain(path)) {
+        tx.afterCommit(() -> remember(parentPath(path), walked));
+      }
+      tx.last(NEW_INODE, rs -> stat(rs, 1), e -> fsError(e, path), newInodeArgs(parent, r.name(), kind, mode, target).toArray());
+      return null;
+    }
+
+    /** The arguments of {@link #NEW_INODE_CTES}: the directory's link change and inode, the new inode, its name. */
+    List<Object> newInodeArgs(Stat parent, byte[] name, Kind kind, int mode, byte[] target) {
       int gid = s.gid();
       if ((parent.mode() & S_ISGID) != 0) {
         gid = parent.gid();
@@ -1399,10 +1598,8 @@ public final class FileSystem {
         }
       }
       boolean dir = kind == Kind.DIRECTORY;
-      tx.last(NEW_INODE, rs -> stat(rs, 1), e -> fsError(e, path),
-          dir ? 1 : 0, parent.ino(), String.valueOf(kind.code), mode, s.uid(), gid, dir ? 2 : 1, chunkSize, target,
-          target == null ? 0L : (long) target.length, r.name());
-      return null;
+      return new ArrayList<>(Arrays.asList(dir ? 1 : 0, parent.ino(), String.valueOf(kind.code), mode, s.uid(), gid,
+          dir ? 2 : 1, chunkSize, target, target == null ? 0L : (long) target.length, name));
     }
 
     void removeDirectory(Resolved r, String path) throws SQLException {
