@@ -127,17 +127,26 @@ public final class FileSystem {
         RETURNING *),
       entry AS (
         INSERT INTO fs_dentries (parent, name, ino) SELECT dir.ino, ?::bytea, i.ino FROM dir, i
-        ON CONFLICT DO NOTHING RETURNING ino)
+        ON CONFLICT DO NOTHING RETURNING ino)%s
       SELECT CASE WHEN i.ino IS NULL THEN %s WHEN NOT EXISTS (SELECT 1 FROM entry) THEN %s
                   ELSE i.ino END,\s""" + COLS.substring(COLS.indexOf(',') + 2) + " FROM (SELECT) one LEFT JOIN i ON true";
-  private static final String NEW_INODE = "WITH " + NEW_INODE_CTES.formatted("", "fs_fail('ENOENT')", "fs_fail('EEXIST')");
+  /** For a file created with content: its blobs and its chunk rows, version 1. */
+  private static final String NEW_DATA = """
+      ,
+      blobs AS (
+        INSERT INTO fs_blobs (hash, data) SELECT * FROM unnest(?::bytea[], ?::bytea[]) ON CONFLICT DO NOTHING),
+      chunks AS (
+        INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length)
+        SELECT i.ino, k, i.version, h, l FROM i, unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l))""";
+  private static final String NEW_INODE = "WITH " + NEW_INODE_CTES.formatted("", "", "fs_fail('ENOENT')", "fs_fail('EEXIST')");
+  private static final String NEW_FILE = "WITH " + NEW_INODE_CTES.formatted("", NEW_DATA, "fs_fail('ENOENT')", "fs_fail('EEXIST')");
   /**
    * {@link #NEW_INODE} in a directory whose path the file system walked before (see {@link #chains}):
    * walks it again and creates only if it finds the same inodes at the same versions (so with the
    * same permissions), else raises a serialization failure and the kernel runs the call again, the
    * slow way. An existing name is EEXIST if the first parameter says so, else also a conflict.
    */
-  private static final String NEW_INODE_KNOWN = """
+  private static final String WALK_KNOWN = """
       WITH RECURSIVE walk(depth, node) AS (
         SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = 1)
         UNION ALL
@@ -148,8 +157,11 @@ public final class FileSystem {
       seen AS (
         SELECT count(*) AS n FROM walk w JOIN unnest(?::bigint[], ?::bigint[]) WITH ORDINALITY AS e(ino, version, k)
           ON e.k = w.depth + 1 AND (w.node).ino = e.ino AND (w.node).version = e.version),
-      """ + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?", "fs_conflict()",
-      "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
+      """;
+  private static final String NEW_INODE_KNOWN = WALK_KNOWN + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?", "",
+      "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
+  private static final String NEW_FILE_KNOWN = WALK_KNOWN + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?",
+      NEW_DATA, "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
   /** SQLSTATE of fs_fail (V12__files_fail.sql): the message is the errno's name. */
   private static final String FS_FAIL = "DBFSE";
   private static final String NEW_ENTRY = "INSERT INTO fs_dentries (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
@@ -507,10 +519,12 @@ public final class FileSystem {
       throw new FsException(Errno.EBADF, "handle " + h.id() + " is closed");
     }
     String call = a.isChmod() ? "fs.fchmod" : a.isChown() ? "fs.fchown" : "fs.futimens";
-    return kernel.callChecked(s, call, "file:#" + h.ino(), false, tx -> {
+    Stat st = kernel.callChecked(s, call, "file:#" + h.ino(), false, tx -> {
       deferDurability(tx);
       return new Call(tx, s).setattr(inode(tx, h.ino()), List.of(a), true, "#" + h.ino());
     });
+    known.computeIfPresent(h.id(), (id, before) -> st); // the handle's next write need not conflict
+    return st;
   }
 
   private Stat setattr(Session s, String call, String path, boolean follow, SetAttr a) {
@@ -708,6 +722,26 @@ public final class FileSystem {
     return h;
   }
 
+  /**
+   * Creates {@code path}, which must not exist (EEXIST), holding {@code data}, durably on return: what
+   * open with O_CREAT|O_EXCL, write, fsync and close do, as one system call ({@code fs.create}) — one
+   * round trip to the database when the file system knows the directory.
+   */
+  public Stat createFile(Session s, String path, int mode, byte[] data) {
+    return kernel.callChecked(s, "fs.create", object(path), false, tx -> {
+      durable(tx);
+      var c = new Call(tx, s);
+      if (c.createKnown(path, Kind.FILE, mode & 07777, null, true, data)) {
+        return null;
+      }
+      Resolved r = resolve(c, path, false);
+      if (r.inode() != null) {
+        throw new FsException(Errno.EEXIST, path);
+      }
+      return c.createEntry(r, Kind.FILE, mode & 07777, null, path, data);
+    });
+  }
+
   /** creat(2): open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
   public FileHandle create(Session s, String path, int mode) {
     return open(s, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
@@ -825,15 +859,36 @@ public final class FileSystem {
    */
   private static Object[] storeArgs(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len,
                                     Map<Long, byte[]> old, Long version) throws SQLException {
+    Object[] chunks = chunkArrays(tx, cs, offset, data, from, len, old);
+    var args = new ArrayList<Object>(List.of(chunks[0], chunks[1]));
+    if (version != null) {
+      args.add(version);
+    }
+    args.addAll(List.of(ino, offset / cs, (offset + len - 1) / cs, ino));
+    if (version != null) {
+      args.add(version);
+    }
+    args.addAll(List.of(chunks[2], chunks[3], chunks[4]));
+    return args.toArray();
+  }
+
+  /**
+   * The chunks a write of {@code len} bytes at {@code offset} touches, built from {@code old} (the
+   * current content of the ones it only partly overwrites) and hashed, as five arrays: the distinct
+   * new blobs' hashes and contents, and each chunk's number, hash and length. None when len is 0.
+   */
+  private static Object[] chunkArrays(Tx tx, int cs, long offset, byte[] data, int from, int len,
+                                      Map<Long, byte[]> old) throws SQLException {
     long end = offset + len;
     long k0 = offset / cs;
-    long k1 = (end - 1) / cs;
+    int n = len == 0 ? 0 : (int) ((end - 1) / cs - k0 + 1);
     var blobs = new LinkedHashMap<ByteBuffer, byte[]>();
-    var hashes = new byte[(int) (k1 - k0 + 1)][];
-    var chunkNos = new Long[hashes.length];
-    var lengths = new Integer[hashes.length];
+    var hashes = new byte[n][];
+    var chunkNos = new Long[n];
+    var lengths = new Integer[n];
     MessageDigest sha = sha256();
-    for (long k = k0; k <= k1; k++) {
+    for (int i = 0; i < n; i++) {
+      long k = k0 + i;
       long start = k * cs;
       long wFrom = Math.max(offset, start);
       long wTo = Math.min(end, start + cs);
@@ -843,26 +898,16 @@ public final class FileSystem {
         System.arraycopy(base, 0, content, 0, base.length);
       }
       System.arraycopy(data, from + (int) (wFrom - offset), content, (int) (wFrom - start), (int) (wTo - wFrom));
-      int i = (int) (k - k0);
       hashes[i] = sha.digest(content);
       chunkNos[i] = k;
       lengths[i] = content.length;
       blobs.putIfAbsent(ByteBuffer.wrap(hashes[i]), content);
     }
     var c = tx.connection();
-    var args = new ArrayList<Object>(List.of(
+    return new Object[] {
         c.createArrayOf("bytea", blobs.keySet().stream().map(ByteBuffer::array).toArray(byte[][]::new)),
-        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][]))));
-    if (version != null) {
-      args.add(version);
-    }
-    args.addAll(List.of(ino, k0, k1, ino));
-    if (version != null) {
-      args.add(version);
-    }
-    args.addAll(List.of(c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes),
-        c.createArrayOf("integer", lengths)));
-    return args.toArray();
+        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][])),
+        c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes), c.createArrayOf("integer", lengths)};
   }
 
   /**
@@ -961,6 +1006,7 @@ public final class FileSystem {
       truncate(tx, h.ino(), size);
       return null;
     });
+    known.remove(h.id()); // the next write goes the general way instead of conflicting
   }
 
   /** Returns the inode's new version. */
@@ -1531,6 +1577,11 @@ public final class FileSystem {
      * known and lets the caller through; false (nothing sent) if not.
      */
     boolean createKnown(String path, Kind kind, int mode, byte[] target, boolean excl) throws SQLException {
+      return createKnown(path, kind, mode, target, excl, null);
+    }
+
+    /** {@link #createKnown} of a file holding {@code data} (null: none, the file is empty). */
+    boolean createKnown(String path, Kind kind, int mode, byte[] target, boolean excl, byte[] data) throws SQLException {
       if (!isPlain(path)) {
         return false;
       }
@@ -1563,11 +1614,11 @@ public final class FileSystem {
       var args = new ArrayList<Object>(List.of(
           c.createArrayOf("bytea", names.subList(0, names.size() - 1).toArray(new byte[0][])),
           c.createArrayOf("bigint", inos), c.createArrayOf("bigint", versions)));
-      List<Object> create = newInodeArgs(parent, names.getLast(), kind, mode, target);
+      List<Object> create = newInodeArgs(parent, names.getLast(), kind, mode, target, data);
       create.add(2, inos.length); // after the directory's link change and inode: how many must match
       args.addAll(create);
       args.add(excl);
-      tx.last(PLAN_ONCE + NEW_INODE_KNOWN, rs -> stat(rs, 1), e -> {
+      tx.last(PLAN_ONCE + (data == null ? NEW_INODE_KNOWN : NEW_FILE_KNOWN), rs -> stat(rs, 1), e -> {
         FsException refused = fsError(e, path);
         if (refused == null) {
           chains.remove(dir, known); // changed: the kernel runs the call again, the slow way
@@ -1578,18 +1629,28 @@ public final class FileSystem {
     }
 
     Stat createEntry(Resolved r, Kind kind, int mode, byte[] target, String path) throws SQLException {
+      return createEntry(r, kind, mode, target, path, null);
+    }
+
+    /** {@link #createEntry} of a file holding {@code data} (null: none). */
+    Stat createEntry(Resolved r, Kind kind, int mode, byte[] target, String path, byte[] data) throws SQLException {
       Stat parent = r.parent();
       requireDir(parent, W | X, path);
       List<Stat> walked = chain;
       if (walked != null && isPlain(path)) {
         tx.afterCommit(() -> remember(parentPath(path), walked));
       }
-      tx.last(NEW_INODE, rs -> stat(rs, 1), e -> fsError(e, path), newInodeArgs(parent, r.name(), kind, mode, target).toArray());
+      tx.last(data == null ? NEW_INODE : NEW_FILE, rs -> stat(rs, 1), e -> fsError(e, path),
+          newInodeArgs(parent, r.name(), kind, mode, target, data).toArray());
       return null;
     }
 
-    /** The arguments of {@link #NEW_INODE_CTES}: the directory's link change and inode, the new inode, its name. */
-    List<Object> newInodeArgs(Stat parent, byte[] name, Kind kind, int mode, byte[] target) {
+    /**
+     * The arguments of {@link #NEW_INODE_CTES}: the directory's link change and inode, the new inode, its
+     * name, and (unless {@code data} is null) the {@link #NEW_DATA} holding {@code data}.
+     */
+    List<Object> newInodeArgs(Stat parent, byte[] name, Kind kind, int mode, byte[] target, byte[] data)
+        throws SQLException {
       int gid = s.gid();
       if ((parent.mode() & S_ISGID) != 0) {
         gid = parent.gid();
@@ -1598,8 +1659,13 @@ public final class FileSystem {
         }
       }
       boolean dir = kind == Kind.DIRECTORY;
-      return new ArrayList<>(Arrays.asList(dir ? 1 : 0, parent.ino(), String.valueOf(kind.code), mode, s.uid(), gid,
-          dir ? 2 : 1, chunkSize, target, target == null ? 0L : (long) target.length, name));
+      long size = target != null ? target.length : data != null ? data.length : 0;
+      var args = new ArrayList<Object>(Arrays.asList(dir ? 1 : 0, parent.ino(), String.valueOf(kind.code), mode, s.uid(), gid,
+          dir ? 2 : 1, chunkSize, target, size, name));
+      if (data != null) {
+        args.addAll(Arrays.asList(chunkArrays(tx, chunkSize, 0, data, 0, data.length, Map.of())));
+      }
+      return args;
     }
 
     void removeDirectory(Resolved r, String path) throws SQLException {

@@ -416,6 +416,27 @@ class FileSystemTest {
   }
 
   @Test
+  void createFileIsOneDurableCall() {
+    fs.mkdir(root, "/cf", 0755);
+    byte[] big = new byte[600 * 1024 + 7]; // three chunks, the last one partial
+    new Random(7).nextBytes(big);
+    Stat st = fs.createFile(root, "/cf/big", 0640, big); // the directory is not known yet: walks first
+    assertEquals(big.length, st.size());
+    assertEquals(0640, st.mode());
+    assertEquals(1, st.version());
+    assertEquals("ok", outcome(() -> fs.createFile(root, "/cf/empty", 0644, new byte[0]))); // known now
+    assertEquals("ok", outcome(() -> fs.createFile(root, "/cf/small", 0644, "small".getBytes(StandardCharsets.UTF_8))));
+    assertEquals("EEXIST", outcome(() -> fs.createFile(root, "/cf/small", 0644, new byte[1])));
+    assertEquals("ENOENT", outcome(() -> fs.createFile(root, "/cf/missing/x", 0644, new byte[1])));
+    assertEquals("small", get("/cf/small"));
+    assertEquals("", get("/cf/empty"));
+    FileHandle h = fs.open(root, "/cf/big", FileSystem.O_RDONLY, 0);
+    assertArrayEquals(big, fs.read(root, h, 0, big.length + 10));
+    fs.close(h);
+    assertTrue(fs.check(root, true).ok(), () -> fs.check(root, true).problems().toString());
+  }
+
+  @Test
   void largeFilesStreamAndDeduplicate() throws Exception {
     fs.mkdir(root, "/big", 0755);
     byte[] block = new byte[1 << 20];
