@@ -100,10 +100,10 @@ public final class FileSystem {
       + " FROM walk w WHERE (w.node).ino IS NOT NULL ORDER BY w.depth";
   /**
    * Sent with the first statement of a call that walks a path or writes (one round trip): plans its
-   * statements once per connection. Left to itself PostgreSQL re-planned the walk, the create, the
-   * write's statements and the audit append at every call (a custom plan looked cheaper for their
-   * array parameters), about 0.2 ms of planning per small file. All of them are primary-key probes;
-   * without sequential scans, a plan made while a table was small does not scan it once it has grown.
+   * statements once per connection. Left to itself PostgreSQL planned a write's first statement anew
+   * at every call (0.22 ms of its bind: a custom plan looked cheaper for its array parameter). All of
+   * them are primary-key probes; without sequential scans, a plan made while a table was small does
+   * not scan it once it has grown.
    */
   private static final String PLAN_ONCE = """
       SET LOCAL plan_cache_mode = force_generic_plan;
@@ -140,12 +140,7 @@ public final class FileSystem {
         SELECT i.ino, k, i.version, h, l FROM i, unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l))""";
   private static final String NEW_INODE = "WITH " + NEW_INODE_CTES.formatted("", "", "fs_fail('ENOENT')", "fs_fail('EEXIST')");
   private static final String NEW_FILE = "WITH " + NEW_INODE_CTES.formatted("", NEW_DATA, "fs_fail('ENOENT')", "fs_fail('EEXIST')");
-  /**
-   * {@link #NEW_INODE} in a directory whose path the file system walked before (see {@link #chains}):
-   * walks it again and creates only if it finds the same inodes at the same versions (so with the
-   * same permissions), else raises a serialization failure and the kernel runs the call again, the
-   * slow way. An existing name is EEXIST if the first parameter says so, else also a conflict.
-   */
+  /** Walks the names of a directory's path and counts the steps that find the inode and version expected. */
   private static final String WALK_KNOWN = """
       WITH RECURSIVE walk(depth, node) AS (
         SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = 1)
@@ -158,6 +153,12 @@ public final class FileSystem {
         SELECT count(*) AS n FROM walk w JOIN unnest(?::bigint[], ?::bigint[]) WITH ORDINALITY AS e(ino, version, k)
           ON e.k = w.depth + 1 AND (w.node).ino = e.ino AND (w.node).version = e.version),
       """;
+  /**
+   * {@link #NEW_INODE} in a directory whose path the file system walked before (see {@link #chains}):
+   * walks it again and creates only if it finds the same inodes at the same versions (so with the
+   * same permissions), else raises a serialization failure and the kernel runs the call again, the
+   * slow way. An existing name is EEXIST if the last parameter says so, else also a conflict.
+   */
   private static final String NEW_INODE_KNOWN = WALK_KNOWN + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?", "",
       "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
   private static final String NEW_FILE_KNOWN = WALK_KNOWN + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?",
