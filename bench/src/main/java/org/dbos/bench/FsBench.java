@@ -33,7 +33,8 @@ import org.dbos.server.fuse.Mount;
  * `tar`); DBFS's Java API is measured beside them. Then sequential throughput per chunk size through
  * the API, which is how the default chunk size was chosen. The small-file workload (create, write
  * 4 KiB, fsync, close) runs with 1, 8 and 32 threads, each in its own directory: one fsync at a time,
- * and enough at once for the file system's (or PostgreSQL's) group commit to share flushes.
+ * and enough at once for the file system's (or PostgreSQL's) group commit to share flushes. Through
+ * the API that workload is one system call per file, {@link FileSystem#createFile}.
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
  * (defaults 300, 256, 2000, java.base/java/util/*; small-files is the total per thread count). The
@@ -158,12 +159,7 @@ public final class FsBench {
       r.put(smallMetric(threads), smallFiles(threads, smallFiles, t -> {
         String dir = "/api/small" + threads + "-" + t;
         fs.mkdir(s, dir, 0755);
-        return i -> {
-          FileHandle h = fs.open(s, dir + "/f" + i, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, 0644);
-          fs.write(s, h, 0, block, 0, block.length); // durable on return
-          fs.fsync(s, h); // so nothing is left to flush: costs no WAL flush
-          fs.close(h);
-        };
+        return i -> fs.createFile(s, dir + "/f" + i, 0644, block); // create, write, fsync, close: one call
       }));
     }
     r.put("tar -x, median of " + TAR_RUNS + " (s)", Double.NaN);

@@ -235,7 +235,7 @@ public final class Kernel implements AutoCloseable {
    * The body runs first; the check-and-audit statement and the COMMIT then travel together in one
    * round trip. A refused check raises inside that statement, so the body's work is rolled back
    * with it: nothing of a denied call is ever visible, and an empty call costs one round trip, like a
-   * bare INSERT. Failed calls (denied or not) are recorded after the rollback in a transaction of
+   * bare INSERT. A body may hand its last statement to that round trip too (Tx.last). Failed calls (denied or not) are recorded after the rollback in a transaction of
    * their own, and a denied caller learns only that it was denied, never the body's error.
    */
   private <T> T run(Session s, String call, String object, Right right, boolean readOnly, Body<T> body) {
@@ -255,7 +255,16 @@ public final class Kernel implements AutoCloseable {
           commitSent = true;
           List<String> notifications = tx.notificationsAfterCommit();
           boolean durable = !tx.commitsWithoutFlush();
-          if (durable && notifications.isEmpty() && nothingSent(c)) {
+          Tx.Last<?> last = tx.lastStatement();
+          if (last != null) {
+            Object row = AuditLog.commitChecked(c, last, id, s, call, object, right, durable, notifications);
+            if (last.row() != null) {
+              @SuppressWarnings("unchecked") // the body handed its result to its last statement's row mapper
+              T r = (T) row;
+              result = r;
+            }
+            c.commit(); // a no-op, as below
+          } else if (durable && notifications.isEmpty() && nothingSent(c)) {
             // No transaction was begun (the driver begins one with the first statement): the checked
             // append alone is the call's transaction, one statement instead of BEGIN, it and COMMIT.
             c.setAutoCommit(true);
@@ -271,6 +280,12 @@ public final class Kernel implements AutoCloseable {
           restoreAutoCommit(c);
         }
       } catch (SQLException e) {
+        Tx.Last<?> last = tx == null ? null : tx.lastStatement();
+        SyscallException own = last == null || last.failure() == null || AuditLog.DENIED_STATE.equals(e.getSQLState())
+            ? null : last.failure().apply(e);
+        if (own != null) {
+          throw fail(id, s, call, object, right, own);
+        }
         if (AuditLog.DENIED_STATE.equals(e.getSQLState())) {
           throw fail(id, s, call, object, right, SyscallException.denied(
               "'" + s.principal() + "' was refused " + call + " on " + object));
@@ -278,6 +293,10 @@ public final class Kernel implements AutoCloseable {
         if (commitSent && Database.isConnectionLoss(e) && committedAfterLoss(id)) {
           tx.runAfterCommit();
           count(call, "ok");
+          if (last != null && last.row() != null) {
+            throw new SyscallException(SyscallException.Code.UNAVAILABLE,
+                call + " was applied, but its result was lost with the database connection (audit id " + id + ")");
+          }
           return result;
         }
         if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e)) && attempt < Database.MAX_ATTEMPTS) {

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.function.Function;
 
 /**
  * The transaction a system call runs in. Everything done through it commits or rolls back together
@@ -30,6 +31,7 @@ public final class Tx {
   private List<Runnable> afterCommit;
   private List<String> notifyAfterCommit;
   private boolean commitWithoutFlush;
+  private Last<?> last;
 
   public Tx(Connection connection, Session session, UUID callId) {
     this.connection = connection;
@@ -114,6 +116,25 @@ public final class Tx {
 
   boolean commitsWithoutFlush() {
     return commitWithoutFlush;
+  }
+
+  /**
+   * Makes {@code sql} the call's last statement, sent in one round trip with the audit row and the
+   * COMMIT: a round trip fewer than running it in the body, which must send nothing after it. If
+   * {@code row} is not null, the call returns what it makes of the statement's first row (null when
+   * there is none) instead of the body's value. If the statement fails, the call rolls back and fails
+   * with what {@code failure} (may be null) makes of the error: a service's own error raised in SQL;
+   * other errors (null) fail the call as in the body.
+   */
+  public <T> void last(String sql, Row<T> row, Function<SQLException, SyscallException> failure, Object... args) {
+    last = new Last<>(sql, args, row, failure);
+  }
+
+  /** A body's last statement (see {@link #last}). */
+  public record Last<T>(String sql, Object[] args, Row<T> row, Function<SQLException, SyscallException> failure) {}
+
+  Last<?> lastStatement() {
+    return last;
   }
 
   /** Runs {@code action} after the commit succeeded (never if the call fails): wake-ups, cache updates. */

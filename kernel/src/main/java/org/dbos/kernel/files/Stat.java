@@ -51,7 +51,7 @@ public record Stat(long ino, Kind kind, int mode, int uid, int gid, long size, i
     return (size + 511) / 512;
   }
 
-  Stat withSize(long newSize) {
-    return new Stat(ino, kind, mode, uid, gid, newSize, nlink, atime, mtime, ctime, version, chunkSize);
+  Stat truncated(long newSize, long newVersion) {
+    return new Stat(ino, kind, mode, uid, gid, newSize, nlink, atime, mtime, ctime, newVersion, chunkSize);
   }
 }

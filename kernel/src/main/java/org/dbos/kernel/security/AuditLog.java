@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.UUID;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
+import org.dbos.kernel.Tx;
 
 /**
  * The audit log: one row per system call, written in the call's own transaction. The rights check and
@@ -125,14 +126,44 @@ public final class AuditLog {
    */
   public static void commitChecked(Connection c, UUID id, Session s, String call, String object, Right right,
                                    boolean durable, List<String> notifications) throws SQLException {
+    commitChecked(c, null, id, s, call, object, right, durable, notifications);
+  }
+
+  /**
+   * Like {@link #commitChecked} with the call's own last statement {@code last} (may be null) sent
+   * first, in the same round trip; returns what its row mapper makes of the first row of its first result
+   * set (null if none).
+   */
+  public static <T> T commitChecked(Connection c, Tx.Last<T> last, UUID id, Session s, String call, String object,
+                                    Right right, boolean durable, List<String> notifications) throws SQLException {
     String commit = durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC;
     String sql = notifications.isEmpty() ? commit : commit + ";\nSELECT pg_notify(?, ?)".repeat(notifications.size() / 2);
+    int from = 1;
+    if (last != null) {
+      sql = last.sql() + ";\n" + sql;
+      from += last.args().length;
+    }
     try (PreparedStatement ps = c.prepareStatement(sql)) {
-      bindCall(ps, 1, id, s, call, object, right);
-      for (int i = 0; i < notifications.size(); i++) {
-        ps.setString(9 + i, notifications.get(i));
+      if (last != null) {
+        Tx.bind(ps, last.args());
       }
-      ps.execute();
+      bindCall(ps, from, id, s, call, object, right);
+      for (int i = 0; i < notifications.size(); i++) {
+        ps.setString(from + 8 + i, notifications.get(i));
+      }
+      boolean rows = ps.execute();
+      if (last == null || last.row() == null) {
+        return null;
+      }
+      while (!rows && ps.getUpdateCount() != -1) { // the last statement may be several: its first result set
+        rows = ps.getMoreResults();
+      }
+      if (!rows) {
+        return null;
+      }
+      try (ResultSet rs = ps.getResultSet()) {
+        return rs.next() ? last.row().map(rs) : null;
+      }
     }
   }
 

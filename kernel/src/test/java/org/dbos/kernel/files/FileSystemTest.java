@@ -365,6 +365,77 @@ class FileSystemTest {
     assertTrue(denied >= 4, "denied calls audited: " + denied);
   }
 
+  /**
+   * A create or write that goes by what the file system last saw (the inodes on the way to a
+   * directory, a handle's inode) must notice every change made since: by another handle, a chmod, a
+   * rename, a directory made anew under the same name. Each call is still one audited call.
+   */
+  @Test
+  void knownDirectoriesAndHandlesNoticeChanges() {
+    Session kim = user("kim", 2009, 2009);
+    fs.mkdir(root, "/k", 0777);
+    put("/k/first", "1"); // the way to /k is known from here on
+    FileHandle early = fs.open(root, "/k/first", FileSystem.O_WRONLY, 0);
+    byte[] big = "b".repeat(4096).getBytes(StandardCharsets.UTF_8);
+    FileHandle other = fs.open(root, "/k/first", FileSystem.O_WRONLY, 0);
+    fs.write(root, other, 0, big, 0, big.length);
+    fs.write(root, early, 0, "ee".getBytes(StandardCharsets.UTF_8), 0, 2); // early saw the old version
+    assertEquals("ee" + "b".repeat(4094), get("/k/first"));
+    fs.close(other);
+    fs.chmod(root, "/k", 0700); // kim may no longer create in /k
+    assertEquals("EACCES", outcome(() -> fs.close(fs.create(kim, "/k/nope", 0644))));
+    fs.chmod(root, "/k", 0777);
+    fs.write(root, early, 2, "e".getBytes(StandardCharsets.UTF_8), 0, 1);
+    fs.close(early);
+    assertEquals("eee" + "b".repeat(4093), get("/k/first"));
+    fs.close(fs.create(kim, "/k/c", 0644));
+    assertEquals(2009, fs.stat(root, "/k/c", false).uid());
+    fs.rename(root, "/k", "/k2");
+    fs.mkdir(root, "/k", 0755);
+    put("/k/second", "2");
+    assertEquals("2", get("/k/second"));
+    assertEquals("ENOENT", outcome(() -> fs.stat(root, "/k2/second", false)));
+    assertEquals("EEXIST", outcome(() -> fs.open(root, "/k/second", FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, 0644)));
+    FileHandle again = fs.open(root, "/k/second", FileSystem.O_CREAT | FileSystem.O_RDWR, 0644); // exists: opened
+    assertEquals("2", new String(fs.read(root, again, 0, 10), StandardCharsets.UTF_8));
+    fs.close(again);
+    fs.mkdir(root, "/k/sub", 0755);
+    put("/k/sub/third", "3");
+    assertEquals("3", get("/k/sub/third"));
+    List<String> failed = kernel.database().transaction(c -> {
+      var rs = c.createStatement().executeQuery(
+          "SELECT call || ' ' || object FROM audit WHERE object LIKE 'file:/k%' AND outcome <> 'ok' ORDER BY 1");
+      var out = new ArrayList<String>();
+      while (rs.next()) {
+        out.add(rs.getString(1));
+      }
+      return out;
+    });
+    assertEquals(List.of("fs.open file:/k/nope", "fs.open file:/k/second", "fs.stat file:/k2/second"), failed);
+    assertTrue(fs.check(root, true).ok(), () -> fs.check(root, true).problems().toString());
+  }
+
+  @Test
+  void createFileIsOneDurableCall() {
+    fs.mkdir(root, "/cf", 0755);
+    byte[] big = new byte[600 * 1024 + 7]; // three chunks, the last one partial
+    new Random(7).nextBytes(big);
+    Stat st = fs.createFile(root, "/cf/big", 0640, big); // the directory is not known yet: walks first
+    assertEquals(big.length, st.size());
+    assertEquals(0640, st.mode());
+    assertEquals(1, st.version());
+    assertEquals("ok", outcome(() -> fs.createFile(root, "/cf/empty", 0644, new byte[0]))); // known now
+    assertEquals("ok", outcome(() -> fs.createFile(root, "/cf/small", 0644, "small".getBytes(StandardCharsets.UTF_8))));
+    assertEquals("EEXIST", outcome(() -> fs.createFile(root, "/cf/small", 0644, new byte[1])));
+    assertEquals("ENOENT", outcome(() -> fs.createFile(root, "/cf/missing/x", 0644, new byte[1])));
+    assertEquals("small", get("/cf/small"));
+    assertEquals("", get("/cf/empty"));
+    FileHandle h = fs.open(root, "/cf/big", FileSystem.O_RDONLY, 0);
+    assertArrayEquals(big, fs.read(root, h, 0, big.length + 10));
+    fs.close(h);
+    assertTrue(fs.check(root, true).ok(), () -> fs.check(root, true).problems().toString());
+  }
+
   @Test
   void largeFilesStreamAndDeduplicate() throws Exception {
     fs.mkdir(root, "/big", 0755);
