@@ -43,7 +43,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class KvStore implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KvStore.class);
-  /** The NOTIFY channel a committed write batch signals, with its last revision as payload (also in FINISH). */
+  /**
+   * The NOTIFY channel a committed write batch signals, while a watch hub elsewhere has watchers, with
+   * its last revision as payload.
+   */
   public static final String CHANNEL = "dbos_kv";
   public static final int MAX_TXN_OPS = 128;
   /** etcd's minimum lease TTL with default election settings; shorter grants are raised to it. */
