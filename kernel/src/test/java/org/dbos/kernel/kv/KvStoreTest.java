@@ -261,4 +261,66 @@ class KvStoreTest {
     });
     assertEquals(2, audited);
   }
+
+  /**
+   * A write NOTIFYs other nodes only while a hub elsewhere has watchers (V33's kv_watch_hubs): then a
+   * watch on another node is woken by it; with no watcher elsewhere the commit sends nothing.
+   */
+  @Test
+  void writesNotifyOnlyWhileAnotherNodeWatches() throws Exception {
+    var db = org.dbos.kernel.testing.TestDatabase.fresh();
+    try (Node a = TestNode.boot(db); Node b = TestNode.boot(db);
+         var listen = java.sql.DriverManager.getConnection(db.url(), db.user(), db.password())) {
+      KvStore sa = KvStore.start(a.kernel());
+      KvStore sb = KvStore.start(b.kernel());
+      Session onA = a.kernel().system();
+      listen.createStatement().execute("LISTEN " + KvStore.CHANNEL);
+      var pg = listen.unwrap(org.postgresql.PGConnection.class);
+      sa.put(onA, new PutRequest(b("n/1"), b("v"), 0, false, false, false));
+      sb.put(b.kernel().system(), new PutRequest(b("n/2"), b("v"), 0, false, false, false));
+      assertEquals(0, pg.getNotifications(300).length, "no watcher anywhere: no NOTIFY");
+
+      var got = Collections.synchronizedList(new ArrayList<Event>());
+      var w = sb.watches().watch(b.kernel().system(), b("n/"), KeyRanges.prefixEnd(b("n/")), 0, false, false, false,
+          false, new Watches.Sink() {
+            public void events(List<Event> events, long revision) {
+              got.addAll(events);
+            }
+
+            public void compacted(long compactRevision) {}
+
+            public void denied() {}
+          });
+      awaitHubs(a, 1);
+      sb.put(b.kernel().system(), new PutRequest(b("n/3"), b("v"), 0, false, false, false));
+      assertEquals(0, pg.getNotifications(300).length, "the watching node's own write needs no NOTIFY");
+      long rev = sa.put(onA, new PutRequest(b("n/4"), b("v"), 0, false, false, false)).revision();
+      var n = pg.getNotifications(5000);
+      assertTrue(n.length > 0, "a write on another node NOTIFYs the watching one");
+      assertEquals(Long.toString(rev), n[n.length - 1].getParameter());
+      long deadline = System.nanoTime() + 5_000_000_000L;
+      while (got.stream().noneMatch(e -> e.kv().modRevision() == rev)) {
+        assertTrue(System.nanoTime() < deadline, "the other node's write reached the watch: " + got);
+        Thread.sleep(10);
+      }
+
+      sb.watches().cancel(w);
+      awaitHubs(a, 0);
+      sa.put(onA, new PutRequest(b("n/5"), b("v"), 0, false, false, false));
+      assertEquals(0, pg.getNotifications(300).length, "the watch is gone: no NOTIFY");
+    }
+  }
+
+  private static void awaitHubs(Node n, long count) throws InterruptedException {
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (n.kernel().database().transaction(c -> {
+      try (var rs = c.createStatement().executeQuery("SELECT count(*) FROM kv_watch_hubs")) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    }) != count) {
+      assertTrue(System.nanoTime() < deadline, "kv_watch_hubs holds " + count + " hub(s)");
+      Thread.sleep(20);
+    }
+  }
 }
