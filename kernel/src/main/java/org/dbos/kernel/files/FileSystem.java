@@ -291,6 +291,12 @@ public final class FileSystem {
   static final int CHAINS_MAX = 10_000;
   /** The inode of each open handle as it last saw it (at open, after its writes): see {@link #WRITE_KNOWN}. */
   private final ConcurrentHashMap<Long, Stat> known = new ConcurrentHashMap<>();
+  /**
+   * Handles whose one-statement write found the inode changed by another writer: they write the
+   * general way until closed, so two handles writing one file in turn do not conflict (and wait out
+   * the kernel's retry backoff) at every write.
+   */
+  private final Set<Long> contended = ConcurrentHashMap.newKeySet();
   /** Changes committed without the WAL flush that have returned, and how many of them a durable commit covered. */
   private final AtomicLong deferred = new AtomicLong();
   private final AtomicLong covered = new AtomicLong();
@@ -949,6 +955,7 @@ public final class FileSystem {
         args.addAll(Arrays.asList(storeArgs(tx, h.ino(), h.chunkSize(), offset, data, from, len, Map.of(), null)));
         tx.last(WRITE_KNOWN, rs -> stat(rs, 1), e -> {
           known.remove(h.id()); // changed by someone else: the kernel runs the call again, the slow way
+          contended.add(h.id());
           return null;
         }, args.toArray());
         return null;
@@ -969,9 +976,12 @@ public final class FileSystem {
       tx.last(STORE_CHUNKS + ";\n" + SET_ATTR, rs -> stat(rs, 1), null, args);
       return null;
     });
-    known.put(h.id(), after);
+    if (!contended.contains(h.id())) {
+      known.put(h.id(), after);
+    }
     if (!handles.containsKey(h.id())) {
       known.remove(h.id()); // closed meanwhile
+      contended.remove(h.id());
     }
     return after;
   }
@@ -1094,6 +1104,7 @@ public final class FileSystem {
       return;
     }
     known.remove(h.id());
+    contended.remove(h.id());
     Integer left = openCounts.compute(h.ino(), (k, n) -> n == null || n <= 1 ? null : n - 1);
     if (left == null && orphans.remove(h.ino())) {
       kernel.callChecked(kernel.system(), "fs.release", "file:#" + h.ino(), false, tx -> {
