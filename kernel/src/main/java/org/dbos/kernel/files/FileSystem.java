@@ -122,8 +122,9 @@ public final class FileSystem {
         UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now(), nlink = nlink + ? WHERE ino = ? AND kind = 'd'%s
         RETURNING ino),
       i AS (
-        INSERT INTO fs_inodes (ino, kind, mode, uid, gid, nlink, chunk_size, target, size)
-        SELECT nextval('fs_inode_ids'), ?::text, ?::int, ?::int, ?::int, ?::int, ?::int, ?::bytea, ?::bigint FROM dir
+        INSERT INTO fs_inodes (ino, kind, mode, uid, gid, nlink, chunk_size, target, size, atime, mtime)
+        SELECT coalesce(?::bigint, nextval('fs_inode_ids')), ?::text, ?::int, ?::int, ?::int, ?::int, ?::int, ?::bytea,
+               ?::bigint, coalesce(?::bigint, fs_now()), coalesce(?::bigint, fs_now()) FROM dir
         RETURNING *),
       entry AS (
         INSERT INTO fs_dentries (parent, name, ino) SELECT dir.ino, ?::bytea, i.ino FROM dir, i
@@ -297,6 +298,16 @@ public final class FileSystem {
    * the kernel's retry backoff) at every write.
    */
   private final Set<Long> contended = ConcurrentHashMap.newKeySet();
+  /**
+   * Files {@link #openNew} answered before writing them, by handle: each is written by its handle's
+   * first write-back, or by the first other call of this file system that might see it.
+   */
+  private final ConcurrentHashMap<Long, Pending> pending = new ConcurrentHashMap<>();
+  /** Handles whose pending create could not be written (the name was taken meanwhile, say): their error. */
+  private final ConcurrentHashMap<Long, FsException> failed = new ConcurrentHashMap<>();
+  /** Inode numbers taken from fs_inode_ids ahead, for files created before they are written. */
+  private final Deque<Long> inodeNumbers = new ArrayDeque<>();
+  static final int INODE_NUMBERS = 256;
   /** Changes committed without the WAL flush that have returned, and how many of them a durable commit covered. */
   private final AtomicLong deferred = new AtomicLong();
   private final AtomicLong covered = new AtomicLong();
@@ -325,7 +336,7 @@ public final class FileSystem {
 
   /** stat (follow = true) or lstat (false). ENOENT, ENOTDIR, EACCES (search permission), ELOOP. */
   public Stat stat(Session s, String path, boolean follow) {
-    return kernel.callChecked(s, "fs.stat", object(path), true,
+    return call(s, "fs.stat", object(path), true,
         tx -> existing(new Call(tx, s), path, follow).inode());
   }
 
@@ -335,7 +346,7 @@ public final class FileSystem {
    * (EACCES, ENOTDIR, ELOOP) still throw.
    */
   public Optional<Stat> find(Session s, String path, boolean follow) {
-    return kernel.callChecked(s, "fs.stat", object(path), true, tx -> {
+    return call(s, "fs.stat", object(path), true, tx -> {
       try {
         return Optional.of(existing(new Call(tx, s), path, follow).inode());
       } catch (FsException e) {
@@ -349,12 +360,13 @@ public final class FileSystem {
 
   /** fstat on an open handle. EBADF if the inode is gone. */
   public Stat stat(Session s, FileHandle h) {
+    settle(h);
     return kernel.callChecked(s, "fs.fstat", "file:#" + h.ino(), true, tx -> inode(tx, h.ino()));
   }
 
   /** The entries of a directory (without "." and ".."), by name. ENOTDIR, EACCES (needs read). */
   public List<DirEntry> list(Session s, String path) {
-    return kernel.callChecked(s, "fs.list", object(path), true, tx -> {
+    return call(s, "fs.list", object(path), true, tx -> {
       var c = new Call(tx, s);
       Stat dir = existing(c, path, true).inode();
       if (!dir.isDirectory()) {
@@ -367,7 +379,7 @@ public final class FileSystem {
 
   /** access(2): F_OK (0) or a mask of R_OK 4, W_OK 2, X_OK 1. EACCES when not allowed. */
   public void access(Session s, String path, int mask) {
-    kernel.callChecked(s, "fs.access", object(path), true, tx -> {
+    call(s, "fs.access", object(path), true, tx -> {
       var c = new Call(tx, s);
       c.require(existing(c, path, true).inode(), mask & 7, path);
       return null;
@@ -376,7 +388,7 @@ public final class FileSystem {
 
   /** Creates a directory. EEXIST (also for a symlink), ENOENT (no parent), EACCES (parent not writable). */
   public Stat mkdir(Session s, String path, int mode) {
-    Stat st = kernel.callChecked(s, "fs.mkdir", object(path), false, tx -> {
+    Stat st = call(s, "fs.mkdir", object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       if (c.createKnown(path, Kind.DIRECTORY, mode & 07777, null, true)) {
@@ -399,7 +411,7 @@ public final class FileSystem {
 
   /** Removes an empty directory. ENOTDIR, ENOTEMPTY, EBUSY (root), EINVAL (last name "."). */
   public void rmdir(Session s, String path) {
-    kernel.callChecked(s, "fs.rmdir", object(path), false, tx -> {
+    call(s, "fs.rmdir", object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       if (path.endsWith("/.") || path.equals(".")) {
@@ -420,7 +432,7 @@ public final class FileSystem {
 
   /** Removes a name; the inode goes with its last link and last open handle. EISDIR for a directory. */
   public void unlink(Session s, String path) {
-    kernel.callChecked(s, "fs.unlink", object(path), false, tx -> {
+    call(s, "fs.unlink", object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       Resolved r = existing(c, path, false);
@@ -439,7 +451,7 @@ public final class FileSystem {
 
   /** A hard link {@code newPath} to {@code existing} (not followed). EPERM for a directory, EEXIST. */
   public Stat link(Session s, String existing, String newPath) {
-    return kernel.callChecked(s, "fs.link", object(newPath), false, tx -> {
+    return call(s, "fs.link", object(newPath), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       Stat src = existing(c, existing, false).inode();
@@ -471,7 +483,7 @@ public final class FileSystem {
     if (t.length >= PATH_MAX) {
       throw new FsException(Errno.ENAMETOOLONG, "symlink target");
     }
-    return kernel.callChecked(s, "fs.symlink", object(linkPath), false, tx -> {
+    return call(s, "fs.symlink", object(linkPath), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       Resolved r = resolve(c, linkPath, false);
@@ -484,7 +496,7 @@ public final class FileSystem {
 
   /** The target of a symlink. EINVAL if {@code path} is not one. */
   public String readlink(Session s, String path) {
-    return kernel.callChecked(s, "fs.readlink", object(path), true, tx -> {
+    return call(s, "fs.readlink", object(path), true, tx -> {
       var c = new Call(tx, s);
       Stat l = existing(c, path, false).inode();
       if (!l.isSymlink()) {
@@ -525,6 +537,7 @@ public final class FileSystem {
     if (!handles.containsKey(h.id())) {
       throw new FsException(Errno.EBADF, "handle " + h.id() + " is closed");
     }
+    settle(h);
     String call = a.isChmod() ? "fs.fchmod" : a.isChown() ? "fs.fchown" : "fs.futimens";
     Stat st = kernel.callChecked(s, call, "file:#" + h.ino(), false, tx -> {
       deferDurability(tx);
@@ -535,7 +548,7 @@ public final class FileSystem {
   }
 
   private Stat setattr(Session s, String call, String path, boolean follow, SetAttr a) {
-    return kernel.callChecked(s, call, object(path), false, tx -> {
+    return call(s, call, object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       return c.setattr(existing(c, path, follow).inode(), List.of(a), true, path);
@@ -588,7 +601,7 @@ public final class FileSystem {
     if ((flags & RENAME_EXCHANGE) != 0 || (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) {
       throw new FsException(Errno.EINVAL, "unsupported rename flags " + flags);
     }
-    kernel.callChecked(s, "fs.rename", object(from), false, tx -> {
+    call(s, "fs.rename", object(from), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       if (lastName(from).equals(".") || lastName(from).equals("..") || lastName(to).equals(".") || lastName(to).equals("..")) {
@@ -669,7 +682,7 @@ public final class FileSystem {
 
   /** statfs: used blocks are the database's size for the file data; "free" is an unbounded 1 TiB. */
   public StatFs statfs(Session s) {
-    return kernel.callChecked(s, "fs.statfs", "file:/", true, tx -> {
+    return call(s, "fs.statfs", "file:/", true, tx -> {
       long files = tx.queryLong("SELECT count(*) FROM fs_inodes");
       long used = tx.queryLong("SELECT pg_total_relation_size('fs_blobs') + pg_total_relation_size('fs_chunks')");
       long bs = 4096;
@@ -688,7 +701,7 @@ public final class FileSystem {
    */
   public FileHandle open(Session s, String path, int flags, int mode) {
     boolean changes = (flags & (O_CREAT | O_TRUNC)) != 0;
-    Stat st = kernel.callChecked(s, "fs.open", object(path), !changes, tx -> {
+    Stat st = call(s, "fs.open", object(path), !changes, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       boolean excl = (flags & O_CREAT) != 0 && (flags & O_EXCL) != 0;
@@ -735,7 +748,7 @@ public final class FileSystem {
    * round trip to the database when the file system knows the directory.
    */
   public Stat createFile(Session s, String path, int mode, byte[] data) {
-    return kernel.callChecked(s, "fs.create", object(path), false, tx -> {
+    return call(s, "fs.create", object(path), false, tx -> {
       durable(tx);
       var c = new Call(tx, s);
       if (c.createKnown(path, Kind.FILE, mode & 07777, null, true, data)) {
@@ -747,6 +760,149 @@ public final class FileSystem {
       }
       return c.createEntry(r, Kind.FILE, mode & 07777, null, path, data);
     });
+  }
+
+  /** A create answered before it is written: who asked, the path, the directories above it, what open returned. */
+  private record Pending(Session s, String path, List<Stat> chain, Stat opened) {}
+
+  /**
+   * open(2) with O_CREAT of a name the caller has just seen absent — a front end's listing of a
+   * directory it made itself a moment ago (tar, cp -r and git fill new directories so). When the
+   * directories above are known (see {@link #chains}) and certainly let the caller create there, it
+   * answers at once, without a call to the database: the file is written by the handle's first {@link
+   * #writeBack} (with its content and attribute changes: one system call, {@code fs.create}), or by
+   * the first other call of this file system that might see it, whichever comes first. Until then
+   * other nodes do not see it, and if one of them takes the name meanwhile the handle's next call
+   * fails with EIO. Otherwise it is {@link #open}.
+   */
+  public FileHandle openNew(Session s, String path, int flags, int mode) {
+    List<Stat> chain = isPlain(path) ? chains.get(parentPath(path)) : null;
+    int bytes = path.getBytes(StandardCharsets.UTF_8).length;
+    int nameBytes = lastName(path).getBytes(StandardCharsets.UTF_8).length;
+    if ((flags & O_CREAT) == 0 || chain == null || bytes >= PATH_MAX || nameBytes > NAME_MAX
+        || (flags & O_ACCMODE) == O_RDONLY || !mayCreate(s, chain)) {
+      return open(s, path, flags, mode);
+    }
+    Stat parent = chain.getLast();
+    int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
+    Instant now = Instant.now();
+    var st = new Stat(inodeNumber(), Kind.FILE, mode & 07777, s.uid(), gid, 0, 1, now, now, now, 1, chunkSize);
+    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags & ~(O_TRUNC | O_EXCL), st.chunkSize(), st);
+    pending.put(h.id(), new Pending(s, path, chain, st));
+    handles.put(h.id(), h);
+    openCounts.merge(st.ino(), 1, Integer::sum);
+    return h;
+  }
+
+  /**
+   * Whether {@code s} may search every directory of {@code chain} and write its last, as far as their
+   * modes tell without the caller's supplementary groups (false when those could decide).
+   */
+  private static boolean mayCreate(Session s, List<Stat> chain) {
+    if (s.uid() == 0 || Kernel.SYSTEM.equals(s.principal())) {
+      return chain.stream().allMatch(Stat::isDirectory);
+    }
+    for (int i = 0; i < chain.size(); i++) {
+      Stat d = chain.get(i);
+      int want = i == chain.size() - 1 ? W | X : X;
+      int bits = d.uid() == s.uid() ? d.mode() >> 6 : d.gid() == s.gid() ? d.mode() >> 3 : d.mode() & (d.mode() >> 3);
+      if (!d.isDirectory() || (bits & want) != want) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The next inode number of this node's reserve, taking {@value #INODE_NUMBERS} more when it is empty. */
+  private long inodeNumber() {
+    synchronized (inodeNumbers) {
+      if (inodeNumbers.isEmpty()) {
+        inodeNumbers.addAll(kernel.database().transaction(c -> {
+          try (var ps = c.prepareStatement("SELECT nextval('fs_inode_ids') FROM generate_series(1, ?)")) {
+            ps.setInt(1, INODE_NUMBERS);
+            var out = new ArrayList<Long>();
+            try (ResultSet rs = ps.executeQuery()) {
+              while (rs.next()) {
+                out.add(rs.getLong(1));
+              }
+            }
+            return out;
+          }
+        }));
+      }
+      return inodeNumbers.removeFirst();
+    }
+  }
+
+  /**
+   * Writes the pending create of {@code h} with {@code data} (null: empty) and the attribute changes
+   * {@code then}, as the system call {@code fs.create}. Caller holds p's lock; p is no longer pending
+   * afterwards, whatever happens. A failure is the handle's from now on, as EIO.
+   */
+  private Stat created(FileHandle h, Pending p, byte[] data, List<SetAttr> then, boolean durable) {
+    try {
+      Stat st = kernel.callChecked(p.s(), "fs.create", object(p.path()), false, tx -> {
+        if (durable) {
+          durable(tx);
+        } else {
+          deferDurability(tx);
+        }
+        var c = new Call(tx, p.s());
+        c.given = c.applied(p.opened(), then, p.path());
+        if (c.createKnown(p.path(), Kind.FILE, c.given.mode(), null, true, data)) {
+          return null;
+        }
+        Resolved r = resolve(c, p.path(), false);
+        if (r.inode() != null) {
+          throw new FsException(Errno.EEXIST, p.path());
+        }
+        return c.createEntry(r, Kind.FILE, c.given.mode(), null, p.path(), data);
+      });
+      known.put(h.id(), st);
+      return st;
+    } catch (FsException e) {
+      var lost = new FsException(Errno.EIO, p.path() + " could not be created (" + e.errno() + "): " + e.getMessage());
+      failed.put(h.id(), lost);
+      throw lost;
+    } finally {
+      pending.remove(h.id(), p);
+    }
+  }
+
+  /** Writes the pending create of {@code h}, if any, durably; EIO if that, or an earlier attempt, failed. */
+  private void settle(FileHandle h) {
+    Pending p = pending.get(h.id());
+    if (p != null) {
+      synchronized (p) {
+        if (pending.get(h.id()) == p) {
+          created(h, p, null, List.of(), true);
+        }
+      }
+    }
+    FsException lost = failed.get(h.id());
+    if (lost != null) {
+      throw lost;
+    }
+  }
+
+  /**
+   * A system call by path: first writes every pending create (a path may name one, or a directory
+   * holding one), so that what the call sees includes them. A create that fails is its handle's error.
+   */
+  private <T> T call(Session s, String call, String object, boolean readOnly, Kernel.Body<T> body) {
+    if (!pending.isEmpty()) {
+      for (Long id : pending.keySet()) {
+        FileHandle h = handles.get(id);
+        if (h != null) {
+          try {
+            settle(h);
+          } catch (FsException e) {
+            // the handle's owner hears of it
+          }
+        }
+      }
+    }
+    return kernel.callChecked(s, call, object, readOnly, body);
   }
 
   /** creat(2): open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
@@ -765,6 +921,7 @@ public final class FileSystem {
     if (offset < 0 || len < 0) {
       throw new FsException(Errno.EINVAL, "negative offset or length");
     }
+    settle(h);
     return kernel.callChecked(s, "fs.read", "file:#" + h.ino(), true, tx -> readAt(tx, h.ino(), h.chunkSize(), offset, len));
   }
 
@@ -809,6 +966,7 @@ public final class FileSystem {
       writeBack(s, h, offset, data, from, len, List.of(), true);
       return offset;
     }
+    settle(h);
     return kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
       durable(tx);
       long at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
@@ -933,6 +1091,15 @@ public final class FileSystem {
     if (offset < 0) {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
+    Pending p = pending.get(h.id());
+    if (p != null && (len == 0 || offset == 0 && !h.append())) {
+      synchronized (p) {
+        if (pending.get(h.id()) == p) {
+          return created(h, p, len == 0 ? null : Arrays.copyOfRange(data, from, from + len), then, durable);
+        }
+      }
+    }
+    settle(h);
     Stat after = kernel.callChecked(s, "fs.write", "file:#" + h.ino(), false, tx -> {
       if (durable) {
         durable(tx);
@@ -991,7 +1158,7 @@ public final class FileSystem {
     if (size < 0) {
       throw new FsException(Errno.EINVAL, "negative size");
     }
-    kernel.callChecked(s, "fs.truncate", object(path), false, tx -> {
+    call(s, "fs.truncate", object(path), false, tx -> {
       deferDurability(tx);
       var c = new Call(tx, s);
       Stat f = existing(c, path, true).inode();
@@ -1012,6 +1179,7 @@ public final class FileSystem {
     if (size < 0) {
       throw new FsException(Errno.EINVAL, "negative size");
     }
+    settle(h);
     kernel.callChecked(s, "fs.ftruncate", "file:#" + h.ino(), false, tx -> {
       deferDurability(tx);
       truncate(tx, h.ino(), size);
@@ -1100,6 +1268,15 @@ public final class FileSystem {
    * its data go too. Closing twice is harmless.
    */
   public void close(FileHandle h) {
+    if (!handles.containsKey(h.id())) {
+      return;
+    }
+    try {
+      settle(h);
+    } catch (FsException e) {
+      // reported by the handle's write-back (close(2) flushes first); nothing more to do here
+    }
+    failed.remove(h.id());
     if (handles.remove(h.id()) == null) {
       return;
     }
@@ -1242,7 +1419,7 @@ public final class FileSystem {
    * (and with {@code verifyData} every blob's SHA-256). Root only (EPERM).
    */
   public CheckReport check(Session s, boolean verifyData) {
-    return kernel.callChecked(s, "fs.check", "file:/", true, tx -> {
+    return call(s, "fs.check", "file:/", true, tx -> {
       if (!new Call(tx, s).root()) {
         throw new FsException(Errno.EPERM, "fs check is for root");
       }
@@ -1267,7 +1444,7 @@ public final class FileSystem {
    * purged before its chunk row commits.
    */
   public long purge(Session s, Duration keep) {
-    return kernel.callChecked(s, "fs.purge", "file:/", false, tx -> {
+    return call(s, "fs.purge", "file:/", false, tx -> {
       if (!new Call(tx, s).root()) {
         throw new FsException(Errno.EPERM, "fs purge is for root");
       }
@@ -1464,6 +1641,8 @@ public final class FileSystem {
     private int[] groups;
     /** Set by a walk that found the path missing: the directories from the root to its parent. */
     List<Stat> chain;
+    /** The inode number and attributes of a create {@link #openNew} answered before it was written. */
+    Stat given;
 
     Call(Tx tx, Session s) {
       this.tx = tx;
@@ -1538,6 +1717,18 @@ public final class FileSystem {
     Stat setattr(Stat st, List<SetAttr> changes, boolean newVersion, String path) throws SQLException {
       return tx.queryOne(SET_ATTR, rs -> stat(rs, 1), setattrArgs(st, changes, newVersion, path))
           .orElseThrow(() -> new FsException(Errno.ENOENT, path));
+    }
+
+    /** {@code st} with {@code changes} applied, checked as {@link #setattr} checks them; times set to NOW are null. */
+    Stat applied(Stat st, List<SetAttr> changes, String path) throws SQLException {
+      if (changes.isEmpty()) {
+        return new Stat(st.ino(), st.kind(), st.mode(), st.uid(), st.gid(), st.size(), st.nlink(), null, null, null,
+            st.version(), st.chunkSize());
+      }
+      Object[] a = setattrArgs(st, changes, false, path);
+      return new Stat(st.ino(), st.kind(), (int) a[0], (int) a[1], (int) a[2], st.size(), st.nlink(),
+          a[5] == null ? null : Instant.ofEpochSecond(0, (Long) a[5]),
+          a[8] == null ? null : Instant.ofEpochSecond(0, (Long) a[8]), null, st.version(), st.chunkSize());
     }
 
     /** The checks of {@link #setattr}; returns the arguments of {@link #SET_ATTR} that apply the changes. */
@@ -1670,10 +1861,16 @@ public final class FileSystem {
           mode |= S_ISGID;
         }
       }
+      int uid = s.uid();
+      if (given != null) {
+        uid = given.uid();
+        gid = given.gid();
+      }
       boolean dir = kind == Kind.DIRECTORY;
       long size = target != null ? target.length : data != null ? data.length : 0;
-      var args = new ArrayList<Object>(Arrays.asList(dir ? 1 : 0, parent.ino(), String.valueOf(kind.code), mode, s.uid(), gid,
-          dir ? 2 : 1, chunkSize, target, size, name));
+      var args = new ArrayList<Object>(Arrays.asList(dir ? 1 : 0, parent.ino(), given == null ? null : given.ino(),
+          String.valueOf(kind.code), mode, uid, gid, dir ? 2 : 1, chunkSize, target, size,
+          given == null ? null : time(given.atime()), given == null ? null : time(given.mtime()), name));
       if (data != null) {
         args.addAll(Arrays.asList(chunkArrays(tx, chunkSize, 0, data, 0, data.length, Map.of())));
       }

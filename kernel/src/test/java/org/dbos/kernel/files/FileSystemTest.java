@@ -19,6 +19,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -29,6 +30,7 @@ import java.util.function.Consumer;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Node;
 import org.dbos.kernel.Session;
+import org.dbos.kernel.testing.TestDatabase;
 import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -434,6 +436,69 @@ class FileSystemTest {
     assertArrayEquals(big, fs.read(root, h, 0, big.length + 10));
     fs.close(h);
     assertTrue(fs.check(root, true).ok(), () -> fs.check(root, true).problems().toString());
+  }
+
+  @Test
+  void createsAnsweredAtOnceAreWrittenByTheirFirstWriteBack() {
+    TestDatabase.Url db = TestDatabase.fresh();
+    try (Node a = TestNode.boot(db); Node b = TestNode.boot(db)) {
+      FileSystem here = FileSystem.of(a.kernel());
+      FileSystem there = FileSystem.of(b.kernel());
+      String secret = a.dataDirectory().adminCredential().orElseThrow();
+      Session ra = a.kernel().login("admin", secret);
+      Session rb = b.kernel().login("admin", secret);
+      int flags = FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY;
+      byte[] hello = "hello".getBytes(StandardCharsets.UTF_8);
+      here.mkdir(ra, "/new", 0755); // made here: the way to it is known
+
+      FileHandle f = here.openNew(ra, "/new/f", flags, 0600);
+      assertEquals("ENOENT", outcome(() -> there.stat(rb, "/new/f", false))); // not written yet
+      Instant t = Instant.parse("2020-01-02T03:04:05.123456789Z");
+      Stat st = here.writeBack(ra, f, 0, hello, 0, hello.length, List.of(SetAttr.chmod(0644), SetAttr.utimens(t, t)), true);
+      here.close(f);
+      Stat seen = there.stat(rb, "/new/f", false);
+      assertEquals(List.of(f.ino(), 0644, t, 5L, 1L), List.of(st.ino(), st.mode(), st.mtime(), st.size(), st.version()));
+      assertEquals(List.of(f.ino(), 0644, t, 5L), List.of(seen.ino(), seen.mode(), seen.mtime(), seen.size()));
+
+      // any call by path on the node writes pending creates first, so it sees them
+      FileHandle g = here.openNew(ra, "/new/g", flags, 0644);
+      assertEquals(List.of("f", "g"), here.list(ra, "/new").stream().map(DirEntry::name).toList());
+      assertEquals(g.ino(), there.stat(rb, "/new/g", false).ino());
+      here.writeBack(ra, g, 0, hello, 0, hello.length, List.of(), true);
+      here.close(g);
+      FileHandle empty = here.openNew(ra, "/new/empty", flags, 0644);
+      here.close(empty); // never written back: closing writes it
+      assertEquals(0, there.stat(rb, "/new/empty", false).size());
+
+      // another node takes the name meanwhile: the handle's write-back fails, theirs stays
+      FileHandle lost = here.openNew(ra, "/new/h", flags, 0644);
+      there.createFile(rb, "/new/h", 0644, "theirs".getBytes(StandardCharsets.UTF_8));
+      assertEquals("EIO", outcome(() -> here.writeBack(ra, lost, 0, hello, 0, hello.length, List.of(), true)));
+      assertEquals("EIO", outcome(() -> here.stat(ra, lost)));
+      here.close(lost);
+      FileHandle theirs = there.open(rb, "/new/h", FileSystem.O_RDONLY, 0);
+      assertEquals("theirs", new String(there.read(rb, theirs, 0, 100), StandardCharsets.UTF_8));
+      there.close(theirs);
+
+      // when the modes alone cannot say the caller may create there, it is an ordinary open
+      a.kernel().principals().create(ra, "lee", "user", "pw-lee", 2031, 2031, false);
+      Session lee = a.kernel().login("lee", "pw-lee");
+      assertEquals("EACCES", outcome(() -> here.openNew(lee, "/new/nope", flags, 0644)));
+
+      List<String> calls = a.kernel().database().transaction(c -> {
+        var rs = c.createStatement().executeQuery(
+            "SELECT call || ' ' || object || ' ' || CASE WHEN outcome = 'ok' THEN 'ok' ELSE 'failed' END"
+                + " FROM audit WHERE object LIKE 'file:/new/%' ORDER BY id");
+        var out = new ArrayList<String>();
+        while (rs.next()) {
+          out.add(rs.getString(1));
+        }
+        return out;
+      });
+      assertTrue(calls.containsAll(List.of("fs.create file:/new/f ok", "fs.create file:/new/g ok",
+          "fs.create file:/new/empty ok", "fs.open file:/new/nope failed")), calls::toString);
+      assertTrue(here.check(ra, true).ok(), () -> here.check(ra, true).problems().toString());
+    }
   }
 
   @Test

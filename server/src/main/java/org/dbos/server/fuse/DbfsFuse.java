@@ -88,7 +88,8 @@ final class DbfsFuse implements FuseOperations {
 
   private record Cached(org.dbos.kernel.files.Stat stat, long until) {}
 
-  private record FreshDir(Set<String> names, long until, boolean listing) {}
+  /** {@code made}: this mount made the directory (and has filled it since), so a new name there is its own. */
+  private record FreshDir(Set<String> names, long until, boolean listing, boolean made) {}
 
   static final int RELIST_MAX = 4096;
 
@@ -118,9 +119,11 @@ final class DbfsFuse implements FuseOperations {
     volatile long pendingEnd = -1;
     /** Bytes or attributes were committed through this handle without waiting for the WAL flush. */
     boolean unsynced;
+    /** Created by {@link FileSystem#openNew}: the first flush writes the file itself. */
+    boolean created;
 
     boolean dirty() {
-      return len > 0 || !attrs.isEmpty();
+      return len > 0 || !attrs.isEmpty() || created;
     }
 
     OpenFile(FileHandle handle, Session session) {
@@ -226,7 +229,7 @@ final class DbfsFuse implements FuseOperations {
     }
     // While listing, lookups ask the database; names the mount adds meanwhile go in too.
     Set<String> names = ConcurrentHashMap.newKeySet();
-    FreshDir listing = new FreshDir(names, 0, true);
+    FreshDir listing = new FreshDir(names, 0, true, d.made());
     if (!fresh.replace(key, d, listing)) {
       return null;
     }
@@ -238,7 +241,7 @@ final class DbfsFuse implements FuseOperations {
       fresh.remove(key, listing);
       return null;
     }
-    FreshDir listed = new FreshDir(names, System.nanoTime() + ATTR_NANOS, false);
+    FreshDir listed = new FreshDir(names, System.nanoTime() + ATTR_NANOS, false, d.made());
     return fresh.replace(key, listing, listed) ? listed : null;
   }
 
@@ -548,7 +551,7 @@ final class DbfsFuse implements FuseOperations {
       forgetPath(path);
       added(path);
       remember(s, path, st);
-      fresh.put(s.uid() + "\0" + path, new FreshDir(ConcurrentHashMap.newKeySet(), System.nanoTime() + ATTR_NANOS, false));
+      fresh.put(s.uid() + "\0" + path, new FreshDir(ConcurrentHashMap.newKeySet(), System.nanoTime() + ATTR_NANOS, false, true));
       return 0;
     });
   }
@@ -681,14 +684,21 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int create(String path, int mode, FileInfo fi) {
     return run("create", path, s -> {
-      FileHandle h = fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
+      // a new name in a directory this mount made and is filling (tar, cp -r, git): written with the
+      // file's first flush, one system call instead of two
+      FreshDir d = fresh(s, parent(path));
+      boolean mine = d != null && d.made() && !d.names().contains(name(path));
+      FileHandle h = mine ? fs.openNew(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777)
+          : fs.open(s, path, fi.getFlags() | FileSystem.O_CREAT, mode & 07777);
       forgetPath(path);
       added(path);
       if (h.opened().version() == 1) { // new, or never changed: what open saw is current
         remember(s, path, h.opened());
         cached(h.ino(), 1);
       }
-      open.put(h.id(), new OpenFile(h, s));
+      var f = new OpenFile(h, s);
+      f.created = mine;
+      open.put(h.id(), f);
       fi.setFh(h.id());
       return 0;
     });
@@ -813,6 +823,7 @@ final class DbfsFuse implements FuseOperations {
     Long known = cachedVersion.remove(f.handle.ino());
     long version = fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable).version();
     f.unsynced = !durable;
+    f.created = false;
     if (known != null && version == known + 1) {
       cached(f.handle.ino(), version); // nobody else changed it meanwhile: the kernel's pages are current
     }
