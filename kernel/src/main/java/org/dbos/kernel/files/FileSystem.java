@@ -303,6 +303,8 @@ public final class FileSystem {
    * first write-back, or by the first other call of this file system that might see it.
    */
   private final ConcurrentHashMap<Long, Pending> pending = new ConcurrentHashMap<>();
+  /** The paths of {@link #pending}: a second create of one of them is an ordinary open (EEXIST under O_EXCL). */
+  private final ConcurrentHashMap<String, Long> pendingPaths = new ConcurrentHashMap<>();
   /** Handles whose pending create could not be written (the name was taken meanwhile, say): their error. */
   private final ConcurrentHashMap<Long, FsException> failed = new ConcurrentHashMap<>();
   /** Inode numbers taken from fs_inode_ids ahead, for files created before they are written. */
@@ -785,9 +787,14 @@ public final class FileSystem {
     }
     Stat parent = chain.getLast();
     int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
+    long id = nextHandle.getAndIncrement();
+    long ino = inodeNumber();
+    if (pendingPaths.putIfAbsent(path, id) != null) {
+      return open(s, path, flags, mode); // writes the other one first
+    }
     Instant now = Instant.now();
-    var st = new Stat(inodeNumber(), Kind.FILE, mode & 07777, s.uid(), gid, 0, 1, now, now, now, 1, chunkSize);
-    var h = new FileHandle(nextHandle.getAndIncrement(), st.ino(), flags & ~(O_TRUNC | O_EXCL), st.chunkSize(), st);
+    var st = new Stat(ino, Kind.FILE, mode & 07777, s.uid(), gid, 0, 1, now, now, now, 1, chunkSize);
+    var h = new FileHandle(id, st.ino(), flags & ~(O_TRUNC | O_EXCL), st.chunkSize(), st);
     pending.put(h.id(), new Pending(s, path, chain, st));
     handles.put(h.id(), h);
     openCounts.merge(st.ino(), 1, Integer::sum);
@@ -866,6 +873,7 @@ public final class FileSystem {
       throw lost;
     } finally {
       pending.remove(h.id(), p);
+      pendingPaths.remove(p.path(), h.id());
     }
   }
 

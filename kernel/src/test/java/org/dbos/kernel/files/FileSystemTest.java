@@ -466,6 +466,9 @@ class FileSystemTest {
       assertEquals(g.ino(), there.stat(rb, "/new/g", false).ino());
       here.writeBack(ra, g, 0, hello, 0, hello.length, List.of(), true);
       here.close(g);
+      FileHandle twice = here.openNew(ra, "/new/twice", flags, 0644);
+      assertEquals("EEXIST", outcome(() -> here.openNew(ra, "/new/twice", flags, 0644))); // one create per name
+      here.close(twice);
       FileHandle empty = here.openNew(ra, "/new/empty", flags, 0644);
       here.close(empty); // never written back: closing writes it
       assertEquals(0, there.stat(rb, "/new/empty", false).size());
