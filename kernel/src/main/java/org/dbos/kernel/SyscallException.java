@@ -27,6 +27,12 @@ public class SyscallException extends RuntimeException {
     this.code = code;
   }
 
+  /** For failures that are answers, not faults (an errno): no stack trace is taken, which is most of their cost. */
+  protected SyscallException(Code code, String message, boolean stackTrace) {
+    super(message, null, false, stackTrace);
+    this.code = code;
+  }
+
   public SyscallException(Code code, String message, Throwable cause) {
     super(message, cause);
     this.code = code;

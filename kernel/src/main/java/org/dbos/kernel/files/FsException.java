@@ -7,7 +7,7 @@ public final class FsException extends SyscallException {
   private final Errno errno;
 
   public FsException(Errno errno, String message) {
-    super(codeOf(errno), errno + ": " + message);
+    super(codeOf(errno), errno + ": " + message, false); // lookups of absent names throw one per new file
     this.errno = errno;
   }
 

@@ -779,7 +779,8 @@ final class DbfsFuse implements FuseOperations {
           flush(f);
         }
         if (f.buf == null || f.buf.length < f.len + n) {
-          byte[] bigger = new byte[Math.max(f.len + n, Math.min(FLUSH_BYTES, Math.max(256 << 10, 2 * (f.len + n))))];
+          // doubling from 64 KiB: most files are small, and a fresh array is zeroed first
+          byte[] bigger = new byte[Math.max(f.len + n, Math.min(FLUSH_BYTES, Math.max(64 << 10, 2 * (f.len + n))))];
           if (f.len > 0) {
             System.arraycopy(f.buf, 0, bigger, 0, f.len);
           }
