@@ -27,6 +27,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.Tx;
 import org.dbos.kernel.files.Stat.Kind;
 import org.postgresql.util.PSQLException;
@@ -867,8 +868,8 @@ public final class FileSystem {
       });
       known.put(h.id(), st);
       return st;
-    } catch (FsException e) {
-      var lost = new FsException(Errno.EIO, p.path() + " could not be created (" + e.errno() + "): " + e.getMessage());
+    } catch (SyscallException e) {
+      var lost = new FsException(Errno.EIO, p.path() + " could not be created: " + e.getMessage());
       failed.put(h.id(), lost);
       throw lost;
     } finally {
@@ -905,7 +906,7 @@ public final class FileSystem {
           try {
             settle(h);
           } catch (FsException e) {
-            // the handle's owner hears of it
+            // EIO: the handle's owner hears of it
           }
         }
       }
@@ -1282,7 +1283,7 @@ public final class FileSystem {
     try {
       settle(h);
     } catch (FsException e) {
-      // reported by the handle's write-back (close(2) flushes first); nothing more to do here
+      // EIO, reported by the handle's write-back (close(2) flushes first): nothing more to do here
     }
     failed.remove(h.id());
     if (handles.remove(h.id()) == null) {

@@ -473,6 +473,14 @@ class FileSystemTest {
       here.close(empty); // never written back: closing writes it
       assertEquals(0, there.stat(rb, "/new/empty", false).size());
 
+      // another node changes a directory above meanwhile: written the general way, still by the one call
+      FileHandle moved = here.openNew(ra, "/new/later", flags, 0644);
+      there.chmod(rb, "/new", 0775);
+      here.writeBack(ra, moved, 0, hello, 0, hello.length, List.of(), true);
+      here.close(moved);
+      assertEquals(List.of(moved.ino(), 5L), List.of(there.stat(rb, "/new/later", false).ino(),
+          there.stat(rb, "/new/later", false).size()));
+
       // another node takes the name meanwhile: the handle's write-back fails, theirs stays
       FileHandle lost = here.openNew(ra, "/new/h", flags, 0644);
       there.createFile(rb, "/new/h", 0644, "theirs".getBytes(StandardCharsets.UTF_8));
@@ -499,7 +507,7 @@ class FileSystemTest {
         return out;
       });
       assertTrue(calls.containsAll(List.of("fs.create file:/new/f ok", "fs.create file:/new/g ok",
-          "fs.create file:/new/empty ok", "fs.open file:/new/nope failed")), calls::toString);
+          "fs.create file:/new/empty ok", "fs.create file:/new/later ok", "fs.open file:/new/nope failed")), calls::toString);
       assertTrue(here.check(ra, true).ok(), () -> here.check(ra, true).problems().toString());
     }
   }
