@@ -857,6 +857,12 @@ public final class FileSystem {
         }
         var c = new Call(tx, p.s());
         c.given = c.applied(p.opened(), then, p.path());
+        if (c.root()) {
+          // permissions do not stop root, so nothing needs the path walked again: the file goes into the
+          // directory the open found, wherever it is now, as if created at the open (no walk)
+          var r = new Resolved(p.chain().getLast(), lastName(p.path()).getBytes(StandardCharsets.UTF_8), null);
+          return c.createEntry(r, Kind.FILE, c.given.mode(), null, p.path(), data);
+        }
         if (c.createKnown(p.path(), Kind.FILE, c.given.mode(), null, true, data)) {
           return null;
         }
@@ -1852,7 +1858,8 @@ public final class FileSystem {
       if (walked != null && isPlain(path)) {
         tx.afterCommit(() -> remember(parentPath(path), walked));
       }
-      tx.last(data == null ? NEW_INODE : NEW_FILE, rs -> stat(rs, 1), e -> fsError(e, path),
+      // a pending create sends no walk before it, which would have planned it once (PLAN_ONCE)
+      tx.last((given != null ? PLAN_ONCE : "") + (data == null ? NEW_INODE : NEW_FILE), rs -> stat(rs, 1), e -> fsError(e, path),
           newInodeArgs(parent, r.name(), kind, mode, target, data).toArray());
       return null;
     }

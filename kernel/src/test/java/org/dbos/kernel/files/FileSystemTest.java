@@ -495,6 +495,14 @@ class FileSystemTest {
       a.kernel().principals().create(ra, "lee", "user", "pw-lee", 2031, 2031, false);
       Session lee = a.kernel().login("lee", "pw-lee");
       assertEquals("EACCES", outcome(() -> here.openNew(lee, "/new/nope", flags, 0644)));
+      here.mkdir(ra, "/pub", 0777);
+      here.mkdir(lee, "/pub/lee", 0755);
+      FileHandle own = here.openNew(lee, "/pub/lee/f", flags, 0640); // the owner's bits say yes: answered at once
+      assertEquals("ENOENT", outcome(() -> there.stat(rb, "/pub/lee/f", false)));
+      here.writeBack(lee, own, 0, hello, 0, hello.length, List.of(SetAttr.chmod(0600)), true);
+      here.close(own);
+      Stat mine = there.stat(rb, "/pub/lee/f", false);
+      assertEquals(List.of(own.ino(), 2031, 0600, 5L), List.of(mine.ino(), mine.uid(), mine.mode(), mine.size()));
 
       List<String> calls = a.kernel().database().transaction(c -> {
         var rs = c.createStatement().executeQuery(
