@@ -45,7 +45,8 @@ import org.dbos.server.etcd.api.*;
  * throughput on this machine's cores).
  *
  * <p>Usage: {@code EtcdBench [seconds-per-workload]}; {@code EtcdBench serve [port]} only serves DBOS's
- * etcd API (for {@code etcdctl check perf}) until killed.
+ * etcd API (for {@code etcdctl check perf}) until killed ({@code --stop-on-input} after the port: until
+ * a {@code stop} line or the end of standard input, as the benchmark runs it).
  */
 public final class EtcdBench {
   private EtcdBench() {}
@@ -66,14 +67,24 @@ public final class EtcdBench {
       // the benchmark reads this line to measure the floors on the same (throwaway) database
       System.out.println("DBOS etcd API on " + etcd.address() + ", database " + db.url() + " user " + db.user()
           + " password " + db.password());
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      var stop = new Thread(() -> {
         var size = node.kernel().meters().get("dbos.kv.batch.size").summary();
         var time = node.kernel().meters().get("dbos.kv.batch.time").timer();
         System.out.printf("dbos write batches: %d, mean %.1f requests, mean %.2f ms each%n", size.count(), size.mean(),
             time.mean(TimeUnit.MILLISECONDS));
         etcd.close();
         node.close();
-      }));
+      });
+      Runtime.getRuntime().addShutdownHook(stop);
+      if (args.length > 2 && args[2].equals("--stop-on-input")) {
+        // on a signal the hook above races the test database's own, which stops PostgreSQL under the
+        // closing node (a minute of connection timeouts): the benchmark asks with a line, to stop in
+        // order; the input's end (the benchmark is gone) stops it too
+        new BufferedReader(new InputStreamReader(System.in)).lines().filter("stop"::equals).findFirst();
+        Runtime.getRuntime().removeShutdownHook(stop);
+        stop.run();
+        System.exit(0);
+      }
       Thread.currentThread().join();
       return;
     }
@@ -83,7 +94,8 @@ public final class EtcdBench {
     int port = TestDatabase.freePort();
     String java = ProcessHandle.current().info().command().orElse("java");
     Process dbos = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
-        System.getProperty("java.class.path"), EtcdBench.class.getName(), "serve", String.valueOf(port))
+        System.getProperty("java.class.path"), EtcdBench.class.getName(), "serve", String.valueOf(port),
+        "--stop-on-input")
         .redirectErrorStream(true).start();
     RealEtcd real = null;
     var servers = new ArrayList<Server>();
@@ -118,6 +130,18 @@ public final class EtcdBench {
       if (real != null) {
         real.close();
       }
+      stop(dbos);
+    }
+  }
+
+  /** Asks the serving JVM to stop in order; kills it if it does not within 30 s. */
+  static void stop(Process dbos) throws InterruptedException {
+    try (var in = dbos.getOutputStream()) {
+      in.write("stop\n".getBytes());
+    } catch (IOException gone) {
+      // it has already exited
+    }
+    if (!dbos.waitFor(30, TimeUnit.SECONDS)) {
       dbos.destroy();
       dbos.waitFor();
     }
@@ -385,7 +409,8 @@ public final class EtcdBench {
     return () -> DriverManager.getConnection(m.group(1), m.group(2), m.group(3));
   }
 
-  private static final Pattern SERVING = Pattern.compile("^DBOS etcd API on .*, database (\\S+) user (\\S+) password (\\S+)$");
+  private static final Pattern SERVING =
+      Pattern.compile("^DBOS etcd API on .*, database (\\S+) user (\\S+) password (\\S+)$");
 
   /** The postmaster of the database: the parent of a backend. */
   static long postmaster(DurableCommits.Connections database) throws SQLException {
@@ -402,7 +427,8 @@ public final class EtcdBench {
   static long cpuNanos(long pid, boolean children) {
     long ticks = ticks(pid, children);
     if (children) {
-      ticks += ProcessHandle.of(pid).stream().flatMap(ProcessHandle::children).mapToLong(c -> ticks(c.pid(), false)).sum();
+      ticks += ProcessHandle.of(pid).stream().flatMap(ProcessHandle::children)
+          .mapToLong(c -> ticks(c.pid(), false)).sum();
     }
     return ticks * (1_000_000_000L / USER_HZ);
   }
