@@ -34,7 +34,9 @@ import org.dbos.server.fuse.Mount;
  * the API, which is how the default chunk size was chosen. The small-file workload (create, write
  * 4 KiB, fsync, close) runs with 1, 8 and 32 threads, each in its own directory: one fsync at a time,
  * and enough at once for the file system's (or PostgreSQL's) group commit to share flushes. Through
- * the API that workload is one system call per file, {@link FileSystem#createFile}.
+ * the API that workload is one system call per file, {@link FileSystem#createFile}. Beside it, with
+ * the same 1, 8 and 32 callers, PostgreSQL's bare durable single-row commits on DBFS's database: the
+ * ceiling of any design that commits once per file.
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
  * (defaults 300, 256, 2000, java.base/java/util/*; small-files is the total per thread count). The
@@ -46,6 +48,7 @@ public final class FsBench {
   static final int TAR_RUNS = 3;
   /** Small-file writers at once, each in its own directory: one, and enough for group commit to matter. */
   static final int[] THREADS = {1, 8, 32};
+  static final Duration COMMIT_TIME = Duration.ofSeconds(3);
   private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
   public static void main(String[] args) throws Exception {
@@ -73,7 +76,16 @@ public final class FsBench {
       }
       System.out.println("measuring dbfs-api …");
       results.put("dbfs-api", measureApi(fs, admin, smallFiles, seqMiB, randomReads));
+      System.out.println("measuring PostgreSQL's durable commits …");
+      try (var c = kernel.database().connection(); var st = c.createStatement()) {
+        st.execute("CHECKPOINT"); // the workloads' dirty pages written first: the commits do not queue behind them
+      }
+      var commits = new double[THREADS.length];
+      for (int i = 0; i < THREADS.length; i++) {
+        commits[i] = DurableCommits.perSecond(kernel.database()::connection, THREADS[i], COMMIT_TIME);
+      }
       print(results, smallFiles, seqMiB, randomReads, tree, tarFiles(dir));
+      printCommitCeiling(results, commits);
       System.out.println();
       chunkSizes(kernel, admin, Math.min(seqMiB, 128));
     } finally {
@@ -279,6 +291,27 @@ public final class FsBench {
       System.out.printf("%14.2f%14.2f%n", d / results.get("ext4").get(metric), d / results.get("bindfs").get(metric));
     }
     System.out.println("(ratios > 1 are better for DBFS except for tar -x, which is seconds)");
+  }
+
+  /** The small-file rates beside PostgreSQL's durable commit rate with as many callers. */
+  static void printCommitCeiling(Map<String, Map<String, Double>> results, double[] commits) {
+    System.out.printf("%nceiling of one durable commit per file: bare one-row INSERT + COMMIT on DBFS's PostgreSQL, %d s each%n",
+        COMMIT_TIME.toSeconds());
+    System.out.printf("%-40s", "writers");
+    Arrays.stream(THREADS).forEach(t -> System.out.printf("%12d", t));
+    System.out.printf("%n%-40s", "PostgreSQL durable commits/s");
+    Arrays.stream(commits).forEach(c -> System.out.printf("%12.0f", c));
+    for (String target : results.keySet()) {
+      System.out.printf("%n%-40s", target + " small files/s");
+      for (int t : THREADS) {
+        System.out.printf("%12.0f", results.get(target).get(smallMetric(t)));
+      }
+    }
+    System.out.printf("%n%-40s", "commits/s / ext4 files/s");
+    for (int i = 0; i < THREADS.length; i++) {
+      System.out.printf("%12.2f", commits[i] / results.get("ext4").get(smallMetric(THREADS[i])));
+    }
+    System.out.println();
   }
 
   static Path prepareTree(Path dir, String glob) throws Exception {

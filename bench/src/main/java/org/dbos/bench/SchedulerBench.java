@@ -423,7 +423,7 @@ public final class SchedulerBench {
         }
         Arrays.sort(grtt);
         if (size == sizes[0]) {
-          floor = commitLatency(node);
+          floor = DurableCommits.latency(node.kernel().database()::connection).p50ms();
         }
         double single = dbosThroughput(mail, admin, "s" + size, payload, 1, 3000);
         double batched = dbosThroughput(mail, admin, "m" + size, payload, 64, 40_000);
@@ -445,27 +445,6 @@ public final class SchedulerBench {
     rows.forEach(System.out::println);
     System.out.printf(Locale.ROOT, "durable floor: one single-row commit p50 %.2f ms; a round trip that survives a crash"
         + " commits at least twice (the send, then the take with its reply): >= %.2f ms%n", floor, 2 * floor);
-  }
-
-  /** p50 of a durable single-row INSERT committed from one thread: what one WAL flush costs in this run. */
-  static double commitLatency(Node node) throws Exception {
-    try (var c = node.kernel().database().connection(); var st = c.createStatement()) {
-      c.setAutoCommit(true);
-      st.execute("CREATE TABLE IF NOT EXISTS bench_floor (n bigint)");
-      long[] t = new long[500];
-      try (var ps = c.prepareStatement("INSERT INTO bench_floor VALUES (?)")) {
-        for (int i = -100; i < t.length; i++) {
-          long t0 = System.nanoTime();
-          ps.setLong(1, i);
-          ps.executeUpdate();
-          if (i >= 0) {
-            t[i] = System.nanoTime() - t0;
-          }
-        }
-      }
-      Arrays.sort(t);
-      return pct(t, 0.5);
-    }
   }
 
   /** 4 sender threads, 2 receivers; returns messages per second from the first send to the last receive. */
