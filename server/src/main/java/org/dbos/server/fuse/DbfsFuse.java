@@ -824,8 +824,9 @@ final class DbfsFuse implements FuseOperations {
     Long known = cachedVersion.remove(f.handle.ino());
     long version = fs.writeBack(f.session, f.handle, f.start, f.buf, 0, f.len, f.attrs, durable).version();
     f.unsynced = !durable;
+    boolean made = f.created; // if this call created the file (version 1), nobody else has written it
     f.created = false;
-    if (known != null && version == known + 1) {
+    if (made && version == 1 || known != null && version == known + 1) {
       cached(f.handle.ino(), version); // nobody else changed it meanwhile: the kernel's pages are current
     }
     f.len = 0;
