@@ -261,6 +261,27 @@ class MountTest {
       // overwrite on the other node shows at the next open here
       assertEquals(0, sh(mnt2, "printf XYZ | dd of=shared2/moved conv=notrunc status=none").exit());
       assertEquals(sh(mnt2, "sha256sum shared2/moved").out(), sh(mnt, "sha256sum shared2/moved").out());
+
+      // a file created in a directory this mount just made is written by its first flush: until then
+      // only this node knows it (its own listing writes it first), and the other node sees it after.
+      // Held open by perl (Debian's perl-base is essential), which neither forks nor dups it: every
+      // close of a copy of a descriptor is a flush (a shell's `exec 3>` is one, as is a forked child's exit).
+      Files.createDirectory(mnt.resolve("shared3"));
+      Process holder = new ProcessBuilder("perl", "-e", "use Fcntl; $| = 1; sysopen(my $f, 'shared3/held',"
+          + " O_WRONLY | O_CREAT | O_EXCL) or die $!; syswrite($f, \"held\\n\"); print \"open\\n\"; <STDIN>;")
+          .directory(mnt.toFile()).start();
+      try {
+        assertEquals("open", holder.inputReader().readLine());
+        assertEquals("", sh(mnt2, "ls shared3").out());
+        assertEquals("held\n", sh(mnt, "ls shared3").out());
+        assertEquals("held\n", awaitOutput(mnt2, "ls shared3", "held\n"));
+        holder.outputWriter().write("\n");
+        holder.outputWriter().flush();
+        assertEquals(0, holder.waitFor());
+      } finally {
+        holder.destroy();
+      }
+      assertEquals("held\n", awaitOutput(mnt2, "cat shared3/held", "held\n"));
     }
   }
 
