@@ -77,6 +77,9 @@ public final class EtcdServer implements AutoCloseable {
       public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
                                                          ServerCallHandler<Q, R> next) {
         String token = headers.get(TOKEN_HEADER);
+        if (token == null) { // no context of its own (wrapping every callback of the call): session() reads null
+          return next.startCall(call, headers);
+        }
         return Contexts.interceptCall(Context.current().withValue(TOKEN, token), call, headers, next);
       }
     };
