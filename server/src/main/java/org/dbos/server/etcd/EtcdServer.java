@@ -50,6 +50,9 @@ public final class EtcdServer implements AutoCloseable {
   private final KvStore store;
   private final boolean ownsStore;
   private final Server server;
+  /** Runs the calls that may wait for the database, off gRPC's network threads. */
+  private final java.util.concurrent.ExecutorService blocking = java.util.concurrent.Executors.newCachedThreadPool(
+      Thread.ofPlatform().name("etcd-call-", 0).daemon().factory());
   private final long clusterId;
   private final long memberId;
   private final String address;
@@ -74,6 +77,9 @@ public final class EtcdServer implements AutoCloseable {
       public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
                                                          ServerCallHandler<Q, R> next) {
         String token = headers.get(TOKEN_HEADER);
+        if (token == null) { // no context of its own (wrapping every callback of the call): session() reads null
+          return next.startCall(call, headers);
+        }
         return Contexts.interceptCall(Context.current().withValue(TOKEN, token), call, headers, next);
       }
     };
@@ -83,12 +89,14 @@ public final class EtcdServer implements AutoCloseable {
           .permitKeepAliveTime(5, TimeUnit.SECONDS)
           .permitKeepAliveWithoutCalls(true)
           .maxInboundMessageSize(MAX_RECEIVE_BYTES)
-          // KV writes only enqueue and answer from the commit: run them on the network thread, no hand-off
+          // KV writes only enqueue and answer from the commit: they run on the network thread from the
+          // start (with a default executor, gRPC would look the method up there first: a thread hand-off
+          // per put); every other call may wait for the database, so it moves to the blocking pool
+          .directExecutor()
           .callExecutor(new io.grpc.ServerCallExecutorSupplier() {
             @Override
             public <Q, R> java.util.concurrent.Executor getExecutor(ServerCall<Q, R> call, Metadata headers) {
-              return WRITES.contains(call.getMethodDescriptor().getFullMethodName())
-                  ? com.google.common.util.concurrent.MoreExecutors.directExecutor() : null;
+              return WRITES.contains(call.getMethodDescriptor().getFullMethodName()) ? null : blocking;
             }
           })
           .addService(ServerInterceptors.intercept(new KvService(this), tokens))
@@ -244,6 +252,7 @@ public final class EtcdServer implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    blocking.shutdown();
     if (ownsStore) {
       store.close();
     }
