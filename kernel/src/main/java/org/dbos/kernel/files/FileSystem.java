@@ -844,9 +844,20 @@ public final class FileSystem {
 
   /**
    * Writes the pending create of {@code h} with {@code data} (null: empty) and the attribute changes
-   * {@code then}, as the system call {@code fs.create}. Caller holds p's lock; p is no longer pending
-   * afterwards, whatever happens. A failure is the handle's from now on, as EIO.
+   * {@code then}, as the system call {@code fs.create}; null if it is not pending (any more). It is not
+   * pending afterwards, whatever happens: a failure is the handle's from now on, as EIO.
    */
+  private Stat writePending(FileHandle h, byte[] data, List<SetAttr> then, boolean durable) {
+    Pending p = pending.get(h.id());
+    if (p == null) {
+      return null;
+    }
+    synchronized (p) {
+      return pending.get(h.id()) == p ? created(h, p, data, then, durable) : null;
+    }
+  }
+
+  /** {@link #writePending} with p's lock held. */
   private Stat created(FileHandle h, Pending p, byte[] data, List<SetAttr> then, boolean durable) {
     try {
       Stat st = kernel.callChecked(p.s(), "fs.create", object(p.path()), false, tx -> {
@@ -886,14 +897,7 @@ public final class FileSystem {
 
   /** Writes the pending create of {@code h}, if any, durably; EIO if that, or an earlier attempt, failed. */
   private void settle(FileHandle h) {
-    Pending p = pending.get(h.id());
-    if (p != null) {
-      synchronized (p) {
-        if (pending.get(h.id()) == p) {
-          created(h, p, null, List.of(), true);
-        }
-      }
-    }
+    writePending(h, null, List.of(), true);
     FsException lost = failed.get(h.id());
     if (lost != null) {
       throw lost;
@@ -1106,12 +1110,10 @@ public final class FileSystem {
     if (offset < 0) {
       throw new FsException(Errno.EINVAL, "negative offset");
     }
-    Pending p = pending.get(h.id());
-    if (p != null && (len == 0 || offset == 0 && !h.append())) {
-      synchronized (p) {
-        if (pending.get(h.id()) == p) {
-          return created(h, p, len == 0 ? null : Arrays.copyOfRange(data, from, from + len), then, durable);
-        }
+    if ((len == 0 || offset == 0 && !h.append()) && pending.containsKey(h.id())) {
+      Stat st = writePending(h, len == 0 ? null : Arrays.copyOfRange(data, from, from + len), then, durable);
+      if (st != null) {
+        return st;
       }
     }
     settle(h);
@@ -1736,10 +1738,6 @@ public final class FileSystem {
 
     /** {@code st} with {@code changes} applied, checked as {@link #setattr} checks them; times set to NOW are null. */
     Stat applied(Stat st, List<SetAttr> changes, String path) throws SQLException {
-      if (changes.isEmpty()) {
-        return new Stat(st.ino(), st.kind(), st.mode(), st.uid(), st.gid(), st.size(), st.nlink(), null, null, null,
-            st.version(), st.chunkSize());
-      }
       Object[] a = setattrArgs(st, changes, false, path);
       return new Stat(st.ino(), st.kind(), (int) a[0], (int) a[1], (int) a[2], st.size(), st.nlink(),
           a[5] == null ? null : Instant.ofEpochSecond(0, (Long) a[5]),
