@@ -33,7 +33,8 @@ import org.dbos.server.fuse.Mount;
  * {@code -Dlog=FILE}: the last round runs with {@code log_min_duration_statement = 0} (and with
  * {@code -Dexplain} also auto_explain, analyzed, with triggers) and the server log is copied to FILE.
  * {@code -DdropChecks}: drops the CHECK constraints of fs_inodes, fs_dentries and fs_chunks first (to
- * measure what they cost).
+ * measure what they cost). Environment {@code PROFILE_SQL}: SQL run on the fresh node first (the same,
+ * for any other schema change). {@code tar} prints the CPU per file of this JVM and of PostgreSQL.
  */
 public final class FsProfile {
   static final int[] WRITERS = {1, 8, 32};
@@ -64,18 +65,26 @@ public final class FsProfile {
                 EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
               END LOOP; END $$""");
       }
+      if (System.getenv("PROFILE_SQL") != null) {
+        sql(kernel, System.getenv("PROFILE_SQL"));
+      }
       byte[] block = new byte[4096];
       new Random(1).nextBytes(block);
       Path mnt = Files.createDirectories(dir.resolve("mnt"));
       try (Mount mount = Mount.mount(kernel, mnt)) {
         if (mode.equals("tar")) {
           Path tar = FsBench.prepareTree(dir, args[1]);
+          long files = FsBench.tarFiles(dir);
           for (int i = 0; i < FsBench.TAR_RUNS; i++) {
             logLastRound(kernel, i == FsBench.TAR_RUNS - 1);
             Path into = Files.createDirectories(mnt.resolve("tar" + i));
+            var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+            long jvm0 = os.getProcessCpuTime();
+            long pg0 = clusterCpu(postmaster);
             long t0 = System.nanoTime();
             FsBench.run(into, "tar", "-xf", tar.toString());
-            System.out.printf("tar -x %d: %.2f s%n", i, FsBench.secs(t0));
+            System.out.printf("tar -x %d: %.2f s, CPU per file: JVM %.3f ms, PostgreSQL %.3f ms%n", i, FsBench.secs(t0),
+                (os.getProcessCpuTime() - jvm0) / 1e6 / files, (clusterCpu(postmaster) - pg0) / 1e6 / files);
           }
         } else {
           int n = Integer.parseInt(args[1]);

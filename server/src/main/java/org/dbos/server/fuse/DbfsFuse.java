@@ -64,6 +64,8 @@ final class DbfsFuse implements FuseOperations {
   /** The cache keys naming each inode: a change through one name drops all of them (hard links). */
   private final ConcurrentHashMap<Long, Set<String>> keysOf = new ConcurrentHashMap<>();
   static final long ATTR_NANOS = 1_000_000_000L;
+  /** When the expired answers last went ({@link #sweep}). */
+  private final java.util.concurrent.atomic.AtomicLong lastSweep = new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
 
   /**
    * Directories this mount created (or, see {@link #fresh}, listed) in the last {@link #ATTR_NANOS}, with
@@ -249,12 +251,43 @@ final class DbfsFuse implements FuseOperations {
   private void remember(Session s, String path, org.dbos.kernel.files.Stat st) {
     String key = s.uid() + "\0" + path;
     attrs.put(key, new Cached(st, System.nanoTime() + ATTR_NANOS));
-    keysOf.computeIfAbsent(st.ino(), k -> ConcurrentHashMap.newKeySet()).add(key);
+    keysOf.compute(st.ino(), (ino, keys) -> {
+      keys = keys == null ? ConcurrentHashMap.newKeySet() : keys;
+      keys.add(key);
+      return keys;
+    });
+    long now = System.nanoTime();
+    long last = lastSweep.get();
+    if (now - last > ATTR_NANOS && lastSweep.compareAndSet(last, now)) {
+      sweep(now);
+    }
+  }
+
+  /**
+   * Drops the answers that expired (at most once per ATTR_NANOS), so that the caches hold the last
+   * seconds' names rather than every name the mount ever saw (a find over 16,000 names left 16,000
+   * entries, and each change of a directory's permissions scanned them all). A directory stays in
+   * {@link #fresh} one more ATTR_NANOS after it expires, as {@link #fresh} may list it again.
+   */
+  private void sweep(long now) {
+    attrs.values().removeIf(c -> c.until() - now <= 0);
+    for (Long ino : keysOf.keySet()) {
+      keysOf.computeIfPresent(ino, (k, keys) -> {
+        keys.removeIf(key -> !attrs.containsKey(key));
+        return keys.isEmpty() ? null : keys;
+      });
+    }
+    fresh.values().removeIf(d -> !d.listing() && now - d.until() > ATTR_NANOS);
   }
 
   private OpenFile openFile(long ino) {
     return open.values().stream().filter(f -> f.handle.ino() == ino).findFirst()
         .orElseThrow(() -> new FsException(org.dbos.kernel.files.Errno.ENOENT, "inode " + ino + " is closed"));
+  }
+
+  /** How many (caller, path) answers the attribute cache holds. */
+  int cachedNames() {
+    return attrs.size();
   }
 
   /** Drops every cached name of {@code ino}. */

@@ -49,6 +49,11 @@ public final class Mount implements AutoCloseable {
     this.ops = ops;
   }
 
+  /** How many names the mount's attribute cache holds (tests: it keeps about the last second's). */
+  int cachedNames() {
+    return ops.cachedNames();
+  }
+
   /**
    * Mounts the file system of {@code kernel} at {@code mountpoint} (an existing empty directory).
    * Fails with FAILED_PRECONDITION and a one-line message when FUSE (libfuse3, /dev/fuse,
