@@ -20,6 +20,10 @@ final class FsCheck {
           WITH RECURSIVE r(ino) AS (SELECT 1::bigint UNION SELECT d.ino FROM r JOIN fs_dentries d ON d.parent = r.ino)
           SELECT i.ino, i.kind, i.nlink FROM fs_inodes i
           WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.ino = i.ino) AND NOT EXISTS (SELECT 1 FROM fs_orphans o WHERE o.ino = i.ino)"""},
+      {"entry %s in inode %s: %s does not exist", """
+          SELECT encode(d.name, 'escape'), d.parent, CASE WHEN p.ino IS NULL THEN 'the directory' ELSE 'inode ' || d.ino END
+          FROM fs_dentries d LEFT JOIN fs_inodes p ON p.ino = d.parent LEFT JOIN fs_inodes i ON i.ino = d.ino
+          WHERE p.ino IS NULL OR i.ino IS NULL"""},
       {"entry %s in inode %s (%s): the parent is not a directory", """
           SELECT encode(d.name, 'escape'), d.parent, p.kind FROM fs_dentries d JOIN fs_inodes p ON p.ino = d.parent
           WHERE p.kind <> 'd'"""},

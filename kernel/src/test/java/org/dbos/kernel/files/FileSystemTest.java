@@ -572,6 +572,7 @@ class FileSystemTest {
             + "VALUES (999999, 0, 1, '\\x00', 1)");                                        // orphan chunk, missing blob
         st.executeUpdate("UPDATE fs_blobs SET data = 'x'::bytea WHERE hash = (SELECT hash FROM fs_chunks WHERE ino = "
             + a + " LIMIT 1)");                                                              // corrupted content
+        st.executeUpdate("INSERT INTO fs_dentries (parent, name, ino) VALUES (999998, 'x', 999996), (1, 'y', 999997)");
         return null;
       });
       List<String> problems = f.check(admin, true).problems();
@@ -583,6 +584,8 @@ class FileSystemTest {
       assertTrue(all.contains("inode 999999 chunk 0 (from version 1): its blob is missing"), all);
       assertTrue(all.contains("does not match its SHA-256"), all);
       assertTrue(all.contains("differs from its blob's"), all);
+      assertTrue(all.contains("entry x in inode 999998: the directory does not exist"), all);
+      assertTrue(all.contains("entry y in inode 1: inode 999997 does not exist"), all);
     }
   }
 
