@@ -29,6 +29,7 @@ import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.Tx;
+import org.dbos.kernel.security.AuditLog;
 import org.dbos.kernel.files.Stat.Kind;
 import org.postgresql.util.PSQLException;
 
@@ -140,8 +141,10 @@ public final class FileSystem {
       chunks AS (
         INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length)
         SELECT i.ino, k, i.version, h, l FROM i, unnest(?::bigint[], ?::bytea[], ?::integer[]) AS t(k, h, l))""";
-  private static final String NEW_INODE = "WITH " + NEW_INODE_CTES.formatted("", "", "fs_fail('ENOENT')", "fs_fail('EEXIST')");
-  private static final String NEW_FILE = "WITH " + NEW_INODE_CTES.formatted("", NEW_DATA, "fs_fail('ENOENT')", "fs_fail('EEXIST')");
+  private static final String NEW_INODE = AuditLog.audited(
+      "WITH " + NEW_INODE_CTES.formatted("", "", "fs_fail('ENOENT')", "fs_fail('EEXIST')"));
+  private static final String NEW_FILE = AuditLog.audited(
+      "WITH " + NEW_INODE_CTES.formatted("", NEW_DATA, "fs_fail('ENOENT')", "fs_fail('EEXIST')"));
   /** Walks the names of a directory's path and counts the steps that find the inode and version expected. */
   private static final String WALK_KNOWN = """
       WITH RECURSIVE walk(depth, node) AS (
@@ -161,10 +164,10 @@ public final class FileSystem {
    * same permissions), else raises a serialization failure and the kernel runs the call again, the
    * slow way. An existing name is EEXIST if the last parameter says so, else also a conflict.
    */
-  private static final String NEW_INODE_KNOWN = WALK_KNOWN + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?", "",
-      "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
-  private static final String NEW_FILE_KNOWN = WALK_KNOWN + NEW_INODE_CTES.formatted(" AND (SELECT n FROM seen) = ?",
-      NEW_DATA, "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END");
+  private static final String NEW_INODE_KNOWN = AuditLog.audited(WALK_KNOWN + NEW_INODE_CTES.formatted(
+      " AND (SELECT n FROM seen) = ?", "", "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END"));
+  private static final String NEW_FILE_KNOWN = AuditLog.audited(WALK_KNOWN + NEW_INODE_CTES.formatted(
+      " AND (SELECT n FROM seen) = ?", NEW_DATA, "fs_conflict()", "CASE WHEN ? THEN fs_fail('EEXIST') ELSE fs_conflict() END"));
   /** SQLSTATE of fs_fail (V12__files_fail.sql): the message is the errno's name. */
   private static final String FS_FAIL = "DBFSE";
   private static final String NEW_ENTRY = "INSERT INTO fs_dentries (parent, name, ino) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
@@ -242,6 +245,7 @@ public final class FileSystem {
       WHERE (SELECT count(*) FROM closed) >= 0""";
   /** {@link #STORE} after {@link #BUMP}, which gave the version. */
   private static final String STORE_CHUNKS = "WITH " + STORE.formatted("?::bigint");
+  private static final String STORE_CHUNKS_AUDITED = AuditLog.audited(STORE_CHUNKS);
   /**
    * A whole write in one statement, for a handle that knows the inode's version and size and writes
    * from a chunk boundary to at least the end of file (no chunk keeps old bytes): bumps the inode only
@@ -249,7 +253,7 @@ public final class FileSystem {
    * again, the slow way), applies the attribute changes that follow the write (null: keep), stores
    * the chunks. Returns the inode.
    */
-  private static final String WRITE_KNOWN = """
+  private static final String WRITE_KNOWN = AuditLog.audited("""
       WITH i AS (
         UPDATE fs_inodes AS i SET size = greatest(size, ?), version = version + 1,
                mode = coalesce(?::int, mode), uid = coalesce(?::int, uid), gid = coalesce(?::int, gid),
@@ -259,7 +263,7 @@ public final class FileSystem {
       ),
       v AS (SELECT coalesce((SELECT version FROM i), fs_conflict()) AS version),
       """ + STORE.formatted("SELECT version FROM v").replace("\nINSERT INTO fs_chunks", ",\nchunks AS (INSERT INTO fs_chunks")
-      + ")\nSELECT i.* FROM v, i";
+      + ")\nSELECT i.* FROM v, i");
   /** The first nine arguments of {@link #SET_ATTR} as {@link #WRITE_KNOWN} takes them: no attribute changes. */
   private static final Object[] KEEP_ATTRS = {null, null, null, true, false, null, true, false, null};
   private static final String NEW_CHUNK =
@@ -990,7 +994,7 @@ public final class FileSystem {
       durable(tx);
       long at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
       if (len > 0) {
-        tx.last(STORE_CHUNKS, null, null, writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len).store());
+        tx.lastAudited(STORE_CHUNKS_AUDITED, null, null, writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len).store());
       }
       return at;
     });
@@ -1137,7 +1141,7 @@ public final class FileSystem {
         args.add(h.ino());
         args.add(k.version());
         args.addAll(Arrays.asList(storeArgs(tx, h.ino(), h.chunkSize(), offset, data, from, len, Map.of(), null)));
-        tx.last(WRITE_KNOWN, rs -> stat(rs, 1), e -> {
+        tx.lastAudited(WRITE_KNOWN, rs -> stat(rs, 1), e -> {
           known.remove(h.id()); // changed by someone else: the kernel runs the call again, the slow way
           contended.add(h.id());
           return null;
@@ -1150,7 +1154,7 @@ public final class FileSystem {
       }
       Write w = writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len);
       if (then.isEmpty()) {
-        tx.last(STORE_CHUNKS, null, null, w.store());
+        tx.lastAudited(STORE_CHUNKS_AUDITED, null, null, w.store());
         return w.inode();
       }
       // after a write, the changes belong to the version it made: one history row, not two
@@ -1834,7 +1838,7 @@ public final class FileSystem {
       create.add(2, inos.length); // after the directory's link change and inode: how many must match
       args.addAll(create);
       args.add(excl);
-      tx.last(PLAN_ONCE + (data == null ? NEW_INODE_KNOWN : NEW_FILE_KNOWN), rs -> stat(rs, 1), e -> {
+      tx.lastAudited(PLAN_ONCE + (data == null ? NEW_INODE_KNOWN : NEW_FILE_KNOWN), rs -> stat(rs, 1), e -> {
         FsException refused = fsError(e, path);
         if (refused == null) {
           chains.remove(dir, known); // changed: the kernel runs the call again, the slow way
@@ -1857,7 +1861,7 @@ public final class FileSystem {
         tx.afterCommit(() -> remember(parentPath(path), walked));
       }
       // a pending create sends no walk before it, which would have planned it once (PLAN_ONCE)
-      tx.last((given != null ? PLAN_ONCE : "") + (data == null ? NEW_INODE : NEW_FILE), rs -> stat(rs, 1), e -> fsError(e, path),
+      tx.lastAudited((given != null ? PLAN_ONCE : "") + (data == null ? NEW_INODE : NEW_FILE), rs -> stat(rs, 1), e -> fsError(e, path),
           newInodeArgs(parent, r.name(), kind, mode, target, data).toArray());
       return null;
     }

@@ -61,6 +61,26 @@ public final class AuditLog {
 
   private static final String APPEND_CHECKED = CHECKED_APPEND.formatted(VERDICT, CALL);
 
+  /** The COMMIT after a statement made by {@link #audited}, and the same without waiting for the WAL flush. */
+  private static final String COMMIT = "COMMIT";
+  private static final String COMMIT_ASYNC = "SET LOCAL synchronous_commit = off;\nCOMMIT";
+
+  private static final java.util.regex.Pattern WITH = java.util.regex.Pattern.compile("^WITH( RECURSIVE)?\\s");
+
+  /**
+   * {@code statement}, one WITH statement, with the call's check and append as
+   * its first CTE, for {@link org.dbos.kernel.Tx#lastAudited}: the append's eight parameters come
+   * first. A data-modifying CTE runs whether or not the statement reads it, after the statement's own
+   * work (so a service's own error in it comes first, as when the append is a statement of its own).
+   */
+  public static String audited(String statement) {
+    var m = WITH.matcher(statement);
+    if (!m.find()) {
+      throw new IllegalArgumentException("not a WITH statement: " + statement);
+    }
+    return statement.substring(0, m.end()) + "audited AS (" + APPEND_CHECKED + "),\n" + statement.substring(m.end());
+  }
+
   /** Appends the 'ok' record of a call that did its work and commits, in one round trip. */
   private static final String COMMIT_CHECKED = APPEND_CHECKED + ";\nCOMMIT";
 
@@ -136,20 +156,28 @@ public final class AuditLog {
    */
   public static <T> T commitChecked(Connection c, Tx.Last<T> last, UUID id, Session s, String call, String object,
                                     Right right, boolean durable, List<String> notifications) throws SQLException {
-    String commit = durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC;
+    boolean audits = last != null && last.audits();
+    String commit = audits ? (durable ? COMMIT : COMMIT_ASYNC) : durable ? COMMIT_CHECKED : COMMIT_CHECKED_ASYNC;
     String sql = notifications.isEmpty() ? commit : commit + ";\nSELECT pg_notify(?, ?)".repeat(notifications.size() / 2);
-    int from = 1;
     if (last != null) {
       sql = last.sql() + ";\n" + sql;
-      from += last.args().length;
     }
     try (PreparedStatement ps = c.prepareStatement(sql)) {
-      if (last != null) {
-        Tx.bind(ps, last.args());
+      int next = 1;
+      if (audits) {
+        bindCall(ps, 1, id, s, call, object, right);
+        Tx.bindFrom(ps, 9, last.args());
+        next = 9 + last.args().length;
+      } else {
+        if (last != null) {
+          Tx.bind(ps, last.args());
+          next += last.args().length;
+        }
+        bindCall(ps, next, id, s, call, object, right);
+        next += 8;
       }
-      bindCall(ps, from, id, s, call, object, right);
       for (int i = 0; i < notifications.size(); i++) {
-        ps.setString(from + 8 + i, notifications.get(i));
+        ps.setString(next + i, notifications.get(i));
       }
       boolean rows = ps.execute();
       if (last == null || last.row() == null) {

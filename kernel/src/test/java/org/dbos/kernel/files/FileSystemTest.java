@@ -30,6 +30,7 @@ import java.util.function.Consumer;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Node;
 import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.testing.TestDatabase;
 import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.AfterAll;
@@ -545,6 +546,36 @@ class FileSystemTest {
     CheckReport r = fs.check(root, true);
     assertTrue(r.ok(), r.problems()::toString);
     assertTrue(r.blobs() < 24 * 4, "3 distinct MiB make at most 12 distinct 256 KiB chunks (+ others): " + r.blobs());
+  }
+
+  /**
+   * Creates and whole-file writes check the caller's session in their own statement (the audit row is a
+   * CTE of it): a closed session's call changes nothing and is audited as denied.
+   */
+  @Test
+  void aClosedSessionsCreatesAndWritesChangeNothing() {
+    Session dora = user("dora", 2301, 2301);
+    fs.mkdir(root, "/dora", 0777);
+    byte[] b = "x".repeat(100).getBytes();
+    fs.createFile(dora, "/dora/a", 0644, b); // the slow way: the directory was not walked yet
+    fs.createFile(dora, "/dora/b", 0644, b); // one statement against the walked directory
+    FileHandle h = fs.open(dora, "/dora/b", FileSystem.O_WRONLY, 0);
+    kernel.closeSession(dora);
+    for (Runnable call : new Runnable[] {() -> fs.createFile(dora, "/dora/c", 0644, b),
+        () -> fs.writeBack(dora, h, 0, b, 0, 100, List.of(), false), // the whole file: one statement
+        () -> fs.writeBack(dora, h, 0, b, 0, 50, List.of(), false)}) {
+      var e = assertThrows(SyscallException.class, call::run);
+      assertEquals(SyscallException.Code.PERMISSION_DENIED, e.code(), e.getMessage());
+    }
+    assertTrue(fs.find(root, "/dora/c", false).isEmpty());
+    assertEquals(100, fs.stat(root, "/dora/b", false).size());
+    long denied = kernel.database().transaction(c -> {
+      var rs = c.createStatement().executeQuery(
+          "SELECT count(*) FROM audit WHERE principal = 'dora' AND outcome = 'denied' AND call IN ('fs.create', 'fs.write')");
+      rs.next();
+      return rs.getLong(1);
+    });
+    assertEquals(3, denied);
   }
 
   @Test
