@@ -85,17 +85,18 @@ public final class FileSystem {
       "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atime, i.mtime, i.ctime, i.version, i.chunk_size";
   /**
    * Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. Each
-   * step is a scalar subquery, so it is two primary-key probes whatever the plan: as joins, the generic
-   * plan hash-joined the walk with whole scans of fs_dentries and fs_inodes (the planner guesses 10 rows
-   * for a recursive step), so a lookup cost as much as the tables are large. (The row alias x must not
-   * be a column's name, or it would mean that column.)
+   * step is two nested scalar subqueries, so it is two primary-key probes whatever the plan: as joins,
+   * the generic plan hash-joined the walk with whole scans of fs_dentries and fs_inodes (the planner
+   * guesses 10 rows for a recursive step), and a join of the entry to its inode, planned while the
+   * statistics said fs_inodes held one row, scanned all of fs_inodes for each step. (The row alias x
+   * must not be a column's name, or it would mean that column.)
    */
   private static final String WALK = """
       WITH RECURSIVE walk(depth, node) AS (
         SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = ?::bigint)
         UNION ALL
-        SELECT w.depth + 1, (SELECT x FROM fs_dentries d JOIN fs_inodes x ON x.ino = d.ino
-                             WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1])
+        SELECT w.depth + 1, (SELECT x FROM fs_inodes x WHERE x.ino = (
+                               SELECT d.ino FROM fs_dentries d WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1]))
         FROM walk w WHERE (w.node).ino IS NOT NULL
       )
       SELECT w.depth, (w.node).target, """ + COLS.replace("i.", "(w.node).")
@@ -150,8 +151,8 @@ public final class FileSystem {
       WITH RECURSIVE walk(depth, node) AS (
         SELECT 0, (SELECT x FROM fs_inodes x WHERE x.ino = 1)
         UNION ALL
-        SELECT w.depth + 1, (SELECT x FROM fs_dentries d JOIN fs_inodes x ON x.ino = d.ino
-                             WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1])
+        SELECT w.depth + 1, (SELECT x FROM fs_inodes x WHERE x.ino = (
+                               SELECT d.ino FROM fs_dentries d WHERE d.parent = (w.node).ino AND d.name = (?::bytea[])[w.depth + 1]))
         FROM walk w WHERE (w.node).ino IS NOT NULL
       ),
       seen AS (
