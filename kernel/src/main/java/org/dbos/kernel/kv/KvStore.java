@@ -32,11 +32,11 @@ import org.slf4j.LoggerFactory;
  * {@code kv_revision} (the clock) and {@code kv_leases}.
  *
  * <p>Writes (Put, DeleteRange, Txn, Compact, lease revocation) go through the node's writer, which
- * drains its queue into one database transaction per batch (two batches at a time, see {@link
- * #writeLoop}): the batch locks the clock row once, gives each request that changes something the next
- * revision, checks and audits each request on its own (a denied or failed request fails alone), and
- * commits once. Revisions are therefore gap-free and become visible in order, on every node sharing
- * the database. Reads run as ordinary system calls.
+ * drains its queue into one database transaction per batch (one batch at the database while the one
+ * before is answered, see {@link #writeLoop}): the batch locks the clock row once, gives each request
+ * that changes something the next revision, checks and audits each request on its own (a denied or
+ * failed request fails alone), and commits once. Revisions are therefore gap-free and become visible
+ * in order, on every node sharing the database. Reads run as ordinary system calls.
  *
  * <p>Rights: READ or WRITE on the key's or range's object ({@link KeyRanges#object}: {@code "kv:" + key},
  * or {@code "kv:" + prefix + "\\*"} for a range); leases are {@code "lease:" + id}; Compact needs
@@ -54,10 +54,12 @@ public final class KvStore implements AutoCloseable {
   public static final long MIN_LEASE_TTL = 2;
   public static final long MAX_LEASE_TTL = 9_000_000_000L;
   private static final int MAX_BATCH = 512;
-  /** Writer threads, so batches in flight: one executing while the other's COMMIT waits for its WAL flush. */
+  /** Writer threads: one runs a batch at the database while the other answers the batch before. */
   private static final int WRITERS = 2;
+  /** SQLSTATE of kv_clock_moved() (V32). */
+  private static final String CLOCK_MOVED = "DBOSK";
 
-  private static final String LOCK_CLOCK = "SELECT revision, compacted, batch FROM kv_revision FOR UPDATE";
+  private static final String LOCK_CLOCK = "SELECT revision, compacted FROM kv_revision FOR UPDATE";
   private static final String PUT = """
       WITH prev AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?),
       up AS (INSERT INTO kv AS k (key, create_revision, mod_revision, version, lease, value) VALUES (?, ?, ?, 1, ?, ?)
@@ -130,19 +132,22 @@ public final class KvStore implements AutoCloseable {
   private final Database db;
   private final LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
   private final List<Thread> writers = new ArrayList<>();
-  /**
-   * This node's transactions that moved the clock (or may have) and have not answered yet, by the token
-   * each wrote into the clock row: each answers after the one before it in revision order.
-   */
-  private final java.util.concurrent.ConcurrentHashMap<java.util.UUID, CompletableFuture<Void>> unanswered =
-      new java.util.concurrent.ConcurrentHashMap<>();
+  /** Held by the writer that takes a batch from the queue and runs it, until its transaction is over. */
+  private final java.util.concurrent.locks.ReentrantLock atDatabase = new java.util.concurrent.locks.ReentrantLock();
+  /** Held by the writer that answers a batch; taken before {@link #atDatabase} is let go. */
+  private final java.util.concurrent.locks.ReentrantLock answering = new java.util.concurrent.locks.ReentrantLock();
   private final ScheduledExecutorService sweeper;
   private final Watches watches;
   private final io.micrometer.core.instrument.DistributionSummary batchSize;
   private final io.micrometer.core.instrument.Timer batchTime;
   private volatile boolean closed;
-  /** The highest revision this node's writer answered: a batch sent after it gets higher ones. */
-  private final java.util.concurrent.atomic.AtomicLong answeredRevision = new java.util.concurrent.atomic.AtomicLong();
+  /**
+   * The clock as this writer last left or read it; −1 when unknown (then the next batch reads it under
+   * its lock). Like {@link #slowBatches}, only touched while holding {@link #atDatabase}.
+   */
+  private long knownRevision = -1;
+  /** Batches left to run under the lock after another node moved the clock under {@link #writePuts}. */
+  private int slowBatches;
 
   private KvStore(Kernel kernel, java.time.Duration sweepEvery) {
     this.kernel = kernel;
@@ -435,108 +440,84 @@ public final class KvStore implements AutoCloseable {
   }
 
   /**
-   * One of the {@link #WRITERS} threads: each takes what the queue holds and runs it as one batch on a
-   * connection of its own, so that while one batch's COMMIT waits for its WAL flush the next batch is
-   * already sent (its statement waits for the clock row's lock, then runs).
+   * One of the {@link #WRITERS} threads. A writer takes what the queue holds and runs it as one batch
+   * while holding {@link #atDatabase}; once its transaction is over it takes {@link #answering}, lets
+   * the database go, and answers the batch (hands its events to the watch hub, completes its callers'
+   * futures, which writes their gRPC responses). So the next batch is gathered and runs at the database
+   * while this one is answered, yet batches still run one at a time — each starts from the clock the
+   * one before left, and gathers everything that queued up meanwhile — and are answered in the order
+   * they committed, which is revision order: a writer takes {@code answering} before it lets the
+   * database go, so the next batch's writer, which can only get there after, waits for these answers
+   * to be given before it gives its own.
    *
-   * <p>Why this keeps every guarantee of a single writer: every batch's transaction locks the clock row
-   * before it reads or writes anything else, holds the lock until it commits, and takes its revisions
-   * from the clock it locked (none assumes where the clock is). So whichever batch reaches the row
-   * first gets the lower revisions and commits first: revisions stay gap-free and become visible in
-   * order, on this node and every other; a batch that fails rolls back without taking any, and the
-   * other batch is unaffected. What the lock does not order is the two threads' answers: so each
-   * clock-moving transaction writes a token of its own into the clock row ({@code batch}) and learns
-   * the token it replaced ({@code previous_batch}): the transaction just before it in revision order.
-   * If that one is this node's and has not answered yet, it waits for it ({@link Turn}) before handing
-   * its events to the watch hub and answering. The wait only ever goes back in revision order, so two
-   * threads can never wait for each other.
+   * <p>(Sending the next batch while this one's COMMIT waits for its WAL flush, on a second connection
+   * with the clock row's lock ordering the two, was tried: its statement can do nothing until this one
+   * commits, since the clock row is the first thing every batch locks, and a batch sent that early holds
+   * only what queued up so far — with 16 clients mostly one request, each then paying a WAL flush of
+   * its own. Put throughput at 16 clients fell from 4,374 to 1,671 puts/s and batches at 256 clients
+   * shrank from ~107 to 30–54 Puts. See docs/BENCHMARKS.md, "Branch etcd6".)
    */
   private void writeLoop() {
-    var batch = new ArrayList<Pending>(MAX_BATCH);
     while (!closed) {
+      var batch = new ArrayList<Pending>();
+      List<Runnable> answers;
       try {
-        batch.add(queue.take());
+        atDatabase.lockInterruptibly();
       } catch (InterruptedException e) {
         break;
       }
-      queue.drainTo(batch, MAX_BATCH - 1);
-      run(batch);
-      batch.clear();
+      try {
+        batch.add(queue.take());
+        queue.drainTo(batch, MAX_BATCH - 1);
+        answers = run(batch);
+        answering.lock();
+      } catch (InterruptedException e) {
+        break;
+      } finally {
+        atDatabase.unlock();
+      }
+      try {
+        answers.forEach(Runnable::run);
+      } finally {
+        answering.unlock();
+      }
     }
     for (Pending p; (p = queue.poll()) != null; ) {
       p.result.completeExceptionally(new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed"));
     }
   }
 
-  private void run(List<Pending> batch) {
+  /** Runs a batch at the database; returns its answers, to give in order once the database is let go. */
+  private List<Runnable> run(List<Pending> batch) {
+    var answers = new ArrayList<Runnable>();
     long t0 = System.nanoTime();
     try {
-      runBatch(batch, true);
+      runBatch(batch, true, answers);
       batchSize.record(batch.size());
       batchTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
     } catch (RuntimeException e) {
       log.error("key-value writer failed", e);
-      for (Pending p : batch) {
-        p.result.completeExceptionally(e);
-      }
+      answers.add(() -> batch.forEach(p -> p.result.completeExceptionally(e)));
     }
+    return answers;
   }
 
   /**
-   * A transaction's place in this node's answering order: registered under its token before it is
-   * sent, closed once it has answered (or failed). {@link #awaitPredecessor} waits for the
-   * transaction whose token the clock row held when this one locked it, if that one is still open.
+   * Runs a batch in one transaction. A batch of plain Puts on distinct keys, when this writer knows the
+   * clock, is one statement sent with its COMMIT ({@link #writePuts}); any other batch locks the clock,
+   * checks every caller in one query, applies the requests in order and sends the last writes, the
+   * audit rows and the clock with its COMMIT. A database error that is not a request's own fault fails
+   * the whole transaction; then each request is re-run alone, so one bad request cannot sink the rest.
+   * The batch's answers (and hand-offs to the watch hub) are added to {@code answers}, in order.
    */
-  private final class Turn implements AutoCloseable {
-    final java.util.UUID token = Ids.uuid7();
-    private final CompletableFuture<Void> answered = new CompletableFuture<>();
-
-    Turn() {
-      unanswered.put(token, answered);
+  private void runBatch(List<Pending> batch, boolean mayRetryAlone, List<Runnable> answers) {
+    if (knownRevision > 0 && slowBatches == 0 && PutRun.acceptsAll(batch) && writePuts(batch, answers)) {
+      return;
     }
-
-    void awaitPredecessor(java.util.UUID previous) {
-      CompletableFuture<Void> before = previous == null ? null : unanswered.get(previous);
-      if (before != null) {
-        before.join();
-      }
-    }
-
-    /** Records the revision just answered ({@link #lostRevision} searches above it). */
-    void answered(long revision) {
-      answeredRevision.accumulateAndGet(revision, Math::max);
-    }
-
-    @Override
-    public void close() {
-      unanswered.remove(token);
-      answered.complete(null);
-    }
-  }
-
-  /**
-   * Runs a batch in one transaction. A batch of plain Puts on distinct keys is one round trip: the
-   * clock's UPDATE, one statement for the rest, and the COMMIT ({@link #writePuts}); any other batch
-   * locks the clock, checks every caller in one query, applies the requests in order and sends the
-   * last writes, the audit rows and the clock with its COMMIT. A database error that is not a request's
-   * own fault fails the whole transaction; then each request is re-run alone, so one bad request cannot
-   * sink the rest.
-   */
-  private void runBatch(List<Pending> batch, boolean mayRetryAlone) {
-    try (Turn turn = new Turn()) {
-      if (PutRun.acceptsAll(batch) && writePuts(batch, turn)) {
-        return;
-      }
-      runLocked(batch, mayRetryAlone, turn);
-    }
-  }
-
-  private void runLocked(List<Pending> batch, boolean mayRetryAlone, Turn turn) {
     for (int attempt = 1; ; attempt++) {
       Object[] results = new Object[batch.size()];
       boolean commitSent = false;
       long committedRevision = -1;
-      java.util.UUID previous = null;
       try (Connection c = db.connection()) {
         c.setAutoCommit(false);
         try {
@@ -545,7 +526,6 @@ public final class KvStore implements AutoCloseable {
             rs.next();
             clock.revision = rs.getLong(1);
             clock.compacted = rs.getLong(2);
-            previous = rs.getObject(3, java.util.UUID.class);
           }
           long start = clock.revision;
           long startCompacted = clock.compacted;
@@ -577,12 +557,15 @@ public final class KvStore implements AutoCloseable {
           commitSent = true;
           // the last run of Puts, the audit rows and the clock write-back: one statement, sent with the COMMIT
           run.finish(c, results, batch, outcomes, clock, clock.revision != start || clock.compacted != startCompacted,
-              clock.revision != start, watches.id(), turn.token);
+              clock.revision != start, watches.id());
           c.commit(); // a no-op: the COMMIT went with the statement; keeps the driver's state exact
           if (clock.revision != start) {
             committedRevision = clock.revision;
           }
+          knownRevision = clock.revision;
+          slowBatches = Math.max(0, slowBatches - 1);
         } catch (SQLException | RuntimeException e) {
+          knownRevision = -1;
           Database.rollbackQuietly(c);
           throw e;
         } finally {
@@ -602,24 +585,25 @@ public final class KvStore implements AutoCloseable {
         } else if (mayRetryAlone && batch.size() > 1) {
           log.debug("write batch of {} failed ({}); re-running its requests one by one", batch.size(), e.getMessage());
           for (Pending p : batch) {
-            runBatch(List.of(p), false);
+            runBatch(List.of(p), false, answers);
           }
           return;
         } else {
           SyscallException se = Database.translate(e);
           for (Pending p : batch) {
             auditFailure(p, se);
-            p.result.completeExceptionally(se);
           }
+          answers.add(() -> batch.forEach(p -> p.result.completeExceptionally(se)));
           return;
         }
       }
-      turn.awaitPredecessor(previous);
-      if (committedRevision > 0) {
-        watches.committed(committedRevision);
-      }
-      answer(batch, results);
-      turn.answered(committedRevision);
+      long committed = committedRevision;
+      answers.add(() -> {
+        if (committed > 0) {
+          watches.committed(committed);
+        }
+        answer(batch, results);
+      });
       return;
     }
   }
@@ -639,47 +623,29 @@ public final class KvStore implements AutoCloseable {
   }
 
   /**
-   * Plain Puts on distinct keys in one round trip: the clock's UPDATE (waiting for its lock while the
-   * other writer's batch holds it), one statement that writes {@code kv} and {@code kv_history} at the
-   * revisions after the clock it locked and checks and audits every caller (raising {@code DBOSD} if
-   * any is refused), and the COMMIT. A 1-client put is thus one round trip and one WAL flush. Returns
-   * false if nothing was committed: the batch is then run under the lock, which answers refusals one by
-   * one.
+   * Plain Puts on distinct keys at the clock this writer last saw, in one round trip: a statement that
+   * moves the clock (raising {@code DBOSK} if another node moved it first), writes {@code kv} and
+   * {@code kv_history}, checks and audits every caller (raising {@code DBOSD} if any is refused),
+   * followed by the COMMIT. A 1-client put is thus one round trip and one WAL flush. Returns false if
+   * nothing was committed: the batch is then run under the lock, which answers refusals one by one.
    */
-  private boolean writePuts(List<Pending> batch, Turn turn) {
+  private boolean writePuts(List<Pending> batch, List<Runnable> answers) {
     var run = new PutRun();
+    long rev = knownRevision;
     for (int i = 0; i < batch.size(); i++) {
-      run.add(i, (PutRequest) batch.get(i).request, 0);
+      run.add(i, (PutRequest) batch.get(i).request, ++rev);
     }
-    int n = batch.size();
-    long floor = answeredRevision.get();
-    Object[] results = new Object[n];
-    java.util.UUID previous;
-    long last;
+    Object[] results = new Object[batch.size()];
     try (Connection c = db.connection()) {
       c.setAutoCommit(false);
-      try (PreparedStatement ps = c.prepareStatement(PUTS)) {
-        ps.setInt(1, n);
-        ps.setObject(2, turn.token);
+      try (PreparedStatement ps = c.prepareStatement(PUTS_AT_KNOWN_CLOCK)) {
+        ps.setLong(1, knownRevision);
+        ps.setLong(2, rev);
         ps.setObject(3, watches.id());
-        ps.setInt(4, n);
-        int next = run.bindPuts(c, ps, 5, false);
-        AuditLog.bindCalls(c, ps, next, calls(batch));
-        boolean rows = ps.execute();
-        for (int settings = 0; !rows && settings < PLAN_SETTINGS; settings++) {
-          rows = ps.getMoreResults();
-        }
-        try (ResultSet rs = ps.getResultSet()) {
-          rs.next();
-          last = rs.getLong(1);
-          previous = rs.getObject(2, java.util.UUID.class);
-        }
-        run.numberFrom(last - n);
-        ps.getMoreResults();
-        try (ResultSet rs = ps.getResultSet()) {
-          run.read(rs, results);
-        }
-        c.commit(); // a no-op: the COMMIT went with the statements; keeps the driver's state exact
+        int n = run.bindPuts(c, ps, 4);
+        AuditLog.bindCalls(c, ps, n, calls(batch));
+        run.read(ps, results);
+        c.commit(); // a no-op, as above
       } catch (SQLException | RuntimeException e) {
         Database.rollbackQuietly(c);
         throw e;
@@ -687,69 +653,41 @@ public final class KvStore implements AutoCloseable {
         c.setAutoCommit(true);
       }
     } catch (SQLException e) {
+      knownRevision = -1;
+      if (CLOCK_MOVED.equals(e.getSQLState())) {
+        slowBatches = 100; // another node writes too: stop guessing for a while
+      }
       if (!(Database.isConnectionLoss(e) && committedAfterLoss(batch.getFirst().auditId))) {
-        log.debug("fast write of {} puts not committed ({}); re-running under the clock lock", n, e.getMessage());
+        log.debug("fast write of {} puts not committed ({}); re-running under the clock lock", batch.size(),
+            e.getMessage());
         return false;
       }
-      // committed, but its reply was lost with the connection: find its revisions in history and answer
-      // without prev_kv; the hub reads the events from history
-      long first = lostRevision(run, floor);
-      if (first < 0) {
-        var se = new SyscallException(SyscallException.Code.UNAVAILABLE, "the write committed; its revision was lost");
-        batch.forEach(p -> p.result.completeExceptionally(se));
-        return true;
-      }
-      run.numberFrom(first - 1);
-      run.respond(java.util.Map.of(), results);
-      watches.committed(first + n - 1);
-      answer(batch, results);
-      turn.answered(first + n - 1);
+      // committed, but its rows were lost with the connection: answers without prev_kv, the hub reads history
+      long committed = rev;
+      answers.add(() -> {
+        watches.committed(committed);
+        answer(batch, results);
+      });
       return true;
     }
-    turn.awaitPredecessor(previous);
-    watches.committed(last - n + 1, last, run.events);
-    answer(batch, results);
-    turn.answered(last);
+    knownRevision = rev;
+    long first = rev - batch.size() + 1;
+    long last = rev;
+    List<Event> events = run.events;
+    answers.add(() -> {
+      watches.committed(first, last, events);
+      answer(batch, results);
+    });
     return true;
   }
 
-  /**
-   * The revision a committed {@link #writePuts} batch whose reply was lost gave its first Put: the
-   * first after {@code floor} (a revision answered before it was sent) at which its first key has its
-   * first value and its last key, at the batch's last revision, its last value.
-   */
-  private long lostRevision(PutRun run, long floor) {
-    for (int attempt = 1; attempt <= Database.MAX_ATTEMPTS; attempt++) {
-      try (Connection c = db.connection(); PreparedStatement ps = c.prepareStatement(LOST_REVISION)) {
-        PutRequest first = run.puts.getFirst();
-        PutRequest last = run.puts.getLast();
-        ps.setBytes(1, last.key());
-        ps.setInt(2, run.puts.size() - 1);
-        ps.setBytes(3, first.key());
-        ps.setLong(4, floor);
-        ps.setBytes(5, first.value() == null ? new byte[0] : first.value());
-        ps.setBytes(6, last.value() == null ? new byte[0] : last.value());
-        try (ResultSet rs = ps.executeQuery()) {
-          return rs.next() ? rs.getLong(1) : -1;
-        }
-      } catch (SQLException e) {
-        Database.backoff(attempt);
-      }
-    }
-    return -1;
-  }
-
-  private static final String LOST_REVISION = """
-      SELECT f.mod_revision FROM kv_history f JOIN kv_history l ON l.key = ? AND l.mod_revision = f.mod_revision + ?
-      WHERE f.key = ? AND f.mod_revision > ? AND f.value = ? AND l.value = ? ORDER BY f.mod_revision LIMIT 1""";
-
-  /** The SET LOCALs {@link #PUTS} begins with: results to skip before its rows. */
+  /** The SET LOCALs {@link #PUTS_AT_KNOWN_CLOCK} begins with: results to skip before its rows. */
   private static final int PLAN_SETTINGS = 3;
 
   /** The end of a locked batch: the audit rows (one per request) and the clock, after {@link #WRITE_PUTS}. */
   private static final String FINISH = """
       audited AS (%s),
-      c AS (UPDATE kv_revision SET revision = ?, compacted = ?, batch = ?, previous_batch = batch WHERE ?
+      c AS (UPDATE kv_revision SET revision = ?, compacted = ? WHERE ?
             RETURNING CASE WHEN ? AND %s THEN pg_notify('dbos_kv', revision::text) END)
       """.formatted(AuditLog.APPEND_ALL, Watches.WATCHED_ELSEWHERE);
 
@@ -773,10 +711,8 @@ public final class KvStore implements AutoCloseable {
   private static final String PREV = "SELECT key, create_revision, mod_revision, version, lease, value FROM prev";
   private static final String PUT_MANY = "WITH " + INPUT + WRITE_PUTS.strip().replaceAll(",$", "") + "\n" + PREV;
   /**
-   * {@link #writePuts}: the clock's UPDATE first, a statement of its own, so that the writes' snapshot
-   * is taken after it got the lock (and sees the batch committed just before, whose rows {@code prev}
-   * and the upserts must read); the audit CTE runs last and raises if a caller is refused, rolling
-   * everything back.
+   * {@link #writePuts}: the clock moves first (input reads it), so the writes wait for any other
+   * writer; the audit CTE runs last and raises if a caller is refused, rolling everything back.
    *
    * <p>Planned once per connection: left to itself PostgreSQL plans it anew for every batch (a custom
    * plan always looks cheaper to it for these array parameters), and that planning took 0.26 ms per
@@ -784,14 +720,13 @@ public final class KvStore implements AutoCloseable {
    * the size {@code kv} had when it was made (a sequential scan chosen while the table was small would
    * stay): with sequential scans off it reads {@code kv} and {@code sessions} by index probes.
    */
-  private static final String PUTS = """
+  private static final String PUTS_AT_KNOWN_CLOCK = """
       SET LOCAL plan_cache_mode = force_generic_plan;
       SET LOCAL enable_seqscan = off;
       SET LOCAL jit = off;
-      UPDATE kv_revision SET revision = revision + ?, batch = ?, previous_batch = batch
-        RETURNING revision, previous_batch, CASE WHEN %s THEN pg_notify('dbos_kv', revision::text) END;
-      WITH input AS (SELECT t.key, t.value, c.revision - ? + t.n AS rev
-                     FROM kv_revision c, unnest(?::bytea[], ?::bytea[]) WITH ORDINALITY AS t(key, value, n)),
+      WITH c AS (UPDATE kv_revision SET revision = CASE WHEN revision = ? THEN ?::bigint ELSE kv_clock_moved() END
+                 RETURNING CASE WHEN %s THEN pg_notify('dbos_kv', revision::text) END),
+      input AS (SELECT t.* FROM c, unnest(?::bytea[], ?::bytea[], ?::bigint[]) AS t(key, value, rev)),
       """.formatted(Watches.WATCHED_ELSEWHERE) + WRITE_PUTS + "audited AS (" + AuditLog.CHECKED_APPEND_ALL + ")\n"
       + PREV + ";\nCOMMIT";
 
@@ -833,8 +768,8 @@ public final class KvStore implements AutoCloseable {
     void flush(Connection c, Object[] results) throws SQLException {
       if (!puts.isEmpty()) {
         try (PreparedStatement ps = c.prepareStatement(PUT_MANY)) {
-          bindPuts(c, ps, 1, true);
-          execute(ps, results);
+          bindPuts(c, ps, 1);
+          read(ps, results);
         }
       }
     }
@@ -844,11 +779,11 @@ public final class KvStore implements AutoCloseable {
      * COMMIT: a batch of plain Puts under the lock costs three round trips (lock, check, this).
      */
     void finish(Connection c, Object[] results, List<Pending> batch, String[] outcomes, Clock clock,
-                boolean clockMoved, boolean notify, java.util.UUID hub, java.util.UUID token) throws SQLException {
+                boolean clockMoved, boolean notify, java.util.UUID hub) throws SQLException {
       String sql = "WITH " + (puts.isEmpty() ? "" : INPUT + WRITE_PUTS) + FINISH
           + (puts.isEmpty() ? "SELECT 1 WHERE false" : PREV) + ";\nCOMMIT";
       try (PreparedStatement ps = c.prepareStatement(sql)) {
-        int n = puts.isEmpty() ? 1 : bindPuts(c, ps, 1, true);
+        int n = puts.isEmpty() ? 1 : bindPuts(c, ps, 1);
         int size = batch.size();
         var outs = new String[size];
         var details = new String[size];
@@ -862,56 +797,38 @@ public final class KvStore implements AutoCloseable {
         n = AuditLog.bindOutcomes(c, ps, n, outs, details);
         ps.setLong(n++, clock.revision);
         ps.setLong(n++, clock.compacted);
-        ps.setObject(n++, token);
         ps.setBoolean(n++, clockMoved);
         ps.setBoolean(n++, notify);
         ps.setObject(n, hub);
-        execute(ps, results);
+        read(ps, results);
       }
     }
 
-    /** Binds the keys and values, and the revisions unless the statement takes them from the clock. */
-    int bindPuts(Connection c, PreparedStatement ps, int from, boolean revisions) throws SQLException {
-      ps.setArray(from++, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
-      ps.setArray(from++, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value())
+    int bindPuts(Connection c, PreparedStatement ps, int from) throws SQLException {
+      ps.setArray(from, c.createArrayOf("bytea", puts.stream().map(PutRequest::key).toArray(byte[][]::new)));
+      ps.setArray(from + 1, c.createArrayOf("bytea", puts.stream().map(p -> p.value() == null ? new byte[0] : p.value())
           .toArray(byte[][]::new)));
-      if (revisions) {
-        ps.setArray(from++, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
-      }
-      return from;
-    }
-
-    /** Gives the Puts the revisions after {@code base}, in order. */
-    void numberFrom(long base) {
-      for (int j = 0; j < revs.size(); j++) {
-        revs.set(j, base + j + 1);
-      }
+      ps.setArray(from + 2, c.createArrayOf("bigint", revs.toArray(Long[]::new)));
+      return from + 3;
     }
 
     /** Runs the statement (which may end with a COMMIT) and answers each Put of the run from its rows. */
-    void execute(PreparedStatement ps, Object[] results) throws SQLException {
+    void read(PreparedStatement ps, Object[] results) throws SQLException {
       for (int j = 0; j < puts.size(); j++) {
         results[index.get(j)] = new PutResponse(revs.get(j), null); // the answer if the COMMIT's reply is lost
       }
-      ps.execute();
-      try (ResultSet rs = ps.getResultSet()) {
-        read(rs, results);
-      }
-    }
-
-    /** Answers each Put of the run from the rows it replaced ({@link #PREV}), and clears the run. */
-    void read(ResultSet prevRows, Object[] results) throws SQLException {
       var prev = new java.util.HashMap<java.nio.ByteBuffer, KeyValue>();
-      while (prevRows.next()) {
-        byte[] k = prevRows.getBytes(1);
-        prev.put(java.nio.ByteBuffer.wrap(k), new KeyValue(k, prevRows.getLong(2), prevRows.getLong(3),
-            prevRows.getLong(4), prevRows.getLong(5), prevRows.getBytes(6)));
+      boolean rows = ps.execute();
+      for (int settings = 0; !rows && settings < PLAN_SETTINGS; settings++) {
+        rows = ps.getMoreResults();
       }
-      respond(prev, results);
-    }
-
-    /** Answers each Put of the run, given the key-values it replaced, and clears the run. */
-    void respond(java.util.Map<java.nio.ByteBuffer, KeyValue> prev, Object[] results) {
+      try (ResultSet rs = ps.getResultSet()) {
+        while (rs.next()) {
+          byte[] k = rs.getBytes(1);
+          prev.put(java.nio.ByteBuffer.wrap(k),
+              new KeyValue(k, rs.getLong(2), rs.getLong(3), rs.getLong(4), rs.getLong(5), rs.getBytes(6)));
+        }
+      }
       events = new ArrayList<>(puts.size());
       for (int j = 0; j < puts.size(); j++) {
         PutRequest p = puts.get(j);
