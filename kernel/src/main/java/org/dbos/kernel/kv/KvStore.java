@@ -432,7 +432,7 @@ public final class KvStore implements AutoCloseable {
 
   private CompletableFuture<Object> enqueue(Session s, String call, Right right, String object, Object request) {
     if (closed) {
-      throw new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed");
+      throw closedError();
     }
     var p = new Pending(s, call, object, right, request, Ids.uuid7(), new CompletableFuture<>());
     queue.add(p);
@@ -440,8 +440,8 @@ public final class KvStore implements AutoCloseable {
   }
 
   /**
-   * One of the {@link #WRITERS} threads. A writer takes what the queue holds and runs it as one batch
-   * while holding {@link #atDatabase}; once its transaction is over it takes {@link #answering}, lets
+   * One of the {@link #WRITERS} threads. A writer takes a request, waits for {@link #atDatabase}, adds
+   * what else the queue holds and runs it all as one batch; once its transaction is over it takes {@link #answering}, lets
    * the database go, and answers the batch (hands its events to the watch hub, completes its callers'
    * futures, which writes their gRPC responses). So the next batch is gathered and runs at the database
    * while this one is answered, yet batches still run one at a time — each starts from the clock the
@@ -457,22 +457,27 @@ public final class KvStore implements AutoCloseable {
    * its own. Put throughput at 16 clients fell from 4,374 to 1,671 puts/s and batches at 256 clients
    * shrank from ~107 to 30–54 Puts. See docs/BENCHMARKS.md, "Branch etcd6".)
    */
+  private static SyscallException closedError() {
+    return new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed");
+  }
+
   private void writeLoop() {
     while (!closed) {
       var batch = new ArrayList<Pending>();
       List<Runnable> answers;
       try {
+        batch.add(queue.take()); // both writers wait here when idle: a lone request wakes one thread, as before
         atDatabase.lockInterruptibly();
       } catch (InterruptedException e) {
+        for (Pending p : batch) {
+          p.result.completeExceptionally(closedError());
+        }
         break;
       }
       try {
-        batch.add(queue.take());
         queue.drainTo(batch, MAX_BATCH - 1);
         answers = run(batch);
         answering.lock();
-      } catch (InterruptedException e) {
-        break;
       } finally {
         atDatabase.unlock();
       }
@@ -483,7 +488,7 @@ public final class KvStore implements AutoCloseable {
       }
     }
     for (Pending p; (p = queue.poll()) != null; ) {
-      p.result.completeExceptionally(new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed"));
+      p.result.completeExceptionally(closedError());
     }
   }
 
