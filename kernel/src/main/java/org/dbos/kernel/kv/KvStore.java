@@ -31,12 +31,11 @@ import org.slf4j.LoggerFactory;
  * {@code kv} (live keys), {@code kv_history} (every revision of every key until compaction),
  * {@code kv_revision} (the clock) and {@code kv_leases}.
  *
- * <p>Writes (Put, DeleteRange, Txn, Compact, lease revocation) go through the node's writer, which
- * drains its queue into one database transaction per batch (one batch at the database while the one
- * before is answered, see {@link #writeLoop}): the batch locks the clock row once, gives each request
- * that changes something the next revision, checks and audits each request on its own (a denied or
- * failed request fails alone), and commits once. Revisions are therefore gap-free and become visible
- * in order, on every node sharing the database. Reads run as ordinary system calls.
+ * <p>Writes (Put, DeleteRange, Txn, Compact, lease revocation) go through one writer per node that
+ * drains its queue into one database transaction per batch: the batch locks the clock row once, gives
+ * each request that changes something the next revision, checks and audits each request on its own
+ * (a denied or failed request fails alone), and commits once. Revisions are therefore gap-free and
+ * become visible in order, on every node sharing the database. Reads run as ordinary system calls.
  *
  * <p>Rights: READ or WRITE on the key's or range's object ({@link KeyRanges#object}: {@code "kv:" + key},
  * or {@code "kv:" + prefix + "\\*"} for a range); leases are {@code "lease:" + id}; Compact needs
@@ -54,8 +53,6 @@ public final class KvStore implements AutoCloseable {
   public static final long MIN_LEASE_TTL = 2;
   public static final long MAX_LEASE_TTL = 9_000_000_000L;
   private static final int MAX_BATCH = 512;
-  /** Writer threads: one runs a batch at the database while the other answers the batch before. */
-  private static final int WRITERS = 2;
   /** SQLSTATE of kv_clock_moved() (V32). */
   private static final String CLOCK_MOVED = "DBOSK";
 
@@ -131,20 +128,13 @@ public final class KvStore implements AutoCloseable {
   private final Kernel kernel;
   private final Database db;
   private final LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
-  private final List<Thread> writers = new ArrayList<>();
-  /** Held by the writer that takes a batch from the queue and runs it, until its transaction is over. */
-  private final java.util.concurrent.locks.ReentrantLock atDatabase = new java.util.concurrent.locks.ReentrantLock();
-  /** Held by the writer that answers a batch; taken before {@link #atDatabase} is let go. */
-  private final java.util.concurrent.locks.ReentrantLock answering = new java.util.concurrent.locks.ReentrantLock();
+  private final Thread writer;
   private final ScheduledExecutorService sweeper;
   private final Watches watches;
   private final io.micrometer.core.instrument.DistributionSummary batchSize;
   private final io.micrometer.core.instrument.Timer batchTime;
   private volatile boolean closed;
-  /**
-   * The clock as this writer last left or read it; −1 when unknown (then the next batch reads it under
-   * its lock). Like {@link #slowBatches}, only touched while holding {@link #atDatabase}.
-   */
+  /** The clock as this writer last left or read it; −1 when unknown (then the next batch reads it under its lock). */
   private long knownRevision = -1;
   /** Batches left to run under the lock after another node moved the clock under {@link #writePuts}. */
   private int slowBatches;
@@ -157,9 +147,7 @@ public final class KvStore implements AutoCloseable {
         .description("Requests per key-value write transaction").register(kernel.meters());
     this.batchTime = io.micrometer.core.instrument.Timer.builder("dbos.kv.batch.time")
         .description("Time of one key-value write transaction, commit included").register(kernel.meters());
-    for (int i = 0; i < WRITERS; i++) {
-      writers.add(Thread.ofPlatform().name("dbos-kv-writer-" + i).daemon().start(this::writeLoop));
-    }
+    this.writer = Thread.ofPlatform().name("dbos-kv-writer").daemon().start(this::writeLoop);
     this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dbos-lease-sweeper")
         .daemon().unstarted(r));
     if (sweepEvery != null) {
@@ -432,79 +420,42 @@ public final class KvStore implements AutoCloseable {
 
   private CompletableFuture<Object> enqueue(Session s, String call, Right right, String object, Object request) {
     if (closed) {
-      throw closedError();
+      throw new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed");
     }
     var p = new Pending(s, call, object, right, request, Ids.uuid7(), new CompletableFuture<>());
     queue.add(p);
     return p.result;
   }
 
-  /**
-   * One of the {@link #WRITERS} threads. A writer takes a request, waits for {@link #atDatabase}, adds
-   * what else the queue holds and runs it all as one batch; once its transaction is over it takes {@link #answering}, lets
-   * the database go, and answers the batch (hands its events to the watch hub, completes its callers'
-   * futures, which writes their gRPC responses). So the next batch is gathered and runs at the database
-   * while this one is answered, yet batches still run one at a time — each starts from the clock the
-   * one before left, and gathers everything that queued up meanwhile — and are answered in the order
-   * they committed, which is revision order: a writer takes {@code answering} before it lets the
-   * database go, so the next batch's writer, which can only get there after, waits for these answers
-   * to be given before it gives its own.
-   *
-   * <p>(Sending the next batch while this one's COMMIT waits for its WAL flush, on a second connection
-   * with the clock row's lock ordering the two, was tried: its statement can do nothing until this one
-   * commits, since the clock row is the first thing every batch locks, and a batch sent that early holds
-   * only what queued up so far — with 16 clients mostly one request, each then paying a WAL flush of
-   * its own. Put throughput at 16 clients fell from 4,374 to 1,671 puts/s and batches at 256 clients
-   * shrank from ~107 to 30–54 Puts. See docs/BENCHMARKS.md, "Branch etcd6".)
-   */
-  private static SyscallException closedError() {
-    return new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed");
-  }
-
   private void writeLoop() {
+    var batch = new ArrayList<Pending>(MAX_BATCH);
     while (!closed) {
-      var batch = new ArrayList<Pending>();
-      List<Runnable> answers;
       try {
-        batch.add(queue.take()); // both writers wait here when idle: a lone request wakes one thread, as before
-        atDatabase.lockInterruptibly();
+        batch.add(queue.take());
       } catch (InterruptedException e) {
-        for (Pending p : batch) {
-          p.result.completeExceptionally(closedError());
-        }
         break;
       }
-      try {
-        queue.drainTo(batch, MAX_BATCH - 1);
-        answers = run(batch);
-        answering.lock();
-      } finally {
-        atDatabase.unlock();
-      }
-      try {
-        answers.forEach(Runnable::run);
-      } finally {
-        answering.unlock();
-      }
+      queue.drainTo(batch, MAX_BATCH - 1);
+      run(batch);
+      batch.clear();
     }
     for (Pending p; (p = queue.poll()) != null; ) {
-      p.result.completeExceptionally(closedError());
+      p.result.completeExceptionally(new SyscallException(SyscallException.Code.UNAVAILABLE, "the key-value store is closed"));
     }
   }
 
-  /** Runs a batch at the database; returns its answers, to give in order once the database is let go. */
-  private List<Runnable> run(List<Pending> batch) {
-    var answers = new ArrayList<Runnable>();
+  private void run(List<Pending> batch) {
     long t0 = System.nanoTime();
     try {
-      runBatch(batch, true, answers);
+      runBatch(batch, true);
       batchSize.record(batch.size());
       batchTime.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
     } catch (RuntimeException e) {
       log.error("key-value writer failed", e);
-      answers.add(() -> batch.forEach(p -> p.result.completeExceptionally(e)));
+      for (Pending p : batch) {
+        p.result.completeExceptionally(e);
+      }
     }
-    return answers;
   }
 
   /**
@@ -513,10 +464,9 @@ public final class KvStore implements AutoCloseable {
    * checks every caller in one query, applies the requests in order and sends the last writes, the
    * audit rows and the clock with its COMMIT. A database error that is not a request's own fault fails
    * the whole transaction; then each request is re-run alone, so one bad request cannot sink the rest.
-   * The batch's answers (and hand-offs to the watch hub) are added to {@code answers}, in order.
    */
-  private void runBatch(List<Pending> batch, boolean mayRetryAlone, List<Runnable> answers) {
-    if (knownRevision > 0 && slowBatches == 0 && PutRun.acceptsAll(batch) && writePuts(batch, answers)) {
+  private void runBatch(List<Pending> batch, boolean mayRetryAlone) {
+    if (knownRevision > 0 && slowBatches == 0 && PutRun.acceptsAll(batch) && writePuts(batch)) {
       return;
     }
     for (int attempt = 1; ; attempt++) {
@@ -590,25 +540,22 @@ public final class KvStore implements AutoCloseable {
         } else if (mayRetryAlone && batch.size() > 1) {
           log.debug("write batch of {} failed ({}); re-running its requests one by one", batch.size(), e.getMessage());
           for (Pending p : batch) {
-            runBatch(List.of(p), false, answers);
+            runBatch(List.of(p), false);
           }
           return;
         } else {
           SyscallException se = Database.translate(e);
           for (Pending p : batch) {
             auditFailure(p, se);
+            p.result.completeExceptionally(se);
           }
-          answers.add(() -> batch.forEach(p -> p.result.completeExceptionally(se)));
           return;
         }
       }
-      long committed = committedRevision;
-      answers.add(() -> {
-        if (committed > 0) {
-          watches.committed(committed);
-        }
-        answer(batch, results);
-      });
+      if (committedRevision > 0) {
+        watches.committed(committedRevision);
+      }
+      answer(batch, results);
       return;
     }
   }
@@ -634,7 +581,7 @@ public final class KvStore implements AutoCloseable {
    * followed by the COMMIT. A 1-client put is thus one round trip and one WAL flush. Returns false if
    * nothing was committed: the batch is then run under the lock, which answers refusals one by one.
    */
-  private boolean writePuts(List<Pending> batch, List<Runnable> answers) {
+  private boolean writePuts(List<Pending> batch) {
     var run = new PutRun();
     long rev = knownRevision;
     for (int i = 0; i < batch.size(); i++) {
@@ -668,21 +615,13 @@ public final class KvStore implements AutoCloseable {
         return false;
       }
       // committed, but its rows were lost with the connection: answers without prev_kv, the hub reads history
-      long committed = rev;
-      answers.add(() -> {
-        watches.committed(committed);
-        answer(batch, results);
-      });
+      watches.committed(rev);
+      answer(batch, results);
       return true;
     }
     knownRevision = rev;
-    long first = rev - batch.size() + 1;
-    long last = rev;
-    List<Event> events = run.events;
-    answers.add(() -> {
-      watches.committed(first, last, events);
-      answer(batch, results);
-    });
+    watches.committed(rev - batch.size() + 1, rev, run.events);
+    answer(batch, results);
     return true;
   }
 
@@ -1017,11 +956,9 @@ public final class KvStore implements AutoCloseable {
     }
     closed = true;
     sweeper.shutdownNow();
-    writers.forEach(Thread::interrupt);
+    writer.interrupt();
     try {
-      for (Thread w : writers) {
-        w.join(5000);
-      }
+      writer.join(5000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
