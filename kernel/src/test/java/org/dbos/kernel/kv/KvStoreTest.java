@@ -312,11 +312,11 @@ class KvStoreTest {
   }
 
   /**
-   * The writer runs two batches at once and two nodes write to one database: whatever order batches
-   * reach the clock in, every revision is used exactly once, every acknowledged Put is the event at its
-   * revision (with the right previous value, version and create revision, the same live as replayed from
-   * history), refused Puts among them take no revision, and one node's answers, while it writes alone,
-   * come in revision order.
+   * 32 callers, then the same on two nodes sharing one database, over overlapping keys: whatever order
+   * their batches reach the clock in, every revision is used exactly once, every acknowledged Put is the
+   * event at its revision (with the right previous value, version and create revision, the same live as
+   * replayed from history), refused Puts among them take no revision, and one node's answers, while it
+   * writes alone, come in revision order. (Guards any change to how the writer batches and answers.)
    */
   @Test
   void concurrentBatchesKeepRevisionsAnswersAndEventsInOrder() throws Exception {
