@@ -42,7 +42,8 @@ import org.dbos.server.etcd.api.*;
  * run throughout, and each workload runs on one right after the other. Then the floors, in the same
  * run: an empty gRPC round trip to each server and a bare durable commit on DBOS's database (what a
  * 1-client put cannot go below), and the CPU each process spent per put at 256 clients (what bounds
- * throughput on this machine's cores).
+ * throughput on this machine's cores), with how busy the whole machine was meanwhile (the bench's
+ * processes, any other, idle).
  *
  * <p>Usage: {@code EtcdBench [seconds-per-workload]}; {@code EtcdBench serve [port]} only serves DBOS's
  * etcd API (for {@code etcdctl check perf}) until killed ({@code --stop-on-input} after the port: until
