@@ -42,7 +42,8 @@ import org.dbos.server.etcd.api.*;
  * run throughout, and each workload runs on one right after the other. Then the floors, in the same
  * run: an empty gRPC round trip to each server and a bare durable commit on DBOS's database (what a
  * 1-client put cannot go below), and the CPU each process spent per put at 256 clients (what bounds
- * throughput on this machine's cores).
+ * throughput on this machine's cores), with how busy the whole machine was meanwhile (the bench's
+ * processes, any other, idle).
  *
  * <p>Usage: {@code EtcdBench [seconds-per-workload]}; {@code EtcdBench serve [port]} only serves DBOS's
  * etcd API (for {@code etcdctl check perf}) until killed ({@code --stop-on-input} after the port: until
@@ -174,14 +175,33 @@ public final class EtcdBench {
 
     Cpu cpu() {
       return new Cpu(serverCpu.getAsLong(), databaseCpu == null ? 0 : databaseCpu.getAsLong(),
-          cpuNanos(ProcessHandle.current().pid(), false), jitCpu == null ? 0 : jitCpu.getAsLong());
+          cpuNanos(ProcessHandle.current().pid(), false), jitCpu == null ? 0 : jitCpu.getAsLong(),
+          machineBusyNanos(), System.nanoTime());
     }
   }
 
-  /** CPU time in nanoseconds of a server's processes, its database's, the client JVM's, and the server's JIT's. */
-  record Cpu(long server, long database, long client, long jit) {
+  /**
+   * CPU time in nanoseconds of a server's processes, its database's, the client JVM's, the server's
+   * JIT's, and of the whole machine (every process: the other engineers' too); and the wall clock.
+   */
+  record Cpu(long server, long database, long client, long jit, long machine, long wall) {
     Cpu minus(Cpu before) {
-      return new Cpu(server - before.server, database - before.database, client - before.client, jit - before.jit);
+      return new Cpu(server - before.server, database - before.database, client - before.client, jit - before.jit,
+          machine - before.machine, wall - before.wall);
+    }
+  }
+
+  /** Busy time of all the machine's cores, from /proc/stat: user, nice, system, irq, softirq, steal. */
+  static long machineBusyNanos() {
+    try {
+      String[] f = Files.readAllLines(Path.of("/proc/stat")).getFirst().trim().split("\\s+");
+      long ticks = 0;
+      for (int i : new int[] {1, 2, 3, 6, 7, 8}) {
+        ticks += Long.parseLong(f[i]);
+      }
+      return ticks * (1_000_000_000L / USER_HZ);
+    } catch (IOException e) {
+      return 0;
     }
   }
 
@@ -319,6 +339,14 @@ public final class EtcdBench {
     System.out.printf("with every core to itself, at its CPU per put (client included), dbos tops out at %,.0f"
         + " puts/s, etcd at %,.0f%n", cores * 1e6 / (serving + client),
         cores * 1e9 * etcd.results.get(2).ops() / (etcd.putCpu.server() + etcd.putCpu.client()));
+    for (Server s : servers) {
+      Cpu c = s.putCpu;
+      double all = (double) cores * c.wall();
+      double bench = c.server() + c.database() + c.client();
+      System.out.printf("the %d cores during %s's 256-client puts: %.0f %% busy with the bench (server, database,"
+          + " client), %.0f %% with other processes, %.0f %% idle%n", cores, s.label, 100 * bench / all,
+          100 * Math.max(0, c.machine() - bench) / all, 100 * Math.max(0, all - c.machine()) / all);
+    }
   }
 
   static double us(long nanos, long ops) {

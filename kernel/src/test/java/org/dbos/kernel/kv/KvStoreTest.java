@@ -311,6 +311,122 @@ class KvStoreTest {
     }
   }
 
+  /**
+   * 32 callers, then the same on two nodes sharing one database, over overlapping keys: whatever order
+   * their batches reach the clock in, every revision is used exactly once, every acknowledged Put is the
+   * event at its revision (with the right previous value, version and create revision, the same live as
+   * replayed from history), refused Puts among them take no revision, and one node's answers, while it
+   * writes alone, come in revision order. (Guards any change to how the writer batches and answers.)
+   */
+  @Test
+  void concurrentBatchesKeepRevisionsAnswersAndEventsInOrder() throws Exception {
+    var db = org.dbos.kernel.testing.TestDatabase.fresh();
+    try (Node a = TestNode.boot(db); Node b = TestNode.boot(db)) {
+      KvStore sa = KvStore.start(a.kernel());
+      KvStore sb = KvStore.start(b.kernel());
+      Session onA = a.kernel().system();
+      Session onB = b.kernel().system();
+      Session adminA = a.kernel().login("admin", a.dataDirectory().adminCredential().orElseThrow());
+      a.kernel().principals().create(adminA, "nobody", "user", "pw-nobody", null, null, false);
+      Session nobody = a.kernel().login("nobody", "pw-nobody");
+      long start = sa.revision(onA);
+      var live = Collections.synchronizedList(new ArrayList<Event>());
+      sa.watches().watch(onA, b("o/"), KeyRanges.prefixEnd(b("o/")), start + 1, true, false, false, false, sink(live));
+      var acked = new java.util.concurrent.ConcurrentHashMap<Long, PutResponse>();
+      var values = new java.util.concurrent.ConcurrentHashMap<Long, String>();
+      var answeredOnA = Collections.synchronizedList(new ArrayList<Long>());
+      int puts = 0;
+      for (boolean bothNodes : new boolean[] {false, true}) {
+        try (var pool = Executors.newFixedThreadPool(32)) {
+          var fs = new ArrayList<Future<?>>();
+          for (int t = 0; t < 32; t++) {
+            int thread = t;
+            KvStore store = bothNodes && t % 2 == 1 ? sb : sa;
+            Session s = store == sb ? onB : onA;
+            fs.add(pool.submit(() -> {
+              long mine = 0;
+              for (int i = 0; i < 40; i++) {
+                String key = "o/" + (thread * 7 + i) % 12;
+                String value = thread + "." + i + (bothNodes ? "b" : "a");
+                if (i % 13 == 5) {
+                  var denied = store.putAsync(nobody, new PutRequest(b(key), b("x"), 0, true, false, false));
+                  assertThrows(java.util.concurrent.CompletionException.class, denied::join, "refused");
+                }
+                var f = store.putAsync(s, new PutRequest(b(key), b(value), 0, true, false, false));
+                f.whenComplete((r, e) -> {
+                  if (r != null && !bothNodes && Thread.currentThread().getName().startsWith("dbos-kv-writer")) {
+                    answeredOnA.add(r.revision());
+                  }
+                });
+                PutResponse r = f.join();
+                assertTrue(r.revision() > mine, "a caller's next put gets a later revision");
+                mine = r.revision();
+                assertNull(acked.put(r.revision(), r), "revision " + r.revision() + " answered twice");
+                values.put(r.revision(), value);
+              }
+              return null;
+            }));
+          }
+          for (var f : fs) {
+            f.get();
+          }
+        }
+        puts += 32 * 40;
+        if (!bothNodes) {
+          var order = List.copyOf(answeredOnA);
+          assertTrue(order.size() > 32 * 40 / 2, "most answers came from the writer threads: " + order.size());
+          for (int i = 1; i < order.size(); i++) {
+            assertTrue(order.get(i) > order.get(i - 1), "answers in revision order: " + order.subList(i - 1, i + 1));
+          }
+        }
+      }
+      assertEquals(start + puts, sa.revision(onA), "refused puts took no revision");
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (live.size() < puts) {
+        assertTrue(System.nanoTime() < deadline, "all events arrived: " + live.size() + " of " + puts);
+        Thread.sleep(10);
+      }
+      Thread.sleep(100);
+      var replay = Collections.synchronizedList(new ArrayList<Event>());
+      sb.watches().watch(onB, b("o/"), KeyRanges.prefixEnd(b("o/")), start + 1, true, false, false, false, sink(replay));
+      while (replay.size() < puts) {
+        assertTrue(System.nanoTime() < deadline, "the replay arrived: " + replay.size() + " of " + puts);
+        Thread.sleep(10);
+      }
+      assertEquals(puts, live.size(), "no event twice");
+      var latest = new java.util.HashMap<String, KeyValue>();
+      for (int i = 0; i < puts; i++) {
+        Event e = live.get(i);
+        long rev = start + 1 + i;
+        assertEquals(rev, e.kv().modRevision(), "every revision once, in order");
+        String key = new String(e.kv().key(), UTF_8);
+        assertEquals(values.get(rev), new String(e.kv().value(), UTF_8), "the acknowledged value at " + rev);
+        KeyValue before = latest.put(key, e.kv());
+        assertEquals(before, e.prevKv(), "previous value at " + rev);
+        assertEquals(before, acked.get(rev).prevKv(), "prev_kv answered at " + rev);
+        assertEquals(before == null ? 1 : before.version() + 1, e.kv().version(), "version at " + rev);
+        assertEquals(before == null ? rev : before.createRevision(), e.kv().createRevision(), "create revision at " + rev);
+        assertEquals(e, replay.get(i), "live and replayed event at " + rev);
+      }
+      for (var k : latest.entrySet()) {
+        assertEquals(k.getValue().modRevision(), sb.range(onB, RangeRequest.of(b(k.getKey()), null)).kvs().getFirst()
+            .modRevision(), "the last put of " + k.getKey() + " is the one read");
+      }
+    }
+  }
+
+  private static Watches.Sink sink(List<Event> into) {
+    return new Watches.Sink() {
+      public void events(List<Event> events, long revision) {
+        into.addAll(events);
+      }
+
+      public void compacted(long compactRevision) {}
+
+      public void denied() {}
+    };
+  }
+
   private static void awaitHubs(Node n, long count) throws InterruptedException {
     long deadline = System.nanoTime() + 5_000_000_000L;
     while (n.kernel().database().transaction(c -> {
