@@ -287,7 +287,6 @@ public final class Watches implements AutoCloseable {
       return;
     }
     try (Connection c = db.connection()) {
-      register(c);
       if (hubRevision < 0) {
         try (var rs = c.createStatement().executeQuery(CLOCK)) {
           rs.next();
@@ -303,7 +302,9 @@ public final class Watches implements AutoCloseable {
           catchUp(c, w);
         }
       }
-      // after the delivery this step was woken for, so that the re-check never delays an event
+      // after the delivery this step was woken for, so that neither the hub row's refresh (a durable
+      // write, once a second) nor the re-check delays an event
+      register(c);
       if (System.nanoTime() - lastRecheck >= RECHECK.toNanos()) {
         lastRecheck = System.nanoTime();
         recheck(c);
