@@ -131,7 +131,7 @@ public final class Tx {
   }
 
   /**
-   * {@link #last} for a statement made by {@link AuditLog#audited}, which checks the call and appends
+   * {@link #last} for a statement made by {@link org.dbos.kernel.security.AuditLog#audited}, which checks the call and appends
    * its audit row itself: one statement fewer per call (each costs PostgreSQL its own bind, snapshot
    * and executor start). {@code args} are the statement's own, after the audit row's.
    */
