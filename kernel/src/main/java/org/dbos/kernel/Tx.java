@@ -131,9 +131,10 @@ public final class Tx {
   }
 
   /**
-   * {@link #last} for a statement made by {@link org.dbos.kernel.security.AuditLog#audited}, which checks the call and appends
-   * its audit row itself: one statement fewer per call (each costs PostgreSQL its own bind, snapshot
-   * and executor start). {@code args} are the statement's own, after the audit row's.
+   * {@link #last} for a statement made by {@link org.dbos.kernel.security.AuditLog#audited}, which
+   * checks the call and appends its audit row itself: one statement fewer per call (each costs
+   * PostgreSQL its own bind, snapshot and executor start). {@code args} are the statement's own, after
+   * the audit row's.
    */
   public <T> void lastAudited(String sql, Row<T> row, Function<SQLException, SyscallException> failure, Object... args) {
     last = new Last<>(sql, args, row, failure, true);
