@@ -68,10 +68,10 @@ public final class AuditLog {
   private static final java.util.regex.Pattern WITH = java.util.regex.Pattern.compile("^WITH( RECURSIVE)?\\s");
 
   /**
-   * {@code statement}, one WITH statement, with the call's check and append as
-   * its first CTE, for {@link org.dbos.kernel.Tx#lastAudited}: the append's eight parameters come
-   * first. A data-modifying CTE runs whether or not the statement reads it, after the statement's own
-   * work (so a service's own error in it comes first, as when the append is a statement of its own).
+   * {@code statement}, one WITH statement, with the call's check and append as its first CTE, for
+   * {@link org.dbos.kernel.Tx#lastAudited}: the append's eight parameters come first. A data-modifying
+   * CTE runs whether or not the statement reads it, after the statement's own work (so a service's own
+   * error in it comes first, as when the append is a statement of its own).
    */
   public static String audited(String statement) {
     var m = WITH.matcher(statement);

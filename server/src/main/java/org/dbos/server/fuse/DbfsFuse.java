@@ -14,6 +14,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.cryptomator.jfuse.api.DirFiller;
@@ -65,7 +66,7 @@ final class DbfsFuse implements FuseOperations {
   private final ConcurrentHashMap<Long, Set<String>> keysOf = new ConcurrentHashMap<>();
   static final long ATTR_NANOS = 1_000_000_000L;
   /** When the expired answers last went ({@link #sweep}). */
-  private final java.util.concurrent.atomic.AtomicLong lastSweep = new java.util.concurrent.atomic.AtomicLong(System.nanoTime());
+  private final AtomicLong lastSweep = new AtomicLong(System.nanoTime());
 
   /**
    * Directories this mount created (or, see {@link #fresh}, listed) in the last {@link #ATTR_NANOS}, with
