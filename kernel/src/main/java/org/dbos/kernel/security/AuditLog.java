@@ -82,10 +82,10 @@ public final class AuditLog {
   }
 
   /** Appends the 'ok' record of a call that did its work and commits, in one round trip. */
-  private static final String COMMIT_CHECKED = APPEND_CHECKED + ";\nCOMMIT";
+  private static final String COMMIT_CHECKED = APPEND_CHECKED + ";\n" + COMMIT;
 
   /** The same, committing without waiting for the WAL flush. */
-  private static final String COMMIT_CHECKED_ASYNC = APPEND_CHECKED + ";\nSET LOCAL synchronous_commit = off;\nCOMMIT";
+  private static final String COMMIT_CHECKED_ASYNC = APPEND_CHECKED + ";\n" + COMMIT_ASYNC;
 
   /**
    * Records a failed call after its rollback: 'denied' if the checks refuse it, else the outcome the
