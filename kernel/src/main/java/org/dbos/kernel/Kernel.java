@@ -299,7 +299,8 @@ public final class Kernel implements AutoCloseable {
           }
           return result;
         }
-        if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e)) && attempt < Database.MAX_ATTEMPTS) {
+        if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e) && !db.isStopping())
+            && attempt < Database.MAX_ATTEMPTS) {
           Database.backoff(attempt);
           continue;
         }

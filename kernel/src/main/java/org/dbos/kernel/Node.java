@@ -213,8 +213,14 @@ public final class Node implements AutoCloseable {
     }
   }
 
+  /** Says the node is stopping before its front ends close (see {@link Database#stopping}). */
+  public void stopping() {
+    kernel.database().stopping();
+  }
+
   @Override
   public void close() {
+    stopping();
     kernel.close();
     if (embedded != null) {
       embedded.close();

@@ -4,6 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -13,6 +16,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.dbos.kernel.testing.TestDatabase;
 import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class NodeBootTest {
   @Test
@@ -88,6 +92,67 @@ class NodeBootTest {
       var e = assertThrows(SyscallException.class, () -> Node.boot(cfg));
       assertEquals(SyscallException.Code.FAILED_PRECONDITION, e.code());
       assertTrue(e.getMessage().contains("in use by a running dbos node"), e.getMessage());
+    }
+  }
+
+  @Test
+  void anEmbeddedDatabaseKilledUnderARunningNodeIsStartedAgainAndLosesNothing(@TempDir Path dir) throws Exception {
+    Path data = dir.resolve("node");
+    try (Node node = Node.boot(NodeConfig.defaults(data).withPgPort(TestDatabase.freePort()).withPoolSize(4))) {
+      Kernel k = node.kernel();
+      Session admin = k.openSession(Kernel.ADMIN, Duration.ofMinutes(5));
+      k.database().transaction(c -> c.createStatement().executeUpdate("CREATE TABLE t (x int)"));
+      k.call(admin, "t.put", Right.WRITE, "t", tx -> tx.update("INSERT INTO t VALUES (1)"));
+      long before = postmasterPid(data);
+      assertEquals(0, new ProcessBuilder("kill", "-9", Long.toString(before)).start().waitFor());
+
+      long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+      // backends of the dead postmaster may still answer for a moment: wait for the new postmaster
+      while (postmasterPid(data) == before || postmasterPid(data) == -1) {
+        assertTrue(System.nanoTime() < deadline, "PostgreSQL was not started again");
+        Thread.sleep(100);
+      }
+      long rows = -1;
+      while (rows < 0) {
+        try {
+          rows = k.call(admin, "t.count", Right.READ, "t", tx -> tx.queryLong("SELECT count(*) FROM t"));
+        } catch (SyscallException e) {
+          assertTrue(System.nanoTime() < deadline, "calls fail after the restart: " + e.getMessage());
+          Thread.sleep(100);
+        }
+      }
+      assertEquals(1, rows, "the committed row survived the crash");
+      k.call(admin, "t.put", Right.WRITE, "t", tx -> tx.update("INSERT INTO t VALUES (2)"));
+      assertEquals(2L, (long) k.call(admin, "t.count", Right.READ, "t", tx -> tx.queryLong("SELECT count(*) FROM t")));
+    }
+    assertTrue(Files.notExists(data.resolve("pg/postmaster.pid")), "stopped with the node");
+  }
+
+  @Test
+  void aNodeWhoseDatabaseIsGoneStopsPromptly(@TempDir Path dir) throws Exception {
+    int port = TestDatabase.freePort();
+    Node owner = Node.boot(NodeConfig.defaults(dir.resolve("a")).withPgPort(port).withPoolSize(4));
+    String password = Files.readString(dir.resolve("a/db-password")).strip();
+    Node joined;
+    try {
+      joined = Node.boot(NodeConfig.defaults(dir.resolve("b"))
+          .withDatabase("jdbc:postgresql://127.0.0.1:" + port + "/dbos", "postgres", password).withPoolSize(4));
+    } finally {
+      owner.close(); // and its PostgreSQL with it
+    }
+    long t0 = System.nanoTime();
+    joined.close();
+    long seconds = (System.nanoTime() - t0) / 1_000_000_000L;
+    // each best-effort step of the stop waited ten seconds for a connection: 35 s and more
+    assertTrue(seconds < 15, "stopping took " + seconds + " s");
+  }
+
+  /** The pid in postmaster.pid, or -1 while a starting postmaster replaces the file. */
+  private static long postmasterPid(Path data) {
+    try {
+      return Long.parseLong(Files.readAllLines(data.resolve("pg/postmaster.pid")).getFirst().trim());
+    } catch (java.io.IOException | RuntimeException e) {
+      return -1;
     }
   }
 }

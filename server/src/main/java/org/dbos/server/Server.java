@@ -112,6 +112,7 @@ public final class Server implements AutoCloseable {
 
   @Override
   public void close() {
+    node.stopping();
     if (mount != null) {
       mount.close();
     }

@@ -33,11 +33,16 @@ import org.slf4j.LoggerFactory;
  * <p>If the JVM dies by SIGKILL, a watchdog process (a shell loop on the JVM's pid) shuts PostgreSQL
  * down with a fast shutdown; should the watchdog die too, the next start finds the orphaned postmaster
  * through {@code postmaster.pid} and stops it before starting its own. Crash recovery is PostgreSQL's.
+ *
+ * <p>If PostgreSQL dies under a running node (killed, out of memory, a PANIC), the node starts it again
+ * at once, then at growing intervals while it keeps failing: it recovers from its WAL, and the node's
+ * connections reconnect, so calls fail with UNAVAILABLE only for those seconds.
  */
 public final class PostgresServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(PostgresServer.class);
   public static final String SUPERUSER = "postgres";
   private static final Duration STARTUP_TIMEOUT = Duration.ofSeconds(120);
+  private static final Duration MAX_RESTART_DELAY = Duration.ofSeconds(30);
 
   private final Path binDir;
   private final Path pgData;
@@ -48,6 +53,8 @@ public final class PostgresServer implements AutoCloseable {
   private Process postmaster;
   private Process watchdog;
   private int logStart;
+  /** Set before an orderly stop, so that the postmaster's exit is not taken for a crash. */
+  private volatile boolean closing;
 
   private PostgresServer(Path binDir, Path pgData, Path socketDir, Path logFile, int port, String password) {
     this.binDir = binDir;
@@ -68,7 +75,9 @@ public final class PostgresServer implements AutoCloseable {
     var server = new PostgresServer(bin, pgData, socketDir, logFile, port, password);
     server.initIfNeeded();
     server.stopOrphan();
-    server.launch();
+    synchronized (server) {
+      server.launch();
+    }
     return server;
   }
 
@@ -150,6 +159,7 @@ public final class PostgresServer implements AutoCloseable {
     }
   }
 
+  /** Starts the postmaster and its watchdog and waits until it takes connections; the caller holds this lock. */
   private void launch() {
     try {
       Files.createDirectories(socketDir);
@@ -164,13 +174,49 @@ public final class PostgresServer implements AutoCloseable {
           .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()));
       long t0 = System.nanoTime();
       logStart = Files.exists(logFile) ? Files.readAllLines(logFile, StandardCharsets.UTF_8).size() : 0;
-      postmaster = pb.start();
+      Process started = pb.start();
+      postmaster = started;
       startWatchdog();
       awaitReady();
+      // on a thread of its own: a restart waits for PostgreSQL, and onExit runs on the JDK's process reaper
+      started.onExit().thenRun(() -> Thread.ofPlatform().name("dbos-postgres-restart").daemon()
+          .start(() -> restart(started)));
       log.atInfo().addKeyValue("port", port).addKeyValue("ms", (System.nanoTime() - t0) / 1_000_000)
           .log("PostgreSQL started on {}", pgData);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Starts PostgreSQL again after {@code died} exited while the node runs, until it is up or the node stops. */
+  private void restart(Process died) {
+    for (int attempt = 1; ; attempt++) {
+      synchronized (this) {
+        if (closing || attempt == 1 && postmaster != died) {
+          return;
+        }
+        if (attempt == 1) {
+          log.error("PostgreSQL (pid {}) on {} exited with code {} while the node runs: starting it again",
+              died.pid(), pgData, died.exitValue());
+        }
+        try {
+          stopWatchdog();
+          launch();
+          log.warn("PostgreSQL started again on {} after {} attempt(s)", pgData, attempt);
+          return;
+        } catch (RuntimeException e) {
+          log.error("starting PostgreSQL again on {} failed (attempt {}): {}", pgData, attempt, e.getMessage());
+          if (postmaster.isAlive()) {
+            postmaster.destroyForcibly(); // not ready in time: its crash recovery starts over next time
+          }
+        }
+      }
+      long delay = Math.min(MAX_RESTART_DELAY.toMillis(), 500L << Math.min(attempt, 6));
+      try {
+        Thread.sleep(delay);
+      } catch (InterruptedException e) {
+        return;
+      }
     }
   }
 
@@ -267,20 +313,30 @@ public final class PostgresServer implements AutoCloseable {
 
   @Override
   public void close() {
-    if (postmaster == null) {
-      return;
+    closing = true;
+    synchronized (this) {
+      if (postmaster == null) {
+        return;
+      }
+      if (postmaster.isAlive()) {
+        try {
+          run(List.of(bin("pg_ctl"), "stop", "-D", pgData.toString(), "-m", "fast", "-w", "-t", "60"), "pg_ctl stop");
+        } catch (RuntimeException e) {
+          log.warn("pg_ctl stop failed: {}", e.getMessage());
+          postmaster.destroy();
+        }
+      }
+      stopWatchdog();
+      postmaster = null;
     }
-    try {
-      run(List.of(bin("pg_ctl"), "stop", "-D", pgData.toString(), "-m", "fast", "-w", "-t", "60"), "pg_ctl stop");
-    } catch (RuntimeException e) {
-      log.warn("pg_ctl stop failed: {}", e.getMessage());
-      postmaster.destroy();
-    }
+  }
+
+  private void stopWatchdog() {
     if (watchdog != null) {
       watchdog.descendants().forEach(ProcessHandle::destroy);
       watchdog.destroy();
+      watchdog = null;
     }
-    postmaster = null;
   }
 
   private String bin(String name) {
