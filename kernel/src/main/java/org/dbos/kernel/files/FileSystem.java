@@ -417,6 +417,29 @@ public final class FileSystem {
     return st;
   }
 
+  /**
+   * mknod(2) of a named pipe or a socket file ({@link Kind#FIFO}, {@link Kind#SOCKET}; EINVAL for other
+   * kinds): an inode with attributes only, whose data the opening machine's kernel moves (the FUSE
+   * mount lets it; {@link #open} of one through this API is ENXIO). EEXIST if the name exists.
+   */
+  public Stat mknod(Session s, String path, Kind kind, int mode) {
+    if (kind != Kind.FIFO && kind != Kind.SOCKET) {
+      throw new FsException(Errno.EINVAL, "mknod makes named pipes and sockets, not " + kind);
+    }
+    return call(s, "fs.mknod", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      if (c.createKnown(path, kind, mode & 07777, null, true)) {
+        return null;
+      }
+      Resolved r = resolve(c, path, false);
+      if (r.inode() != null) {
+        throw new FsException(Errno.EEXIST, path);
+      }
+      return c.createEntry(r, kind, mode & 07777, null, path);
+    });
+  }
+
   /** Removes an empty directory. ENOTDIR, ENOTEMPTY, EBUSY (root), EINVAL (last name "."). */
   public void rmdir(Session s, String path) {
     call(s, "fs.rmdir", object(path), false, tx -> {
@@ -729,6 +752,9 @@ public final class FileSystem {
       }
       if (f.isSymlink()) {
         throw new FsException(Errno.ELOOP, path);
+      }
+      if (f.isSpecial()) {
+        throw new FsException(Errno.ENXIO, path + " is a named pipe or socket: open it through a mount");
       }
       boolean write = (flags & O_ACCMODE) != O_RDONLY;
       if (f.isDirectory() && (write || (flags & O_CREAT) != 0)) {
@@ -1186,6 +1212,9 @@ public final class FileSystem {
       Stat f = existing(c, path, true).inode();
       if (f.isDirectory()) {
         throw new FsException(Errno.EISDIR, path);
+      }
+      if (f.isSpecial()) {
+        throw new FsException(Errno.EINVAL, path);
       }
       c.require(f, W, path);
       truncate(tx, f.ino(), size);

@@ -9,7 +9,7 @@ import java.time.Instant;
 public record Stat(long ino, Kind kind, int mode, int uid, int gid, long size, int nlink, Instant atime,
                    Instant mtime, Instant ctime, long version, int chunkSize) {
   public enum Kind {
-    FILE('f', 0100000), DIRECTORY('d', 0040000), SYMLINK('l', 0120000);
+    FILE('f', 0100000), DIRECTORY('d', 0040000), SYMLINK('l', 0120000), FIFO('p', 0010000), SOCKET('s', 0140000);
 
     final char code;
     final int typeBits;
@@ -19,11 +19,23 @@ public record Stat(long ino, Kind kind, int mode, int uid, int gid, long size, i
       this.typeBits = typeBits;
     }
 
+    /** The kind of an S_IF* type (of st_mode or mknod's mode); null for device nodes. */
+    public static Kind ofType(int posixMode) {
+      for (Kind k : values()) {
+        if ((posixMode & 0170000) == k.typeBits) {
+          return k;
+        }
+      }
+      return null;
+    }
+
     static Kind of(String code) {
       return switch (code.charAt(0)) {
         case 'f' -> FILE;
         case 'd' -> DIRECTORY;
         case 'l' -> SYMLINK;
+        case 'p' -> FIFO;
+        case 's' -> SOCKET;
         default -> throw new IllegalStateException("unknown inode kind " + code);
       };
     }
@@ -39,6 +51,11 @@ public record Stat(long ino, Kind kind, int mode, int uid, int gid, long size, i
 
   public boolean isSymlink() {
     return kind == Kind.SYMLINK;
+  }
+
+  /** A named pipe or a socket file: its data is the opening machine's kernel's, never DBFS's. */
+  public boolean isSpecial() {
+    return kind == Kind.FIFO || kind == Kind.SOCKET;
   }
 
   /** st_mode: type bits | permission bits. */

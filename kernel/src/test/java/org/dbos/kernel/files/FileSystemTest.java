@@ -255,6 +255,25 @@ class FileSystemTest {
   }
 
   @Test
+  void namedPipesAndSocketsAreInodesWithoutContent() {
+    fs.mkdir(root, "/sp", 0755);
+    Stat fifo = fs.mknod(root, "/sp/fifo", Stat.Kind.FIFO, 0640);
+    assertEquals(Stat.Kind.FIFO, fifo.kind());
+    assertEquals(0010640, fs.stat(root, "/sp/fifo", false).posixMode());
+    assertEquals(0140755, fs.mknod(root, "/sp/sock", Stat.Kind.SOCKET, 0755).posixMode());
+    assertEquals("EEXIST", outcome(() -> fs.mknod(root, "/sp/fifo", Stat.Kind.FIFO, 0640)));
+    assertEquals("EINVAL", outcome(() -> fs.mknod(root, "/sp/file", Stat.Kind.FILE, 0640)));
+    assertEquals("ENXIO", outcome(() -> fs.open(root, "/sp/fifo", FileSystem.O_RDONLY, 0)));
+    assertEquals("EINVAL", outcome(() -> fs.truncate(root, "/sp/sock", 0)));
+    fs.rename(root, "/sp/fifo", "/sp/pipe");
+    fs.link(root, "/sp/pipe", "/sp/pipe2");
+    assertEquals(2, fs.stat(root, "/sp/pipe2", false).nlink());
+    fs.unlink(root, "/sp/sock");
+    assertEquals(List.of("pipe", "pipe2"), fs.list(root, "/sp").stream().map(DirEntry::name).toList());
+    assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
+  }
+
+  @Test
   void unlinkedOpenFileStaysReadableUntilClosed() {
     fs.mkdir(root, "/u", 0755);
     put("/u/f", "still here");

@@ -57,7 +57,13 @@ final class FsCommand {
   }
 
   static String mode(Stat st) {
-    char type = st.isDirectory() ? 'd' : st.isSymlink() ? 'l' : '-';
+    char type = switch (st.kind()) {
+      case FILE -> '-';
+      case DIRECTORY -> 'd';
+      case SYMLINK -> 'l';
+      case FIFO -> 'p';
+      case SOCKET -> 's';
+    };
     return type + PosixFilePermissions.toString(PosixFilePermissions.fromString(rwx(st.mode())));
   }
 
@@ -234,6 +240,9 @@ final class FsCommand {
         }
       } else if (st.isSymlink()) {
         Files.createSymbolicLink(to, Path.of(fs.readlink(s, from)));
+      } else if (st.isSpecial()) {
+        System.err.println("dbos fs get: skipping " + from + ": a named pipe or socket has no content to copy");
+        return;
       } else {
         try (InputStream in = progress(fs.openInput(s, from), "get " + from, st.size());
              OutputStream out = Files.newOutputStream(to)) {
@@ -370,7 +379,8 @@ final class FsCommand {
     @Option(names = "-name", paramLabel = "GLOB", description = "Only names matching this glob.")
     String name;
 
-    @Option(names = "-type", paramLabel = "f|d|l", description = "Only files, directories or symlinks.")
+    @Option(names = "-type", paramLabel = "f|d|l|p|s",
+        description = "Only files, directories, symlinks, named pipes or sockets.")
     String type;
 
     @Override
@@ -379,8 +389,7 @@ final class FsCommand {
       Consumer<String> out = System.out::println;
       walk(fs, s, path, fs.stat(s, path, false), (p, st) -> {
         String last = p.substring(p.lastIndexOf('/') + 1);
-        boolean typeOk = type == null || type.equals("f") && st.isFile() || type.equals("d") && st.isDirectory()
-            || type.equals("l") && st.isSymlink();
+        boolean typeOk = type == null || type.equals(mode(st).substring(0, 1).replace('-', 'f'));
         if (typeOk && (m == null || !last.isEmpty() && m.matches(Path.of(last)))) {
           out.accept(p);
         }

@@ -34,6 +34,7 @@ import org.dbos.kernel.files.FileHandle;
 import org.dbos.kernel.files.FileSystem;
 import org.dbos.kernel.files.FsException;
 import org.dbos.kernel.files.SetAttr;
+import org.dbos.kernel.files.Stat.Kind;
 import org.dbos.kernel.security.Principal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -590,12 +591,17 @@ final class DbfsFuse implements FuseOperations {
     });
   }
 
-  public int mknod(String path, short mode, int rdev) {
+  /** Bound by {@link Mount} itself: jfuse 0.7.3 has no mknod operation. */
+  public int mknod(String path, int mode, long rdev) {
     return run("mknod", path, s -> {
-      if ((mode & 0170000) != 0100000) {
-        return -errno.enotsup(); // only regular files: no devices, FIFOs or sockets in DBFS
+      Kind kind = Kind.ofType(mode);
+      if (kind == Kind.FILE) {
+        fs.close(fs.open(s, path, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, mode & 07777));
+      } else if (kind == Kind.FIFO || kind == Kind.SOCKET) {
+        fs.mknod(s, path, kind, mode & 07777); // the kernel moves their data itself
+      } else {
+        return -errno.enotsup(); // device nodes: DBFS keeps no device numbers
       }
-      fs.close(fs.open(s, path, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, mode & 07777));
       forgetPath(path);
       added(path);
       return 0;

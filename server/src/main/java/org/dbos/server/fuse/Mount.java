@@ -76,7 +76,7 @@ public final class Mount implements AutoCloseable {
     builder.setLibraryPath(lib.toString());
     var ops = new DbfsFuse(kernel, FileSystem.of(kernel), builder.errno(), new FuseContext(lib));
     Fuse fuse = builder.build(ops);
-    bindLink(fuse, ops);
+    bindMissing(fuse, ops);
     // libfuse's default of at most 10 worker threads: with 64, 32 concurrent fsyncing writers went
     // slower on 2 cores (FsBench, docs/BENCHMARKS.md)
     List<String> options = new ArrayList<>(List.of("fsname=dbfs", "subtype=dbfs"));
@@ -120,28 +120,43 @@ public final class Mount implements AutoCloseable {
   }
 
   /**
-   * jfuse 0.7.3 leaves fuse_operations.link (the 9th pointer: offset 64 on x86-64) unset, so `ln`
-   * would fail with ENOSYS: bind it here, before fuse_new copies the table at mount.
+   * jfuse 0.7.3 has no operations for link and mknod and leaves their pointers in fuse_operations
+   * unset, so `ln` and `mkfifo` would fail with ENOSYS: bind them here (mknod is the 3rd pointer,
+   * offset 16 on x86-64; link the 9th, offset 64), before fuse_new copies the table at mount.
    */
-  private static void bindLink(Fuse fuse, DbfsFuse ops) {
+  private static void bindMissing(Fuse fuse, DbfsFuse ops) {
     try {
       Field f = Fuse.class.getDeclaredField("fuseOperationsStruct");
       f.setAccessible(true);
       MemorySegment table = (MemorySegment) f.get(fuse);
-      MethodHandle target = MethodHandles.lookup().findStatic(Mount.class, "link",
-          MethodType.methodType(int.class, DbfsFuse.class, MemorySegment.class, MemorySegment.class));
-      MethodHandle bound = MethodHandles.insertArguments(target, 0, ops);
-      MemorySegment stub = Linker.nativeLinker().upcallStub(bound,
-          FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS), Arena.global());
-      table.set(ValueLayout.ADDRESS, 64, stub);
+      bind(table, 16, ops, "mknod", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+          ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG), int.class, long.class);
+      bind(table, 64, ops, "link", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+          ValueLayout.ADDRESS), MemorySegment.class);
     } catch (ReflectiveOperationException | RuntimeException e) {
-      log.warn("hard links through the mount are unavailable: {}", e.toString());
+      log.warn("hard links, named pipes and sockets through the mount are unavailable: {}", e.toString());
     }
+  }
+
+  /** Points the table's entry at {@code offset} to this class's static {@code name}(ops, path, rest…). */
+  private static void bind(MemorySegment table, long offset, DbfsFuse ops, String name, FunctionDescriptor signature,
+                           Class<?>... rest) throws ReflectiveOperationException {
+    var params = new ArrayList<Class<?>>(List.of(DbfsFuse.class, MemorySegment.class));
+    params.addAll(List.of(rest));
+    MethodHandle target = MethodHandles.lookup().findStatic(Mount.class, name, MethodType.methodType(int.class, params));
+    MemorySegment stub = Linker.nativeLinker().upcallStub(MethodHandles.insertArguments(target, 0, ops), signature,
+        Arena.global());
+    table.set(ValueLayout.ADDRESS, offset, stub);
   }
 
   @SuppressWarnings("unused") // called from native code through the upcall stub
   private static int link(DbfsFuse ops, MemorySegment from, MemorySegment to) {
     return ops.link(cString(from), cString(to));
+  }
+
+  @SuppressWarnings("unused") // called from native code through the upcall stub
+  private static int mknod(DbfsFuse ops, MemorySegment path, int mode, long rdev) {
+    return ops.mknod(cString(path), mode, rdev);
   }
 
   /** A NUL-terminated path, read byte by byte (getString's word-wise scan may run off the mapped page). */

@@ -123,6 +123,9 @@ class MountTest {
         ( ln x xl 2>&1 || true ) | sed 's/.*: //'; ( mkdir a 2>&1 || true ) | sed 's/.*: //'
         ( cat nothere 2>&1 || true ) | sed 's/.*: //'; ( cd a 2>&1 || true ) | sed 's/.*: //'
         find . -newer c -name 'm*' | sort; find . -type l | sort; find . -links 3 -type f | sort
+        mkfifo -m 640 fifo; ( echo through the pipe > fifo & ); cat fifo; mv fifo pipe; ln pipe pipe2
+        python3 -c "import socket; socket.socket(socket.AF_UNIX).bind('sock')"
+        find . \\( -type p -o -type s \\) -printf '%p %y %m %n\\n' | sort
         """);
     assertConsistent();
   }
