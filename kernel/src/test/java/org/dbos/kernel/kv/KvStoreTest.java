@@ -318,12 +318,14 @@ class KvStoreTest {
    * replayed from history), refused Puts among them take no revision, and one node's answers, while it
    * writes alone, come in revision order. (Guards any change to how the writer batches and answers.)
    */
-  @Test
-  void concurrentBatchesKeepRevisionsAnswersAndEventsInOrder() throws Exception {
+  /** returningOld: the Put statements of PostgreSQL 18 (the upsert returns the replaced rows) and those before it. */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+  void concurrentBatchesKeepRevisionsAnswersAndEventsInOrder(boolean returningOld) throws Exception {
     var db = org.dbos.kernel.testing.TestDatabase.fresh();
-    try (Node a = TestNode.boot(db); Node b = TestNode.boot(db)) {
-      KvStore sa = KvStore.start(a.kernel());
-      KvStore sb = KvStore.start(b.kernel());
+    var sweep = java.time.Duration.ofMillis(250);
+    try (Node a = TestNode.boot(db); Node b = TestNode.boot(db);
+         KvStore sa = new KvStore(a.kernel(), sweep, returningOld); KvStore sb = new KvStore(b.kernel(), sweep, returningOld)) {
       Session onA = a.kernel().system();
       Session onB = b.kernel().system();
       Session adminA = a.kernel().login("admin", a.dataDirectory().adminCredential().orElseThrow());
