@@ -16,6 +16,8 @@ import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class KvStoreTest {
   static Node node;
@@ -317,10 +319,11 @@ class KvStoreTest {
    * event at its revision (with the right previous value, version and create revision, the same live as
    * replayed from history), refused Puts among them take no revision, and one node's answers, while it
    * writes alone, come in revision order. (Guards any change to how the writer batches and answers.)
+   * Run with the Put statements of PostgreSQL 18 (the upsert returns the rows it replaced) and with
+   * those before it ({@code returningOld} false).
    */
-  /** returningOld: the Put statements of PostgreSQL 18 (the upsert returns the replaced rows) and those before it. */
-  @org.junit.jupiter.params.ParameterizedTest
-  @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+  @ParameterizedTest
+  @ValueSource(booleans = {true, false})
   void concurrentBatchesKeepRevisionsAnswersAndEventsInOrder(boolean returningOld) throws Exception {
     var db = org.dbos.kernel.testing.TestDatabase.fresh();
     var sweep = java.time.Duration.ofMillis(250);
