@@ -299,7 +299,7 @@ public final class Kernel implements AutoCloseable {
           }
           return result;
         }
-        if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e) && !db.isStopping())
+        if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e) && !db.unreachableWhileStopping())
             && attempt < Database.MAX_ATTEMPTS) {
           Database.backoff(attempt);
           continue;

@@ -105,7 +105,7 @@ public final class Database implements AutoCloseable {
   }
 
   public Connection connection() throws SQLException {
-    if (stopping && pool.getHikariPoolMXBean().getTotalConnections() == 0) {
+    if (unreachableWhileStopping()) {
       throw new SQLTransientConnectionException("the database is unreachable and this node is stopping", "08001");
     }
     return pool.getConnection();
@@ -218,16 +218,17 @@ public final class Database implements AutoCloseable {
   /**
    * The node is stopping: from now on, when the pool holds no connection at all (it keeps some while
    * the database answers), a connection is refused at once instead of after the usual ten seconds,
-   * and {@link #isStopping} tells callers not to retry. What a stopping node still writes (its tasks
-   * handed back, itself marked stopped) is lost anyway when the database is gone, and the other nodes
-   * notice by its missing heartbeat; waiting at each step made such a stop take over a minute.
+   * and {@link #unreachableWhileStopping} tells callers not to retry. What a stopping node still
+   * writes (its tasks handed back, itself marked stopped) is lost anyway when the database is gone,
+   * and the other nodes notice by its missing heartbeat; waiting at each step made such a stop take
+   * over a minute. While the database answers, a stop's writes are retried as usual.
    */
   public void stopping() {
     stopping = true;
   }
 
-  public boolean isStopping() {
-    return stopping;
+  public boolean unreachableWhileStopping() {
+    return stopping && pool.getHikariPoolMXBean().getTotalConnections() == 0;
   }
 
   @Override
