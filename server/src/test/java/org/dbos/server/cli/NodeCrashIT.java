@@ -26,7 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
  * files are written through the mount and keys through etcdctl. After a plain restart the database
  * has recovered, `dbos fs check` finds the file system consistent, and everything acknowledged
  * (a file whose fsync and close returned, the bytes of a large file up to its last fsync, a put
- * etcdctl printed OK for) is there.
+ * etcdctl printed OK for) is there. And PostgreSQL alone SIGKILLed under a running node.
  */
 class NodeCrashIT {
   @TempDir Path cwd;
@@ -75,6 +75,78 @@ class NodeCrashIT {
         var get = run("etcdctl", "--endpoints", etcd, "get", "--print-value-only", "crash/k" + i);
         assertEquals("v" + i + "\n", get, "key " + i);
       }
+    }
+  }
+
+  /**
+   * Only the node's PostgreSQL is SIGKILLed, under writes through the mount and etcdctl: the running
+   * node starts it again, it recovers from its WAL, and the node carries on — everything acknowledged
+   * is there, new writes succeed, the file system is consistent — without a restart of `dbos up`.
+   */
+  @Test
+  void sigkillOfTheDatabaseAloneIsRecoveredByTheRunningNode() throws Exception {
+    Path mnt = Files.createDirectory(cwd.resolve("mnt"));
+    String etcd = "127.0.0.1:" + TestDatabase.freePort();
+    var files = new CopyOnWriteArrayList<Integer>();
+    var keys = new CopyOnWriteArrayList<Integer>();
+    try (var up = Dbos.up(cwd, "--pg-port", String.valueOf(TestDatabase.freePort()), "--http", "127.0.0.1:0",
+        "--etcd", etcd, "--mount", mnt.toString())) {
+      Files.createDirectory(mnt.resolve("crash"));
+      var writers = List.of(Thread.ofPlatform().start(() -> smallFiles(mnt, files)),
+          Thread.ofPlatform().start(() -> puts(etcd, keys)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+      while ((files.size() < 40 || keys.size() < 20) && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertTrue(files.size() >= 40 && keys.size() >= 20, "progress before the kill: " + files.size() + " files, "
+          + keys.size() + " keys");
+      long postmaster = postmasterPid();
+      new ProcessBuilder("kill", "-9", String.valueOf(postmaster)).inheritIO().start().waitFor();
+      while ((postmasterPid() == postmaster || postmasterPid() == -1) && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+      assertTrue(postmasterPid() != postmaster && postmasterPid() != -1, "PostgreSQL was not started again: " + Files.readString(up.errFile()));
+
+      // the node carries on: new writes through the mount and the etcd API succeed
+      for (int i = 0; i < 20; i++) {
+        Path f = mnt.resolve("crash/after" + i);
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) { // the first calls may still meet the outage
+          try {
+            Files.write(f, content(i), StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE, StandardOpenOption.SYNC);
+            break;
+          } catch (IOException e) {
+            assertTrue(System.nanoTime() < until, "writes through the mount fail after the restart: " + e);
+            Thread.sleep(100);
+          }
+        }
+      }
+      assertEquals("OK\n", run("etcdctl", "--endpoints", etcd, "put", "crash/after", "yes"));
+      List<Integer> ackedFiles = List.copyOf(files);
+      List<Integer> ackedKeys = List.copyOf(keys);
+      var check = Dbos.run(cwd, "fs", "check");
+      assertEquals(0, check.exit(), check.out() + check.err());
+      for (int i : ackedFiles) {
+        assertArrayEquals(content(i), Files.readAllBytes(mnt.resolve("crash/f" + i)), "file " + i);
+      }
+      for (int i : ackedKeys) {
+        assertEquals("v" + i + "\n", run("etcdctl", "--endpoints", etcd, "get", "--print-value-only", "crash/k" + i));
+      }
+      System.out.printf("PostgreSQL killed and started again: %d files and %d keys acknowledged and checked "
+          + "(the writers went on: %d and %d by now)%n", ackedFiles.size(), ackedKeys.size(), files.size(), keys.size());
+      up.close(); // the writers stop with the node
+      for (Thread w : writers) {
+        w.join(TimeUnit.SECONDS.toMillis(30));
+      }
+    }
+  }
+
+  private long postmasterPid() {
+    try {
+      return Long.parseLong(Files.readAllLines(cwd.resolve("dbos-data/pg/postmaster.pid")).getFirst().strip());
+    } catch (IOException | RuntimeException e) {
+      return -1; // being replaced
     }
   }
 
