@@ -105,7 +105,8 @@ class NodeCrashIT {
       while ((postmasterPid() == postmaster || postmasterPid() == -1) && System.nanoTime() < deadline) {
         Thread.sleep(50);
       }
-      assertTrue(postmasterPid() != postmaster && postmasterPid() != -1, "PostgreSQL was not started again: " + Files.readString(up.errFile()));
+      assertTrue(postmasterPid() != postmaster && postmasterPid() != -1,
+          "PostgreSQL was not started again: " + Files.readString(up.errFile()));
 
       // the node carries on: new writes through the mount and the etcd API succeed
       for (int i = 0; i < 20; i++) {
@@ -134,7 +135,8 @@ class NodeCrashIT {
         assertEquals("v" + i + "\n", run("etcdctl", "--endpoints", etcd, "get", "--print-value-only", "crash/k" + i));
       }
       System.out.printf("PostgreSQL killed and started again: %d files and %d keys acknowledged and checked "
-          + "(the writers went on: %d and %d by now)%n", ackedFiles.size(), ackedKeys.size(), files.size(), keys.size());
+          + "(the writers went on: %d and %d by now)%n", ackedFiles.size(), ackedKeys.size(), files.size(),
+          keys.size());
       up.close(); // the writers stop with the node
       for (Thread w : writers) {
         w.join(TimeUnit.SECONDS.toMillis(30));
