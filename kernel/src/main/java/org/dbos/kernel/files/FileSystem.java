@@ -203,6 +203,14 @@ public final class FileSystem {
       SELECT c.chunk_no, b.data FROM fs_chunks c JOIN fs_blobs b ON b.hash = c.hash
       WHERE c.ino = ? AND c.to_version IS NULL AND c.chunk_no = ANY (?)""";
   /**
+   * The mode after a write or truncate, as Linux leaves it (Call#killed): a caller that is not root
+   * (first parameter) clears set-user-ID, and set-group-ID when the group may execute or the caller
+   * (gid, principal: the other two) is not in the file's group. {@link #killArgs} gives the parameters.
+   */
+  private static final String KILL_PRIVS = """
+      CASE WHEN ? THEN mode & ~(2048 | CASE WHEN (mode & 8) <> 0 OR NOT (gid = ? OR gid IN (
+        SELECT g.gid FROM principal_groups g WHERE g.principal_id = ?)) THEN 1024 ELSE 0 END) ELSE mode END""";
+  /**
    * Locks the inode of a write, extends it and stamps the new version the chunks get, and fetches the
    * current content of the chunks the write only partly overwrites (at most its first and last) in the
    * same round trip: one row per fetched chunk, or one without. The last is needed only if the file
@@ -211,15 +219,18 @@ public final class FileSystem {
    */
   private static final String BUMP = """
       WITH i AS (
-        UPDATE fs_inodes AS i SET size = greatest(size, ?), version = version + 1, mtime = fs_now(), ctime = fs_now()
-        WHERE ino = ? RETURNING\s""" + COLS + """
+        UPDATE fs_inodes AS i SET mode = %s, size = greatest(size, ?), version = version + 1,
+               mtime = fs_now(), ctime = fs_now()
+        WHERE ino = ? RETURNING %s
       )
       SELECT i.*, p.chunk_no, p.data FROM i LEFT JOIN LATERAL (
         SELECT c.chunk_no, b.data FROM fs_chunks c JOIN fs_blobs b ON b.hash = c.hash
         WHERE c.ino = ? AND c.to_version IS NULL AND c.chunk_no = ANY (?::bigint[])
-          AND (c.chunk_no <> ? OR i.size > ?)) p ON true""";
-  private static final String SET_SIZE =
-      "UPDATE fs_inodes SET size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version";
+          AND (c.chunk_no <> ? OR i.size > ?)) p ON true""".formatted(KILL_PRIVS, COLS);
+  private static final String SET_SIZE = "UPDATE fs_inodes SET mode = " + KILL_PRIVS
+      + ", size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version";
+  private static final String SET_MODE =
+      "UPDATE fs_inodes AS i SET mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ? RETURNING " + COLS;
   private static final String SET_ATTR = """
       UPDATE fs_inodes AS i SET mode = ?, uid = ?, gid = ?,
              atime = CASE WHEN ? THEN atime WHEN ? THEN fs_now() ELSE ?::bigint END,
@@ -267,6 +278,13 @@ public final class FileSystem {
       + ")\nSELECT i.* FROM v, i");
   /** The first nine arguments of {@link #SET_ATTR} as {@link #WRITE_KNOWN} takes them: no attribute changes. */
   private static final Object[] KEEP_ATTRS = {null, null, null, true, false, null, true, false, null};
+
+  /** {@link #KEEP_ATTRS} but for the mode. */
+  private static Object[] keepAttrsBut(int mode) {
+    Object[] a = KEEP_ATTRS.clone();
+    a[0] = mode;
+    return a;
+  }
   private static final String NEW_CHUNK =
       "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (?, ?, ?, ?, ?)";
   private static final String DROP_INODE = "DELETE FROM fs_inodes WHERE ino = ? RETURNING version";
@@ -606,6 +624,16 @@ public final class FileSystem {
         a.mtime() == null ? st.mtime() : a.mtime() == NOW ? now : a.mtime(), now, st.version() + 1, st.chunkSize()));
   }
 
+  /** Whether a write or truncate by {@code s} clears set-user-ID and set-group-ID: unless it is root. */
+  private static boolean kills(Session s) {
+    return s.uid() != 0 && !Kernel.SYSTEM.equals(s.principal());
+  }
+
+  /** The parameters of {@link #KILL_PRIVS} for a write or truncate by {@code s}. */
+  private static Object[] killArgs(Session s) {
+    return new Object[] {kills(s), s.gid(), s.principalId()};
+  }
+
   /** chown clears set-user-ID (and set-group-ID if group-executable) of a non-directory, as Linux does. */
   private static int chownMode(Stat st, SetAttr a) {
     int m = st.mode();
@@ -620,6 +648,25 @@ public final class FileSystem {
 
   private static Long time(Instant t) {
     return t == null || t == NOW ? null : t.getEpochSecond() * 1_000_000_000L + t.getNano();
+  }
+
+  /**
+   * What Linux does to a file that a caller without CAP_FSETID writes or truncates, on its own: clears
+   * set-user-ID, and set-group-ID as {@link #KILL_PRIVS} says. Needs write permission, not ownership
+   * (the kernel's FUSE module asks for it so, as a chmod, before such a write). Returns the inode.
+   */
+  public Stat dropSetId(Session s, String path) {
+    return call(s, "fs.chmod", object(path), false, tx -> {
+      deferDurability(tx);
+      var c = new Call(tx, s);
+      Stat f = existing(c, path, true).inode();
+      c.require(f, W, path);
+      Stat k = c.killed(f);
+      if (k.mode() == f.mode()) {
+        return f;
+      }
+      return tx.queryOne(SET_MODE, rs -> stat(rs, 1), k.mode(), f.ino()).orElseThrow();
+    });
   }
 
   /**
@@ -765,7 +812,7 @@ public final class FileSystem {
       }
       c.require(f, ((flags & O_ACCMODE) != O_WRONLY ? R : 0) | (write || (flags & O_TRUNC) != 0 ? W : 0), path);
       if ((flags & O_TRUNC) != 0 && f.isFile() && f.size() > 0) {
-        return f.truncated(0, truncate(tx, f.ino(), 0));
+        return c.killed(f.truncated(0, truncate(tx, f.ino(), 0, killArgs(s))));
       }
       return f;
     });
@@ -782,17 +829,23 @@ public final class FileSystem {
    * round trip to the database when the file system knows the directory.
    */
   public Stat createFile(Session s, String path, int mode, byte[] data) {
+    // as open, write and close would (the new file's group is the caller's: only group-execute decides)
+    int m = mode & 07777;
+    if (data.length > 0 && kills(s)) {
+      m &= ~(S_ISUID | ((m & 010) != 0 ? S_ISGID : 0));
+    }
+    int created = m;
     return call(s, "fs.create", object(path), false, tx -> {
       durable(tx);
       var c = new Call(tx, s);
-      if (c.createKnown(path, Kind.FILE, mode & 07777, null, true, data)) {
+      if (c.createKnown(path, Kind.FILE, created, null, true, data)) {
         return null;
       }
       Resolved r = resolve(c, path, false);
       if (r.inode() != null) {
         throw new FsException(Errno.EEXIST, path);
       }
-      return c.createEntry(r, Kind.FILE, mode & 07777, null, path, data);
+      return c.createEntry(r, Kind.FILE, created, null, path, data);
     });
   }
 
@@ -898,7 +951,9 @@ public final class FileSystem {
           deferDurability(tx);
         }
         var c = new Call(tx, p.s());
-        c.given = c.applied(p.opened(), then, p.path());
+        // the bytes are written first (clearing set-user-ID as a write does), then the attribute changes
+        Stat opened = data != null && data.length > 0 ? c.killed(p.opened()) : p.opened();
+        c.given = c.applied(opened, then, p.path());
         if (c.root()) {
           // permissions do not stop root, so nothing needs the path walked again: the file goes into the
           // directory the open found, wherever it is now, as if created at the open (no walk)
@@ -1021,7 +1076,8 @@ public final class FileSystem {
       durable(tx);
       long at = tx.queryLong("SELECT size FROM fs_inodes WHERE ino = ? FOR UPDATE", h.ino());
       if (len > 0) {
-        tx.lastAudited(STORE_CHUNKS_AUDITED, null, null, writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len).store());
+        tx.lastAudited(STORE_CHUNKS_AUDITED, null, null,
+            writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len, killArgs(s)).store());
       }
       return at;
     });
@@ -1034,7 +1090,8 @@ public final class FileSystem {
    * Locks, extends and versions the inode and builds the chunks a write touches; the caller sends
    * {@link #STORE_CHUNKS} with {@link Write#store} as the call's last statement.
    */
-  private static Write writeAt(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len) throws SQLException {
+  private static Write writeAt(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len, Object[] kill)
+      throws SQLException {
     long end = offset + len;
     long k0 = offset / cs;
     long k1 = (end - 1) / cs;
@@ -1058,7 +1115,8 @@ public final class FileSystem {
         old.put(k, rs.getBytes(14));
       }
       return null;
-    }, end, ino, ino, tx.connection().createArrayOf("bigint", partial.toArray()), lastPartial ? k1 : -1, end);
+    }, kill[0], kill[1], kill[2], end, ino, ino, tx.connection().createArrayOf("bigint", partial.toArray()),
+        lastPartial ? k1 : -1, end);
     if (bumped[0] == null) {
       throw new FsException(Errno.EBADF, "no such file (inode " + ino + ")");
     }
@@ -1161,7 +1219,10 @@ public final class FileSystem {
       Stat k = len > 0 && !h.append() ? known.get(h.id()) : null;
       if (k != null && offset % h.chunkSize() == 0 && offset + len >= k.size()) {
         // the handle knows the inode: one statement, checked against its version
-        Object[] attrs = then.isEmpty() ? KEEP_ATTRS : new Call(tx, s).setattrArgs(k, then, false, "#" + h.ino());
+        var c = new Call(tx, s);
+        Stat base = c.killed(k);
+        Object[] attrs = !then.isEmpty() ? c.setattrArgs(base, then, false, "#" + h.ino())
+            : base.mode() == k.mode() ? KEEP_ATTRS : keepAttrsBut(base.mode());
         var args = new ArrayList<Object>();
         args.add(offset + len);
         args.addAll(Arrays.asList(attrs).subList(0, KEEP_ATTRS.length));
@@ -1179,7 +1240,7 @@ public final class FileSystem {
         Stat st = inode(tx, h.ino());
         return then.isEmpty() ? st : new Call(tx, s).setattr(st, then, true, "#" + h.ino());
       }
-      Write w = writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len);
+      Write w = writeAt(tx, h.ino(), h.chunkSize(), at, data, from, len, killArgs(s));
       if (then.isEmpty()) {
         tx.lastAudited(STORE_CHUNKS_AUDITED, null, null, w.store());
         return w.inode();
@@ -1217,7 +1278,7 @@ public final class FileSystem {
         throw new FsException(Errno.EINVAL, path);
       }
       c.require(f, W, path);
-      truncate(tx, f.ino(), size);
+      truncate(tx, f.ino(), size, killArgs(s));
       return null;
     });
   }
@@ -1233,17 +1294,17 @@ public final class FileSystem {
     settle(h);
     kernel.callChecked(s, "fs.ftruncate", "file:#" + h.ino(), false, tx -> {
       deferDurability(tx);
-      truncate(tx, h.ino(), size);
+      truncate(tx, h.ino(), size, killArgs(s));
       return null;
     });
     known.remove(h.id()); // the next write goes the general way instead of conflicting
   }
 
-  /** Returns the inode's new version. */
-  private static long truncate(Tx tx, long ino, long size) throws SQLException {
+  /** Returns the inode's new version; {@code kill}: {@link #killArgs}. */
+  private static long truncate(Tx tx, long ino, long size, Object[] kill) throws SQLException {
     Stat f = tx.queryOne(LOCK_INO, rs -> stat(rs, 1), ino)
         .orElseThrow(() -> new FsException(Errno.ENOENT, "inode " + ino));
-    long version = tx.queryLong(SET_SIZE, size, ino);
+    long version = tx.queryLong(SET_SIZE, kill[0], kill[1], kill[2], size, ino);
     if (size >= f.size()) {
       return version; // growing leaves a hole: chunks never hold bytes past the size
     }
@@ -1702,6 +1763,15 @@ public final class FileSystem {
 
     boolean root() {
       return s.uid() == 0 || Kernel.SYSTEM.equals(s.principal());
+    }
+
+    /** {@code st} as a write or truncate by this caller leaves its mode (as {@link #KILL_PRIVS}). */
+    Stat killed(Stat st) throws SQLException {
+      if (!kills(s) || (st.mode() & (S_ISUID | S_ISGID)) == 0) {
+        return st;
+      }
+      boolean sgid = (st.mode() & 010) != 0 || !inGroup(st.gid());
+      return st.withMode(st.mode() & ~(S_ISUID | (sgid ? S_ISGID : 0)));
     }
 
     boolean inGroup(int gid) throws SQLException {

@@ -68,6 +68,10 @@ public record Stat(long ino, Kind kind, int mode, int uid, int gid, long size, i
     return (size + 511) / 512;
   }
 
+  Stat withMode(int newMode) {
+    return new Stat(ino, kind, newMode, uid, gid, size, nlink, atime, mtime, ctime, version, chunkSize);
+  }
+
   Stat truncated(long newSize, long newVersion) {
     return new Stat(ino, kind, mode, uid, gid, newSize, nlink, atime, mtime, ctime, newVersion, chunkSize);
   }

@@ -347,6 +347,47 @@ class FileSystemTest {
   }
 
   @Test
+  void aWriteOrTruncateByACallerOtherThanRootClearsSetUserIdAsLinuxDoes() {
+    Session sue = user("sue", 2401, 2401);
+    Session walt = user("walt", 2402, 2402);
+    fs.mkdir(root, "/suid", 01777);
+    int[] modes = {04777, 02777, 02767, 06777, 04777, 02767, 04777};
+    String[] names = {"known", "append", "middle", "truncated", "byRoot", "ownSgid", "ownSuid"};
+    for (int i = 0; i < names.length; i++) {
+      fs.createFile(sue, "/suid/" + names[i], 0666, "aa".getBytes());
+      fs.chmod(sue, "/suid/" + names[i], modes[i]);
+    }
+    FileHandle h = fs.open(walt, "/suid/known", FileSystem.O_WRONLY, 0); // the whole file: one statement
+    fs.write(walt, h, 0, "bbb".getBytes(), 0, 3);
+    fs.close(h);
+    h = fs.open(walt, "/suid/append", FileSystem.O_WRONLY | FileSystem.O_APPEND, 0);
+    fs.write(walt, h, 0, "b".getBytes(), 0, 1);
+    fs.close(h);
+    h = fs.open(walt, "/suid/middle", FileSystem.O_WRONLY, 0); // part of a chunk: the general way
+    fs.write(walt, h, 1, "b".getBytes(), 0, 1);
+    fs.close(h);
+    fs.truncate(walt, "/suid/truncated", 1);
+    h = fs.open(root, "/suid/byRoot", FileSystem.O_WRONLY, 0);
+    fs.write(root, h, 1, "b".getBytes(), 0, 1);
+    fs.close(h);
+    for (String own : List.of("/suid/ownSgid", "/suid/ownSuid")) {
+      h = fs.open(sue, own, FileSystem.O_WRONLY, 0);
+      fs.write(sue, h, 1, "b".getBytes(), 0, 1);
+      fs.close(h);
+    }
+    assertEquals(0777, fs.stat(root, "/suid/known", false).mode());
+    assertEquals(0777, fs.stat(root, "/suid/append", false).mode(), "set-group-ID goes when the group may execute");
+    assertEquals(0767, fs.stat(root, "/suid/middle", false).mode(), "or when the writer is not in the file's group");
+    assertEquals(02767, fs.stat(root, "/suid/ownSgid", false).mode(), "else it stays");
+    assertEquals(0777, fs.stat(root, "/suid/ownSuid", false).mode(), "the owner's write clears set-user-ID too");
+    assertEquals(0777, fs.stat(root, "/suid/truncated", false).mode());
+    assertEquals(04777, fs.stat(root, "/suid/byRoot", false).mode(), "root keeps them");
+    // as open, write and close would: the write clears what the create asked for
+    assertEquals(0755, fs.createFile(sue, "/suid/new", 04755, "x".getBytes()).mode());
+    assertEquals(04755, fs.createFile(sue, "/suid/empty", 04755, new byte[0]).mode());
+  }
+
+  @Test
   void permissionsPerUser() {
     Session alice = user("alice", 2001, 2001);
     Session bob = user("bob", 2002, 2002);

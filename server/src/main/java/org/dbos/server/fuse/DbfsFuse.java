@@ -504,6 +504,15 @@ final class DbfsFuse implements FuseOperations {
   @Override
   public int chmod(String path, int mode, FileInfo fi) {
     return run("chmod", path, s -> {
+      var now = attributes(s, path);
+      int removed = now.mode() & ~(mode & 07777);
+      if (s.uid() != 0 && now.uid() != s.uid() && (mode & 07777 & ~now.mode()) == 0 && removed != 0
+          && (removed & ~06000) == 0) {
+        // not the owner, only set-user-ID or set-group-ID going: the kernel clearing them before a write
+        flushInode(now.ino());
+        forgetDir(s, fs.dropSetId(s, path), path, true);
+        return 0;
+      }
       SetAttr a = SetAttr.chmod(mode);
       if (!deferred(s, path, fi, a)) {
         forgetDir(s, unlinked(s, path, a).orElseGet(() -> fs.chmod(s, path, mode & 07777)), path, true);

@@ -198,6 +198,9 @@ class MountTest {
         $B 'echo x > alice/new' 2>&1 | sed 's/.*: //'; $B 'rm -f shared/a' 2>&1 | sed 's/.*: //'
         $B 'chmod 777 alice/p' 2>&1 | sed 's/.*: //'; $A 'chmod 700 alice'; $B 'ls alice' 2>&1 | sed 's/.*: //'
         $A 'cat alice/s; rm shared/a'; $B 'touch -d 2000-01-01 alice/p' 2>&1 | sed 's/.*: //'
+        $A 'for f in su sg sl st; do echo a > shared/$f; done; chmod 4777 shared/su; chmod 2777 shared/sg'
+        $A 'chmod 2767 shared/sl; chmod 6777 shared/st'
+        $B 'echo b >> shared/su; echo b >> shared/sg; echo b >> shared/sl; truncate -s 1 shared/st'
         """.formatted(as.formatted(2001, 2001), as.formatted(2002, 2002)) + LISTING);
     // a uid that is no DBOS principal is refused
     Result r = sh(mnt, "setpriv --reuid 3333 --regid 3333 --clear-groups ls . 2>&1");
