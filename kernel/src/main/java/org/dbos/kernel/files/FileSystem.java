@@ -228,7 +228,7 @@ public final class FileSystem {
         WHERE c.ino = ? AND c.to_version IS NULL AND c.chunk_no = ANY (?::bigint[])
           AND (c.chunk_no <> ? OR i.size > ?)) p ON true""".formatted(KILL_PRIVS, COLS);
   private static final String SET_SIZE = "UPDATE fs_inodes SET mode = " + KILL_PRIVS
-      + ", size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version";
+      + ", size = ?, version = version + 1, mtime = fs_now(), ctime = fs_now() WHERE ino = ? RETURNING version, mode";
   private static final String SET_MODE =
       "UPDATE fs_inodes AS i SET mode = ?, ctime = fs_now(), version = version + 1 WHERE ino = ? RETURNING " + COLS;
   private static final String SET_ATTR = """
@@ -611,7 +611,7 @@ public final class FileSystem {
    * Times set to {@link #NOW} show as {@code now}.
    */
   public static Optional<Stat> preview(Session s, Stat st, SetAttr a, Instant now) {
-    boolean root = s.uid() == 0 || Kernel.SYSTEM.equals(s.principal());
+    boolean root = isRoot(s);
     boolean owner = st.uid() == s.uid();
     if (!root && (a.isChown() || !owner || a.isChmod() && (a.mode() & S_ISGID) != 0)) {
       return Optional.empty();
@@ -624,26 +624,27 @@ public final class FileSystem {
         a.mtime() == null ? st.mtime() : a.mtime() == NOW ? now : a.mtime(), now, st.version() + 1, st.chunkSize()));
   }
 
-  /** Whether a write or truncate by {@code s} clears set-user-ID and set-group-ID: unless it is root. */
-  private static boolean kills(Session s) {
-    return s.uid() != 0 && !Kernel.SYSTEM.equals(s.principal());
+  /** Root, or the kernel itself: permissions do not stop it, and its writes keep set-user-ID. */
+  private static boolean isRoot(Session s) {
+    return s.uid() == 0 || Kernel.SYSTEM.equals(s.principal());
   }
 
   /** The parameters of {@link #KILL_PRIVS} for a write or truncate by {@code s}. */
   private static Object[] killArgs(Session s) {
-    return new Object[] {kills(s), s.gid(), s.principalId()};
+    return new Object[] {!isRoot(s), s.gid(), s.principalId()};
+  }
+
+  /**
+   * {@code mode} without set-user-ID, and without set-group-ID if the group may execute or {@code
+   * sgidAnyway}: what Linux leaves after a chown, or a write by a caller without CAP_FSETID.
+   */
+  private static int withoutSetId(int mode, boolean sgidAnyway) {
+    return mode & ~(S_ISUID | ((mode & 010) != 0 || sgidAnyway ? S_ISGID : 0));
   }
 
   /** chown clears set-user-ID (and set-group-ID if group-executable) of a non-directory, as Linux does. */
   private static int chownMode(Stat st, SetAttr a) {
-    int m = st.mode();
-    if (!st.isDirectory() && (a.uid() != -1 || a.gid() != -1)) {
-      m &= ~S_ISUID;
-      if ((m & 010) != 0) {
-        m &= ~S_ISGID;
-      }
-    }
-    return m;
+    return !st.isDirectory() && (a.uid() != -1 || a.gid() != -1) ? withoutSetId(st.mode(), false) : st.mode();
   }
 
   private static Long time(Instant t) {
@@ -812,7 +813,7 @@ public final class FileSystem {
       }
       c.require(f, ((flags & O_ACCMODE) != O_WRONLY ? R : 0) | (write || (flags & O_TRUNC) != 0 ? W : 0), path);
       if ((flags & O_TRUNC) != 0 && f.isFile() && f.size() > 0) {
-        return c.killed(f.truncated(0, truncate(tx, f.ino(), 0, killArgs(s))));
+        return truncate(tx, f.ino(), 0, killArgs(s));
       }
       return f;
     });
@@ -830,11 +831,7 @@ public final class FileSystem {
    */
   public Stat createFile(Session s, String path, int mode, byte[] data) {
     // as open, write and close would (the new file's group is the caller's: only group-execute decides)
-    int m = mode & 07777;
-    if (data.length > 0 && kills(s)) {
-      m &= ~(S_ISUID | ((m & 010) != 0 ? S_ISGID : 0));
-    }
-    int created = m;
+    int created = data.length > 0 && !isRoot(s) ? withoutSetId(mode & 07777, false) : mode & 07777;
     return call(s, "fs.create", object(path), false, tx -> {
       durable(tx);
       var c = new Call(tx, s);
@@ -891,7 +888,7 @@ public final class FileSystem {
    * modes tell without the caller's supplementary groups (false when those could decide).
    */
   private static boolean mayCreate(Session s, List<Stat> chain) {
-    if (s.uid() == 0 || Kernel.SYSTEM.equals(s.principal())) {
+    if (isRoot(s)) {
       return chain.stream().allMatch(Stat::isDirectory);
     }
     for (int i = 0; i < chain.size(); i++) {
@@ -1300,13 +1297,15 @@ public final class FileSystem {
     known.remove(h.id()); // the next write goes the general way instead of conflicting
   }
 
-  /** Returns the inode's new version; {@code kill}: {@link #killArgs}. */
-  private static long truncate(Tx tx, long ino, long size, Object[] kill) throws SQLException {
+  /** Returns the inode as it leaves it (times as before); {@code kill}: {@link #killArgs}. */
+  private static Stat truncate(Tx tx, long ino, long size, Object[] kill) throws SQLException {
     Stat f = tx.queryOne(LOCK_INO, rs -> stat(rs, 1), ino)
         .orElseThrow(() -> new FsException(Errno.ENOENT, "inode " + ino));
-    long version = tx.queryLong(SET_SIZE, kill[0], kill[1], kill[2], size, ino);
+    Stat t = tx.queryOne(SET_SIZE, rs -> f.truncated(size, rs.getLong(1)).withMode(rs.getInt(2)),
+        kill[0], kill[1], kill[2], size, ino).orElseThrow();
+    long version = t.version();
     if (size >= f.size()) {
-      return version; // growing leaves a hole: chunks never hold bytes past the size
+      return t; // growing leaves a hole: chunks never hold bytes past the size
     }
     int cs = f.chunkSize();
     long keep = (size + cs - 1) / cs; // chunks [0, keep) stay
@@ -1324,7 +1323,7 @@ public final class FileSystem {
         tx.update(NEW_CHUNK, ino, k, version, hash, tail);
       }
     }
-    return version;
+    return t;
   }
 
   /**
@@ -1762,16 +1761,16 @@ public final class FileSystem {
     }
 
     boolean root() {
-      return s.uid() == 0 || Kernel.SYSTEM.equals(s.principal());
+      return isRoot(s);
     }
 
     /** {@code st} as a write or truncate by this caller leaves its mode (as {@link #KILL_PRIVS}). */
     Stat killed(Stat st) throws SQLException {
-      if (!kills(s) || (st.mode() & (S_ISUID | S_ISGID)) == 0) {
+      if (root() || (st.mode() & (S_ISUID | S_ISGID)) == 0) {
         return st;
       }
-      boolean sgid = (st.mode() & 010) != 0 || !inGroup(st.gid());
-      return st.withMode(st.mode() & ~(S_ISUID | (sgid ? S_ISGID : 0)));
+      boolean outsider = (st.mode() & (S_ISGID | 010)) == S_ISGID && !inGroup(st.gid());
+      return st.withMode(withoutSetId(st.mode(), outsider));
     }
 
     boolean inGroup(int gid) throws SQLException {

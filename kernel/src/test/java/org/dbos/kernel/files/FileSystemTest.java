@@ -351,8 +351,8 @@ class FileSystemTest {
     Session sue = user("sue", 2401, 2401);
     Session walt = user("walt", 2402, 2402);
     fs.mkdir(root, "/suid", 01777);
-    int[] modes = {04777, 02777, 02767, 06777, 04777, 02767, 04777};
-    String[] names = {"known", "append", "middle", "truncated", "byRoot", "ownSgid", "ownSuid"};
+    int[] modes = {04777, 02777, 02767, 06777, 04777, 02767, 04777, 04777};
+    String[] names = {"known", "append", "middle", "truncated", "byRoot", "ownSgid", "ownSuid", "openTrunc"};
     for (int i = 0; i < names.length; i++) {
       fs.createFile(sue, "/suid/" + names[i], 0666, "aa".getBytes());
       fs.chmod(sue, "/suid/" + names[i], modes[i]);
@@ -367,6 +367,9 @@ class FileSystemTest {
     fs.write(walt, h, 1, "b".getBytes(), 0, 1);
     fs.close(h);
     fs.truncate(walt, "/suid/truncated", 1);
+    h = fs.open(walt, "/suid/openTrunc", FileSystem.O_WRONLY | FileSystem.O_TRUNC, 0);
+    assertEquals(0777, h.opened().mode(), "open with O_TRUNC answers with the mode it left");
+    fs.close(h);
     h = fs.open(root, "/suid/byRoot", FileSystem.O_WRONLY, 0);
     fs.write(root, h, 1, "b".getBytes(), 0, 1);
     fs.close(h);
@@ -381,6 +384,7 @@ class FileSystemTest {
     assertEquals(02767, fs.stat(root, "/suid/ownSgid", false).mode(), "else it stays");
     assertEquals(0777, fs.stat(root, "/suid/ownSuid", false).mode(), "the owner's write clears set-user-ID too");
     assertEquals(0777, fs.stat(root, "/suid/truncated", false).mode());
+    assertEquals(0777, fs.stat(root, "/suid/openTrunc", false).mode());
     assertEquals(04777, fs.stat(root, "/suid/byRoot", false).mode(), "root keeps them");
     // as open, write and close would: the write clears what the create asked for
     assertEquals(0755, fs.createFile(sue, "/suid/new", 04755, "x".getBytes()).mode());
