@@ -182,6 +182,12 @@ public final class Worker implements AutoCloseable {
              finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END
       WHERE id IN (SELECT id FROM tasks WHERE state = 'running' AND node_id = ? FOR UPDATE SKIP LOCKED)
       RETURNING id, state, queue""";
+  /**
+   * This node's runs whose cancel was asked: the poll's path to a cancel, since its notification may
+   * arrive before the run's process exists here, or be lost with the listening connection.
+   */
+  private static final String CANCEL_ASKED = """
+      SELECT id FROM tasks WHERE node_id = ? AND state = 'running' AND cancel_requested""";
   /** Runs left on nodes no longer alive (their death was declared where no worker ran). */
   private static final String ORPHANED_NODES = """
       SELECT DISTINCT t.node_id FROM tasks t JOIN nodes n ON n.id = t.node_id
@@ -214,6 +220,8 @@ public final class Worker implements AutoCloseable {
   private final LinkedBlockingQueue<Run> functionRuns = new LinkedBlockingQueue<>();
   private final ConcurrentHashMap<Long, Process> processes = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<Long, Thread> functionThreadsByTask = new ConcurrentHashMap<>();
+  /** Processes being stopped, so a repeated cancel does not signal them again during the grace. */
+  private final Set<Long> stopping = ConcurrentHashMap.newKeySet();
   private final AtomicInteger inFlight = new AtomicInteger();
   private final AtomicInteger usedCpus = new AtomicInteger();
   private final AtomicLong usedMemory = new AtomicLong();
@@ -293,9 +301,13 @@ public final class Worker implements AutoCloseable {
     if (payload == null) {
       return;
     }
-    long id = Long.parseLong(payload);
+    cancel(Long.parseLong(payload));
+  }
+
+  /** Stops this node's run of task {@code id}, if it has one; its completion then records the cancel. */
+  private void cancel(long id) {
     Process p = processes.get(id);
-    if (p != null) {
+    if (p != null && stopping.add(id)) {
       Thread.ofVirtual().start(() -> stop(p));
     }
     Thread t = functionThreadsByTask.get(id);
@@ -318,6 +330,7 @@ public final class Worker implements AutoCloseable {
           refreshQueues();
           dirty.addAll(queues.keySet());
           sweepOrphans();
+          sweepCancels();
         }
         boolean more = false;
         for (String q : List.copyOf(dirty)) {
@@ -826,6 +839,7 @@ public final class Worker implements AutoCloseable {
       log.warn("task {} failed in the worker: {}", r.id(), e.getMessage());
     } finally {
       processes.remove(r.id());
+      stopping.remove(r.id());
       if (output != null) {
         output.close();
       }
@@ -924,6 +938,14 @@ public final class Worker implements AutoCloseable {
       log.atWarn().addKeyValue("node", dead).addKeyValue("requeued", rows.size() - failed.size())
           .addKeyValue("failed", failed.size()).log("took back the tasks of a lost node");
     }
+  }
+
+  private void sweepCancels() {
+    if (processes.isEmpty() && functionThreadsByTask.isEmpty()) {
+      return;
+    }
+    db.transaction(c -> new Tx(c, system, null).query(CANCEL_ASKED, rs -> rs.getLong(1), self))
+        .forEach(this::cancel);
   }
 
   private void sweepOrphans() {

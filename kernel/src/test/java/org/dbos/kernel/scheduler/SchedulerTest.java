@@ -175,6 +175,21 @@ class SchedulerTest {
   }
 
   @Test
+  void aCancelWhoseNotificationNeverArrivesStillStopsTheProcess() {
+    long id = scheduler.submit(admin, TaskSpec.process(List.of("sh", "-c", "echo started; sleep 30")));
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    while (!output(id).contains("started") && System.nanoTime() < deadline) {
+      Thread.onSpinWait();
+    }
+    // what Scheduler.cancel commits, without the notification: the worker's poll must find it
+    kernel.database().transaction(c -> c.createStatement()
+        .executeUpdate("UPDATE tasks SET cancel_requested = true WHERE id = " + id));
+    TaskInfo t = scheduler.await(admin, id, Duration.ofSeconds(10));
+    assertEquals("cancelled", t.state());
+    assertTrue(Duration.between(t.startedAt(), t.finishedAt()).toMillis() < 5000, t.toString());
+  }
+
+  @Test
   void timeoutStopsTheProcess() {
     long id = scheduler.submit(admin, TaskSpec.process(List.of("sleep", "30")).withTimeout(Duration.ofMillis(300)));
     TaskInfo t = scheduler.await(admin, id, Duration.ofSeconds(10));
