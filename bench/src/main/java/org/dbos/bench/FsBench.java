@@ -117,6 +117,8 @@ public final class FsBench {
       }
     }
     secs.forEach((name, s) -> {
+      System.out.printf("tar -x rounds on %s (s): %s%n", name,
+          String.join(" ", Arrays.stream(s).mapToObj(x -> String.format("%.2f", x)).toList()));
       Arrays.sort(s);
       results.get(name).put(TAR, s[TAR_RUNS / 2]);
     });

@@ -310,10 +310,11 @@ public final class Worker implements AutoCloseable {
     if (p != null && stopping.add(id)) {
       Thread.ofVirtual().start(() -> stop(p));
     }
-    Thread t = functionThreadsByTask.get(id);
-    if (t != null) {
+    // under the map's lock, so the interrupt reaches the thread before its run's entry is removed
+    functionThreadsByTask.computeIfPresent(id, (k, t) -> {
       t.interrupt();
-    }
+      return t;
+    });
   }
 
   // ---- claiming -------------------------------------------------------------------------------
@@ -680,6 +681,7 @@ public final class Worker implements AutoCloseable {
         continue;
       } finally {
         functionThreadsByTask.remove(r.id());
+        Thread.interrupted(); // a cancel that came as the function returned is the lease's to record, not the next run's
       }
       if (r.deadline() != null && Instant.now().isAfter(r.deadline())) {
         ctx.rollback();

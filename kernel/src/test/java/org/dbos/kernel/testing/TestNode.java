@@ -25,6 +25,8 @@ public final class TestNode {
   public static NodeConfig config(TestDatabase.Url db) {
     try {
       Path dir = Files.createTempDirectory("dbos-test-node-");
+      // its admin credential and database password must not outlive the test run
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> TestDatabase.deleteQuietly(dir)));
       return NodeConfig.defaults(dir).withDatabase(db.url(), db.user(), db.password()).withPoolSize(8)
           .withHeartbeat(Duration.ofMillis(200), Duration.ofSeconds(2));
     } catch (IOException e) {
