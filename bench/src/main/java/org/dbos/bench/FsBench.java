@@ -37,7 +37,8 @@ import org.dbos.server.fuse.Mount;
  * the API that workload is one system call per file, {@link FileSystem#createFile}. Beside it, with
  * the same 1, 8 and 32 callers, PostgreSQL's bare durable single-row commits on DBFS's database: the
  * ceiling of any design that commits once per file. {@code tar -x} runs on the three targets in turn,
- * three rounds, and reports each one's median, so that the shared machine's load falls on all alike.
+ * an unmeasured warm-up and three rounds, and reports each one's median, so that the shared machine's
+ * load falls on all alike.
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
  * (defaults 300, 256, 2000, java.base/java/util/*; small-files is the total per thread count). The
@@ -77,7 +78,7 @@ public final class FsBench {
           results.put(target.getKey(), measurePosix(target.getValue(), smallFiles, seqMiB, randomReads));
         }
         System.out.println("measuring tar -x on each in turn …");
-        tarInTurn(targets, tar, results);
+        tarInTurn(targets, tar, results, postmasterPid(dir.resolve("node")));
       }
       System.out.println("measuring dbfs-api …");
       results.put("dbfs-api", measureApi(fs, admin, smallFiles, seqMiB, randomReads));
@@ -104,18 +105,32 @@ public final class FsBench {
   /**
    * {@code tar -x} of the tree on every target in turn, {@value #TAR_RUNS} rounds, the median per target:
    * the machine is shared, and its load, which moves bindfs's time by half, then falls on all alike.
+   * A first round on each is not measured: it compiles the mount's code for this workload, which a
+   * mount that has been running (and EtcdBench's warm-up) has done already.
    */
-  static void tarInTurn(List<Map.Entry<String, Path>> targets, Path tar, Map<String, Map<String, Double>> results)
-      throws Exception {
+  static void tarInTurn(List<Map.Entry<String, Path>> targets, Path tar, Map<String, Map<String, Double>> results,
+                        long postmaster) throws Exception {
+    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    long files = Math.max(1, tarFiles(tar.getParent()));
     var secs = new LinkedHashMap<String, double[]>();
-    for (int i = 0; i < TAR_RUNS; i++) {
+    for (int i = -1; i < TAR_RUNS; i++) {
       for (var target : targets) {
-        Path into = Files.createDirectories(target.getValue().resolve("tar" + i));
+        Path into = Files.createDirectories(target.getValue().resolve(i < 0 ? "tar-warm-up" : "tar" + i));
         // the last extraction's dirty pages are written out first, not during this one's timing
         run(target.getValue(), "sync");
+        System.out.printf("%tT tar -x on %s, %s%n", new java.util.Date(), target.getKey(),
+            i < 0 ? "warm-up" : "round " + (i + 1));
+        long jvm0 = os.getProcessCpuTime();
+        long pg0 = FsProfile.clusterCpu(postmaster);
         long t0 = System.nanoTime();
         run(into, "tar", "-xf", tar.toString());
-        secs.computeIfAbsent(target.getKey(), k -> new double[TAR_RUNS])[i] = secs(t0);
+        if (i >= 0) {
+          secs.computeIfAbsent(target.getKey(), k -> new double[TAR_RUNS])[i] = secs(t0);
+        }
+        if (target.getKey().equals("dbfs-fuse")) { // the mount runs in this JVM
+          System.out.printf("  %.2f s, CPU per file: this JVM %.3f ms, PostgreSQL %.3f ms%n", secs(t0),
+              (os.getProcessCpuTime() - jvm0) / 1e6 / files, (FsProfile.clusterCpu(postmaster) - pg0) / 1e6 / files);
+        }
       }
     }
     secs.forEach((name, s) -> {
@@ -345,6 +360,11 @@ public final class FsBench {
     Path tar = dir.resolve("tree.tar");
     run(src, "tar", "-cf", tar.toString(), ".");
     return tar;
+  }
+
+  /** The embedded PostgreSQL's postmaster of the node in {@code nodeDir}. */
+  static long postmasterPid(Path nodeDir) throws IOException {
+    return Long.parseLong(Files.readAllLines(nodeDir.resolve("pg/postmaster.pid")).getFirst().trim());
   }
 
   static long tarFiles(Path dir) throws IOException {

@@ -56,7 +56,7 @@ public final class FsProfile {
       Kernel kernel = node.kernel();
       Session s = kernel.openSession(Kernel.ADMIN, Duration.ofHours(1));
       FileSystem fs = FileSystem.of(kernel);
-      long postmaster = Long.parseLong(Files.readAllLines(dir.resolve("node/pg/postmaster.pid")).getFirst().trim());
+      long postmaster = FsBench.postmasterPid(dir.resolve("node"));
       if (System.getProperty("dropChecks") != null) {
         sql(kernel, """
             DO $$ DECLARE r record; BEGIN
@@ -189,7 +189,7 @@ public final class FsProfile {
         (os.getProcessCpuTime() - jvm0) / 1e6 / files, (clusterCpu(postmaster) - pg0) / 1e6 / files);
   }
 
-  /** CPU time (ns) of the postmaster and its children, from /proc (clock ticks of 10 ms). */
+  /** CPU time (ns) of the postmaster and its children, live and reaped, from /proc (clock ticks of 10 ms). */
   static long clusterCpu(long postmaster) throws Exception {
     long ticks = 0;
     try (var procs = Files.list(Path.of("/proc"))) {
@@ -203,6 +203,9 @@ public final class FsProfile {
           String[] f = st.substring(st.lastIndexOf(')') + 2).split(" ");
           if (Long.parseLong(pid) == postmaster || Long.parseLong(f[1]) == postmaster) {
             ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+          }
+          if (Long.parseLong(pid) == postmaster) { // and the children it reaped (autovacuum workers, …)
+            ticks += Long.parseLong(f[13]) + Long.parseLong(f[14]);
           }
         } catch (java.io.IOException | RuntimeException gone) {
           // the process ended meanwhile
