@@ -157,13 +157,19 @@ class SchedulerTest {
     assertEquals("failed", scheduler.get(admin, e).state());
   }
 
-  @Test
-  void cancellingARunningProcessStopsIt() {
+  /** A process task that has started (it wrote its first line) and sleeps for 30 s. */
+  static long sleepingProcess() {
     long id = scheduler.submit(admin, TaskSpec.process(List.of("sh", "-c", "echo started; sleep 30")));
     long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
     while (!output(id).contains("started") && System.nanoTime() < deadline) {
       Thread.onSpinWait();
     }
+    return id;
+  }
+
+  @Test
+  void cancellingARunningProcessStopsIt() {
+    long id = sleepingProcess();
     assertTrue(scheduler.cancel(admin, id));
     TaskInfo t = scheduler.await(admin, id, Duration.ofSeconds(10));
     assertEquals("cancelled", t.state());
@@ -176,11 +182,7 @@ class SchedulerTest {
 
   @Test
   void aCancelWhoseNotificationNeverArrivesStillStopsTheProcess() {
-    long id = scheduler.submit(admin, TaskSpec.process(List.of("sh", "-c", "echo started; sleep 30")));
-    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-    while (!output(id).contains("started") && System.nanoTime() < deadline) {
-      Thread.onSpinWait();
-    }
+    long id = sleepingProcess();
     // what Scheduler.cancel commits, without the notification: the worker's poll must find it
     kernel.database().transaction(c -> c.createStatement()
         .executeUpdate("UPDATE tasks SET cancel_requested = true WHERE id = " + id));
