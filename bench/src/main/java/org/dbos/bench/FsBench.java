@@ -110,7 +110,6 @@ public final class FsBench {
    */
   static void tarInTurn(List<Map.Entry<String, Path>> targets, Path tar, Map<String, Map<String, Double>> results,
                         long postmaster) throws Exception {
-    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
     long files = Math.max(1, tarFiles(tar.getParent()));
     var secs = new LinkedHashMap<String, double[]>();
     for (int i = -1; i < TAR_RUNS; i++) {
@@ -120,16 +119,14 @@ public final class FsBench {
         run(target.getValue(), "sync");
         System.out.printf("%tT tar -x on %s, %s%n", new java.util.Date(), target.getKey(),
             i < 0 ? "warm-up" : "round " + (i + 1));
-        long jvm0 = os.getProcessCpuTime();
-        long pg0 = FsProfile.clusterCpu(postmaster);
+        var cpu = FsProfile.Cpu.now(postmaster);
         long t0 = System.nanoTime();
         run(into, "tar", "-xf", tar.toString());
         if (i >= 0) {
           secs.computeIfAbsent(target.getKey(), k -> new double[TAR_RUNS])[i] = secs(t0);
         }
         if (target.getKey().equals("dbfs-fuse")) { // the mount runs in this JVM
-          System.out.printf("  %.2f s, CPU per file: this JVM %.3f ms, PostgreSQL %.3f ms%n", secs(t0),
-              (os.getProcessCpuTime() - jvm0) / 1e6 / files, (FsProfile.clusterCpu(postmaster) - pg0) / 1e6 / files);
+          System.out.printf("  %.2f s, %s%n", secs(t0), cpu.perFile(files));
         }
       }
     }

@@ -78,13 +78,10 @@ public final class FsProfile {
           for (int i = 0; i < FsBench.TAR_RUNS; i++) {
             logLastRound(kernel, i == FsBench.TAR_RUNS - 1);
             Path into = Files.createDirectories(mnt.resolve("tar" + i));
-            var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-            long jvm0 = os.getProcessCpuTime();
-            long pg0 = clusterCpu(postmaster);
+            Cpu cpu = Cpu.now(postmaster);
             long t0 = System.nanoTime();
             FsBench.run(into, "tar", "-xf", tar.toString());
-            System.out.printf("tar -x %d: %.2f s, CPU per file: JVM %.3f ms, PostgreSQL %.3f ms%n", i, FsBench.secs(t0),
-                (os.getProcessCpuTime() - jvm0) / 1e6 / files, (clusterCpu(postmaster) - pg0) / 1e6 / files);
+            System.out.printf("tar -x %d: %.2f s, %s%n", i, FsBench.secs(t0), cpu.perFile(files));
           }
         } else {
           int n = Integer.parseInt(args[1]);
@@ -176,17 +173,31 @@ public final class FsProfile {
 
   /** {@code n} files by {@code writers} threads, each in a directory of its own; files/s and CPU per file. */
   static void writers(long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
-    var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-    long jvm0 = os.getProcessCpuTime();
-    long pg0 = clusterCpu(postmaster);
+    Cpu cpu = Cpu.now(postmaster);
     double rate = FsBench.smallFiles(writers, n, t -> {
       String d = "/w" + writers + "-" + t;
       mkdir.make(d);
       return i -> file.make(d, i);
     });
     int files = n / writers * writers;
-    System.out.printf("%2d writers: %.0f files/s, CPU per file: JVM %.3f ms, PostgreSQL %.3f ms%n", writers, rate,
-        (os.getProcessCpuTime() - jvm0) / 1e6 / files, (clusterCpu(postmaster) - pg0) / 1e6 / files);
+    System.out.printf("%2d writers: %.0f files/s, %s%n", writers, rate, cpu.perFile(files));
+  }
+
+  /** The CPU this JVM and the cluster's PostgreSQL had used when read, to share among the files made since. */
+  record Cpu(long postmaster, long jvm, long postgres) {
+    private static final com.sun.management.OperatingSystemMXBean OS =
+        (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+
+    static Cpu now(long postmaster) throws Exception {
+      return new Cpu(postmaster, OS.getProcessCpuTime(), clusterCpu(postmaster));
+    }
+
+    /** "CPU per file: JVM … ms, PostgreSQL … ms" over {@code files} made since this reading. */
+    String perFile(long files) throws Exception {
+      Cpu now = now(postmaster);
+      return String.format("CPU per file: JVM %.3f ms, PostgreSQL %.3f ms",
+          (now.jvm - jvm) / 1e6 / files, (now.postgres - postgres) / 1e6 / files);
+    }
   }
 
   /** CPU time (ns) of the postmaster and its children, live and reaped, from /proc (clock ticks of 10 ms). */
