@@ -3,9 +3,11 @@ package org.dbos.kernel.db;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import io.micrometer.core.instrument.MeterRegistry;
+import java.lang.reflect.Field;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.sql.SQLTransientConnectionException;
+import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import javax.sql.DataSource;
 import org.dbos.kernel.SyscallException;
@@ -25,11 +27,14 @@ public final class Database implements AutoCloseable {
 
   private final HikariDataSource pool;
   private final String url;
+  /** HikariCP's per-thread list of the connections a thread returned last; null if not found. */
+  private final ThreadLocal<List<?>> lastReturned;
   private volatile boolean stopping;
 
   private Database(HikariDataSource pool, String url) {
     this.pool = pool;
     this.url = url;
+    this.lastReturned = lastReturnedLists(pool);
   }
 
   /**
@@ -104,11 +109,49 @@ public final class Database implements AutoCloseable {
     return url;
   }
 
+  /**
+   * A connection from the pool: the first free one in the pool's order, whichever thread asks. HikariCP
+   * would first hand a thread the connection that thread returned last, which keeps one connection per
+   * request stream only when every stream has a thread of its own. Front ends break that: the kernel
+   * hands each FUSE request to the worker that has waited longest, so after a burst of concurrent
+   * writers one serial writer's requests go round all of libfuse's workers and, with that affinity,
+   * round as many PostgreSQL backends, each on cold CPU caches: every statement of a {@code tar -x}
+   * ran 30–40 % slower (docs/BENCHMARKS.md, "Day 5"). Taking the first free connection keeps a serial
+   * stream on one backend, while concurrent callers still get one connection each.
+   */
   public Connection connection() throws SQLException {
     if (unreachableWhileStopping()) {
       throw new SQLTransientConnectionException("the database is unreachable and this node is stopping", "08001");
     }
+    if (lastReturned != null) {
+      lastReturned.get().clear();
+    }
     return pool.getConnection();
+  }
+
+  /**
+   * HikariCP (7.x) keeps a thread's last connections in {@code ConcurrentBag.threadLocalList} and has
+   * no setting to turn that off. Returns null, and connections keep HikariCP's per-thread order (a
+   * serial stream spread over threads is then slower, nothing else), if its internals are not what
+   * this expects; {@code DatabaseTest} fails then.
+   */
+  @SuppressWarnings("unchecked")
+  private static ThreadLocal<List<?>> lastReturnedLists(HikariDataSource pool) {
+    try {
+      Field poolField = HikariDataSource.class.getDeclaredField("pool");
+      poolField.setAccessible(true);
+      Object hikariPool = poolField.get(pool);
+      Field bagField = hikariPool.getClass().getDeclaredField("connectionBag");
+      bagField.setAccessible(true);
+      Object bag = bagField.get(hikariPool);
+      Field listField = bag.getClass().getDeclaredField("threadLocalList");
+      listField.setAccessible(true);
+      return (ThreadLocal<List<?>>) listField.get(bag);
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      log.warn("cannot find HikariCP's per-thread connection lists ({}): a serial stream of requests carried "
+          + "by many threads will use many connections", e.toString());
+      return null;
+    }
   }
 
   /** A unit of work on one connection inside one transaction. */
