@@ -18,7 +18,7 @@ import java.util.Properties;
 /**
  * A node's directory ({@code ./dbos-data} by default), private to its owner (mode 0700):
  * <pre>
- *   node.lock        held (flock) by the running node: a second node on the same directory is refused
+ *   node.lock        held (an fcntl lock, FileChannel.tryLock) by the running node: a second node on the same directory is refused
  *   node.properties  how to reach this node's database and HTTP endpoint (read by the CLI)
  *   db-password      the database password (0600)
  *   admin.credential the admin's password, written by the node that bootstrapped the database (0600)
