@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import org.dbos.kernel.DataDirectory;
 import org.dbos.kernel.Node;
 import org.dbos.kernel.NodeConfig;
+import org.dbos.kernel.files.Retention;
 import org.dbos.kernel.scheduler.Worker;
 import org.dbos.server.etcd.EtcdServer;
 import org.dbos.server.fuse.Mount;
@@ -74,6 +75,7 @@ public final class Server implements AutoCloseable {
       if (endpoints.worker()) {
         Worker.start(node); // closes with the node's kernel
       }
+      Retention.start(node.kernel(), config.fsRetention()); // likewise
       if (endpoints.etcdHost() != null) {
         etcd = EtcdServer.start(node.kernel(), endpoints.etcdHost(), endpoints.etcdPort());
       }

@@ -294,10 +294,28 @@ public final class FileSystem {
   private static final String DEAD_ORPHANS = """
       DELETE FROM fs_orphans o WHERE o.node_id IS NULL OR o.node_id = ?::uuid OR NOT EXISTS (
         SELECT 1 FROM nodes n WHERE n.id = o.node_id AND n.status = 'alive') RETURNING o.ino""";
-  private static final String PURGE_CHUNKS =
-      "DELETE FROM fs_chunks WHERE to_version IS NOT NULL AND closed_at < now() - ?::interval";
+  /** Rows of each kind one {@link #purge} call removes at most, so that its lock on fs_blobs is short. */
+  static final int PURGE_BATCH = 10_000;
+  private static final String PURGE_VERSIONS = """
+      DELETE FROM fs_inode_history WHERE (ino, version, replaced_at) IN (
+        SELECT ino, version, replaced_at FROM fs_inode_history WHERE replaced_at < now() - ?::interval
+        ORDER BY replaced_at LIMIT ?)""";
+  private static final String PURGE_NAMES = """
+      DELETE FROM fs_dentry_history WHERE (parent, name, ino, removed_at) IN (
+        SELECT parent, name, ino, removed_at FROM fs_dentry_history WHERE removed_at < now() - ?::interval
+        ORDER BY removed_at LIMIT ?)""";
+  /** Chunk rows of versions closed before the horizon; returns the blobs they used and how many rows each. */
+  private static final String PURGE_CHUNKS = """
+      WITH gone AS (
+        DELETE FROM fs_chunks c USING (
+          SELECT ino, chunk_no, from_version FROM fs_chunks
+          WHERE to_version IS NOT NULL AND closed_at < now() - ?::interval ORDER BY closed_at LIMIT ?) old
+        WHERE (c.ino, c.chunk_no, c.from_version) = (old.ino, old.chunk_no, old.from_version)
+        RETURNING c.hash)
+      SELECT hash, count(*) FROM gone GROUP BY hash""";
+  /** A separate statement: it must see the chunk rows the one before deleted (a CTE's snapshot would not). */
   private static final String PURGE_BLOBS =
-      "DELETE FROM fs_blobs b WHERE NOT EXISTS (SELECT 1 FROM fs_chunks c WHERE c.hash = b.hash)";
+      "DELETE FROM fs_blobs b WHERE b.hash = ANY (?) AND NOT EXISTS (SELECT 1 FROM fs_chunks c WHERE c.hash = b.hash)";
 
   private static final Map<Kernel, FileSystem> INSTANCES = new ConcurrentHashMap<>();
 
@@ -1550,18 +1568,35 @@ public final class FileSystem {
   }
 
   /**
-   * Forgets versions closed more than {@code keep} ago and the blobs no version uses any more (root
-   * only). Blocks writers for its duration: a writer that found a blob already stored must not see it
-   * purged before its chunk row commits.
+   * Forgets what changed more than {@code keep} ago, oldest first, at most {@value #PURGE_BATCH} rows of
+   * each kind (root only; EPERM otherwise): inode versions replaced before the horizon, names removed
+   * or renamed before it, the chunk rows of file versions closed before it, and the blobs of those
+   * chunk rows that no other chunk row uses. A version still current, or closed within {@code keep},
+   * is never touched, so the file system can be read as of any moment inside the retention period.
+   * While the blobs go, writers wait (a lock on fs_blobs): a writer that found a blob already stored
+   * must not see it purged before its chunk row commits. Call again while {@link Purged#more}.
    */
-  public long purge(Session s, Duration keep) {
+  public Purged purge(Session s, Duration keep) {
+    if (keep.isNegative()) {
+      throw new FsException(Errno.EINVAL, "a retention period cannot be negative: " + keep);
+    }
+    String horizon = keep.toMillis() + " milliseconds";
     return call(s, "fs.purge", "file:/", false, tx -> {
       if (!new Call(tx, s).root()) {
         throw new FsException(Errno.EPERM, "fs purge is for root");
       }
+      long versions = tx.update(PURGE_VERSIONS, horizon, PURGE_BATCH);
+      long names = tx.update(PURGE_NAMES, horizon, PURGE_BATCH);
       tx.update("LOCK TABLE fs_blobs IN SHARE ROW EXCLUSIVE MODE");
-      tx.update(PURGE_CHUNKS, keep.toSeconds() + " seconds");
-      return (long) tx.update(PURGE_BLOBS);
+      var candidates = new ArrayList<byte[]>();
+      long chunks = tx.query(PURGE_CHUNKS, rs -> {
+        candidates.add(rs.getBytes(1));
+        return rs.getLong(2);
+      }, horizon, PURGE_BATCH).stream().mapToLong(Long::longValue).sum();
+      long blobs = candidates.isEmpty() ? 0
+          : tx.update(PURGE_BLOBS, tx.connection().createArrayOf("bytea", candidates.toArray(new byte[0][])));
+      return new Purged(versions, names, chunks, blobs,
+          versions == PURGE_BATCH || names == PURGE_BATCH || chunks == PURGE_BATCH);
     });
   }
 

@@ -19,6 +19,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -640,6 +641,87 @@ class FileSystemTest {
       return rs.getLong(1);
     });
     assertEquals(3, denied);
+  }
+
+  /**
+   * Retention: a purge forgets what changed before its horizon (old versions, their chunk rows, removed
+   * and renamed names, the blobs no kept row uses) and nothing a current file still needs; a node's
+   * retention job does the same by itself. On a node of its own: it forgets every other test's history.
+   */
+  @Test
+  void purgeForgetsOnlyWhatIsOlderThanTheRetention() throws Exception {
+    try (Node other = TestNode.boot()) {
+      Kernel k = other.kernel();
+      Session admin = k.login("admin", other.dataDirectory().adminCredential().orElseThrow());
+      FileSystem f = FileSystem.of(k);
+      f.mkdir(admin, "/r", 0755);
+      byte[] x = "x".repeat(1000).getBytes(StandardCharsets.UTF_8);
+      byte[] y = "y".repeat(1000).getBytes(StandardCharsets.UTF_8);
+      byte[] z = "z".repeat(1000).getBytes(StandardCharsets.UTF_8);
+      f.createFile(admin, "/r/a", 0644, x);
+      overwrite(f, admin, "/r/a", y); // a's first version, holding x, is history now
+      f.createFile(admin, "/r/b", 0644, x); // and x is b's current content
+      f.createFile(admin, "/r/c", 0644, z);
+      f.unlink(admin, "/r/c"); // z is in history only
+      f.rename(admin, "/r/b", "/r/b2");
+      assertEquals(2, count(k, "SELECT count(*) FROM fs_chunks WHERE to_version IS NOT NULL"));
+      long blobs = count(k, "SELECT count(*) FROM fs_blobs");
+
+      assertTrue(f.purge(admin, Duration.ofHours(1)).none(), "nothing is an hour old");
+      k.principals().create(admin, "eve", "user", "pw-eve", 2401, 2401, false);
+      Session notRoot = k.login("eve", "pw-eve");
+      var refused = assertThrows(FsException.class, () -> f.purge(notRoot, Duration.ZERO));
+      assertEquals(Errno.EPERM, refused.errno());
+
+      Purged p = f.purge(admin, Duration.ZERO);
+      assertEquals(2, p.chunks(), p::toString);
+      assertEquals(1, p.blobs(), "z's blob only; x is b2's: " + p);
+      assertTrue(p.versions() >= 2 && p.names() >= 2 && !p.more(), p::toString);
+      assertEquals(blobs - 1, count(k, "SELECT count(*) FROM fs_blobs"));
+      for (String history : new String[] {"fs_inode_history", "fs_dentry_history", "fs_chunks WHERE to_version IS NOT NULL"}) {
+        assertEquals(0, count(k, "SELECT count(*) FROM " + history), history);
+      }
+      assertArrayEquals(y, read(f, admin, "/r/a"));
+      assertArrayEquals(x, read(f, admin, "/r/b2"));
+      assertTrue(f.check(admin, true).ok(), () -> f.check(admin, true).problems().toString());
+      assertEquals(3, count(k, "SELECT count(*) FROM audit_log WHERE call = 'fs.purge'"));
+
+      try (Retention job = Retention.start(k, Duration.ofMillis(1500))) {
+        overwrite(f, admin, "/r/a", z);
+        assertEquals(1, count(k, "SELECT count(*) FROM fs_chunks WHERE to_version IS NOT NULL"), "kept 1.5 s");
+        long deadline = System.nanoTime() + 15_000_000_000L;
+        while (count(k, "SELECT count(*) FROM fs_chunks WHERE to_version IS NOT NULL") > 0) {
+          assertTrue(System.nanoTime() < deadline, "the retention job did not purge within 15 s");
+          Thread.sleep(200);
+        }
+        assertEquals(0, count(k, "SELECT count(*) FROM fs_blobs WHERE NOT EXISTS (SELECT 1 FROM fs_chunks c WHERE c.hash = fs_blobs.hash)"));
+        assertArrayEquals(z, read(f, admin, "/r/a"));
+      }
+    }
+  }
+
+  private static void overwrite(FileSystem f, Session s, String path, byte[] data) {
+    FileHandle h = f.open(s, path, FileSystem.O_WRONLY | FileSystem.O_TRUNC, 0);
+    f.write(s, h, 0, data, 0, data.length);
+    f.close(h);
+  }
+
+  private static byte[] read(FileSystem f, Session s, String path) {
+    FileHandle h = f.open(s, path, FileSystem.O_RDONLY, 0);
+    try {
+      return f.read(s, h, 0, 1 << 20);
+    } finally {
+      f.close(h);
+    }
+  }
+
+  private static long count(Kernel k, String sql) {
+    return k.database().transaction(c -> {
+      try (var rs = c.createStatement().executeQuery(sql)) {
+        rs.next();
+        return rs.getLong(1);
+      }
+    });
   }
 
   @Test

@@ -9,6 +9,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
@@ -21,6 +22,7 @@ import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.files.CheckReport;
 import org.dbos.kernel.files.DirEntry;
 import org.dbos.kernel.files.FileSystem;
+import org.dbos.kernel.files.Purged;
 import org.dbos.kernel.files.Stat;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,7 +34,7 @@ import picocli.CommandLine.Parameters;
     description = "Files in DBFS, the file system in the OS database (paths are absolute, e.g. /home/alice).",
     subcommands = {FsCommand.Ls.class, FsCommand.StatCmd.class, FsCommand.Cat.class, FsCommand.Put.class,
         FsCommand.Get.class, FsCommand.Mkdir.class, FsCommand.Rm.class, FsCommand.Mv.class, FsCommand.Du.class,
-        FsCommand.Find.class, FsCommand.Check.class})
+        FsCommand.Find.class, FsCommand.Check.class, FsCommand.Purge.class})
 final class FsCommand {
   /** Copies at least this large show a progress bar. */
   static final long PROGRESS_BYTES = 8L << 20;
@@ -411,6 +413,26 @@ final class FsCommand {
       r.problems().forEach(System.out::println);
       System.out.println(r.ok() ? "consistent" : r.problems().size() + " problem(s)");
       return r.ok() ? 0 : 1;
+    }
+  }
+
+  @Command(name = "purge", description = "Forget file versions and removed names older than --keep now (admin); "
+      + "every node also does this by itself for its --fs-retention.")
+  static final class Purge extends Base {
+    @Option(names = "--keep", paramLabel = "DURATION", defaultValue = "7d",
+        description = "Keep what changed within this long (default: ${DEFAULT-VALUE}; 0s forgets every old version).")
+    String keep;
+
+    @Override
+    int run(FileSystem fs, Session s) {
+      Duration horizon = keep.trim().matches("0+(ms|s|m|h|d)") ? Duration.ZERO : UpCommand.parseDuration(keep, "--keep");
+      Purged total = new Purged(0, 0, 0, 0, true);
+      while (total.more()) {
+        total = total.plus(fs.purge(s, horizon));
+      }
+      System.out.printf("forgot %d versions, %d removed names, %d chunks, %d blobs%n",
+          total.versions(), total.names(), total.chunks(), total.blobs());
+      return 0;
     }
   }
 }

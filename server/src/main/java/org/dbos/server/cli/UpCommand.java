@@ -54,6 +54,10 @@ final class UpCommand implements Callable<Integer> {
       description = "Silence after which other nodes declare a node dead (default: ${DEFAULT-VALUE}).")
   String deadAfter;
 
+  @Option(names = "--fs-retention", paramLabel = "DURATION", defaultValue = "7d",
+      description = "How long DBFS keeps old file versions and removed names to restore from (default: ${DEFAULT-VALUE}).")
+  String fsRetention;
+
   @Option(names = "--label", paramLabel = "KEY=VALUE", description = "A node label (repeatable), for locality.")
   Map<String, String> labels = new LinkedHashMap<>();
 
@@ -71,6 +75,7 @@ final class UpCommand implements Callable<Integer> {
     if (dead.compareTo(beat.multipliedBy(2)) < 0) {
       throw SyscallException.invalid("--dead-after must be at least twice --heartbeat");
     }
+    Duration retention = parseDuration(fsRetention, "--fs-retention");
     if (pool < 2) {
       throw SyscallException.invalid("--pool must be at least 2");
     }
@@ -83,6 +88,7 @@ final class UpCommand implements Callable<Integer> {
         .withPoolSize(pool)
         .withHeartbeat(beat, dead)
         .withLabels(labels)
+        .withFsRetention(retention)
         .withOnFenced(fenced::countDown);
     logToDataDirectory(DataDirectory.logDir(dataDir));
     Server server = Server.start(cfg, new Server.Endpoints(hostPort[0], Integer.parseInt(hostPort[1]),
@@ -160,9 +166,9 @@ final class UpCommand implements Callable<Integer> {
     return new String[] {value.substring(0, i), value.substring(i + 1)};
   }
 
-  /** "500ms", "5s", "2m", or an ISO-8601 duration. */
+  /** "500ms", "5s", "2m", "12h", "7d", or an ISO-8601 duration. */
   static Duration parseDuration(String value, String option) {
-    var m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)").matcher(value.trim());
+    var m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h|d)").matcher(value.trim());
     try {
       if (m.matches()) {
         long n = Long.parseLong(m.group(1));
@@ -170,7 +176,8 @@ final class UpCommand implements Callable<Integer> {
           case "ms" -> Duration.ofMillis(n);
           case "s" -> Duration.ofSeconds(n);
           case "m" -> Duration.ofMinutes(n);
-          default -> Duration.ofHours(n);
+          case "h" -> Duration.ofHours(n);
+          default -> Duration.ofDays(n);
         };
       }
       Duration d = Duration.parse(value);
@@ -179,7 +186,7 @@ final class UpCommand implements Callable<Integer> {
       }
       return d;
     } catch (RuntimeException e) {
-      throw SyscallException.invalid(option + " wants a positive duration like 500ms, 5s or 2m, got '" + value + "'");
+      throw SyscallException.invalid(option + " wants a positive duration like 500ms, 5s, 2m or 7d, got '" + value + "'");
     }
   }
 }

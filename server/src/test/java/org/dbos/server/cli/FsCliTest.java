@@ -90,6 +90,16 @@ class FsCliTest {
     Out missing = dbos("fs", "cat", "/nope");
     assertEquals("dbos: ENOENT: /nope\n", missing.err());
     assertEquals(4, missing.exit());
+    assertEquals("forgot 0 versions, 0 removed names, 0 chunks, 0 blobs\n", dbos("fs", "purge").out(),
+        "the default keeps a week");
+    Out purged = dbos("fs", "purge", "--keep", "0s"); // the removed tree's names, chunks and blobs
+    assertEquals(0, purged.exit(), purged.err());
+    assertTrue(purged.out().matches("forgot \\d+ versions, ([4-9]|\\d\\d+) removed names, ([2-9]|\\d\\d+) chunks, "
+        + "([2-9]|\\d\\d+) blobs\n"), purged.out());
+    assertEquals("forgot 0 versions, 0 removed names, 0 chunks, 0 blobs\n", dbos("fs", "purge", "--keep", "0s").out());
+    Out bad = dbos("fs", "purge", "--keep", "soon");
+    assertEquals(2, bad.exit());
+    assertTrue(bad.err().contains("--keep wants a positive duration"), bad.err());
     Out check = dbos("fs", "check", "--data");
     assertEquals(0, check.exit(), check.out());
     assertTrue(check.out().endsWith("consistent\n"), check.out());
