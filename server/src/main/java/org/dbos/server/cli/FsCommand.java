@@ -88,7 +88,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "ls", description = "List directories (or name files).")
+  @Command(name = "ls", mixinStandardHelpOptions = true, description = "List directories (or name files).")
   static final class Ls extends Base {
     @Option(names = "-l", description = "Long format: mode, links, uid, gid, size, modified, name.")
     boolean longFormat;
@@ -120,7 +120,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "stat", description = "Show a file's attributes (symlinks not followed).")
+  @Command(name = "stat", mixinStandardHelpOptions = true, description = "Show a file's attributes (symlinks not followed).")
   static final class StatCmd extends Base {
     @Parameters(paramLabel = "PATH", arity = "1..*")
     List<String> paths;
@@ -137,7 +137,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "cat", description = "Print files to standard output.")
+  @Command(name = "cat", mixinStandardHelpOptions = true, description = "Print files to standard output.")
   static final class Cat extends Base {
     @Parameters(paramLabel = "PATH", arity = "1..*")
     List<String> paths;
@@ -154,7 +154,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "put", description = "Copy a local file (or with -r a directory) into DBFS.")
+  @Command(name = "put", mixinStandardHelpOptions = true, description = "Copy a local file (or with -r a directory) into DBFS.")
   static final class Put extends Base {
     @Option(names = "-r", description = "Copy directories recursively.")
     boolean recursive;
@@ -213,7 +213,7 @@ final class FsCommand {
         .showSpeed());
   }
 
-  @Command(name = "get", description = "Copy a DBFS file (or with -r a directory) to the local disk.")
+  @Command(name = "get", mixinStandardHelpOptions = true, description = "Copy a DBFS file (or with -r a directory) to the local disk.")
   static final class Get extends Base {
     @Option(names = "-r", description = "Copy directories recursively.")
     boolean recursive;
@@ -260,7 +260,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "mkdir", description = "Create directories.")
+  @Command(name = "mkdir", mixinStandardHelpOptions = true, description = "Create directories.")
   static final class Mkdir extends Base {
     @Option(names = "-p", description = "Create missing parents; no error if it exists.")
     boolean parents;
@@ -298,7 +298,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "rm", description = "Remove files (with -r directories and their contents).")
+  @Command(name = "rm", mixinStandardHelpOptions = true, description = "Remove files (with -r directories and their contents).")
   static final class Rm extends Base {
     @Option(names = "-r", description = "Remove directories and their contents.")
     boolean recursive;
@@ -329,7 +329,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "mv", description = "Rename or move (atomically; replaces the target like rename(2)).")
+  @Command(name = "mv", mixinStandardHelpOptions = true, description = "Rename or move (atomically; replaces the target like rename(2)).")
   static final class Mv extends Base {
     @Parameters(index = "0", paramLabel = "FROM")
     String from;
@@ -352,7 +352,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "du", description = "Bytes used under each path (apparent sizes; hard links counted once).")
+  @Command(name = "du", mixinStandardHelpOptions = true, description = "Bytes used under each path (apparent sizes; hard links counted once).")
   static final class Du extends Base {
     @Parameters(paramLabel = "PATH", defaultValue = "/", arity = "0..*")
     List<String> paths;
@@ -373,7 +373,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "find", description = "List every path under PATH, optionally filtered by name and type.")
+  @Command(name = "find", mixinStandardHelpOptions = true, description = "List every path under PATH, optionally filtered by name and type.")
   static final class Find extends Base {
     @Parameters(paramLabel = "PATH", defaultValue = "/")
     String path;
@@ -400,7 +400,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "check", description = "Verify every inode, entry and chunk (admin). Exit 1 if inconsistent.")
+  @Command(name = "check", mixinStandardHelpOptions = true, description = "Verify every inode, entry and chunk (admin). Exit 1 if inconsistent.")
   static final class Check extends Base {
     @Option(names = "--data", description = "Also re-hash every stored chunk (reads all data).")
     boolean data;
@@ -416,7 +416,7 @@ final class FsCommand {
     }
   }
 
-  @Command(name = "purge", description = "Forget file versions and removed names older than --keep now (admin); "
+  @Command(name = "purge", mixinStandardHelpOptions = true, description = "Forget file versions and removed names older than --keep now (admin); "
       + "every node also does this by itself for its --fs-retention.")
   static final class Purge extends Base {
     @Option(names = "--keep", paramLabel = "DURATION", defaultValue = "7d",
