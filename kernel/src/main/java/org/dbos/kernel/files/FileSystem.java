@@ -191,6 +191,8 @@ public final class FileSystem {
       SELECT EXISTS (SELECT 1 FROM up WHERE ino = ?)""";
   /** Serializes directory moves between parents, like Linux's s_vfs_rename_mutex: no cycles. */
   private static final long RENAME_LOCK = 0x6462667352656eL;
+  /** Serializes purges (every node runs one): two would delete the same history rows in different orders. */
+  private static final long PURGE_LOCK = 0x64626673507267L;
   private static final String READ = """
       SELECT i.size, c.chunk_no,
              substring(b.data FROM (greatest(?::bigint, c.chunk_no * ?) - c.chunk_no * ?)::int + 1
@@ -1585,6 +1587,7 @@ public final class FileSystem {
       if (!new Call(tx, s).root()) {
         throw new FsException(Errno.EPERM, "fs purge is for root");
       }
+      tx.queryOne("SELECT pg_advisory_xact_lock(?)", rs -> null, PURGE_LOCK);
       long versions = tx.update(PURGE_VERSIONS, horizon, PURGE_BATCH);
       long names = tx.update(PURGE_NAMES, horizon, PURGE_BATCH);
       tx.update("LOCK TABLE fs_blobs IN SHARE ROW EXCLUSIVE MODE");

@@ -12,7 +12,7 @@ import org.slf4j.LoggerFactory;
 /**
  * Keeps DBFS's old versions for a retention period and no longer: every {@link #every} it calls
  * {@link FileSystem#purge} as the system principal until nothing older than the period is left. Every
- * node runs one; purges of several nodes take turns (each locks fs_blobs), and the later finds less.
+ * node runs one; purges of several nodes take turns (a lock in the database), and the later finds less.
  * Stops when the kernel closes.
  */
 public final class Retention implements AutoCloseable {
