@@ -1578,6 +1578,15 @@ public final class FileSystem {
    * While the blobs go, writers wait (a lock on fs_blobs): a writer that found a blob already stored
    * must not see it purged before its chunk row commits. Call again while {@link Purged#more}.
    */
+  /** {@link #purge} until nothing older than {@code keep} is left: one system call per batch. */
+  public Purged purgeAll(Session s, Duration keep) {
+    Purged total = purge(s, keep);
+    while (total.more()) {
+      total = total.plus(purge(s, keep));
+    }
+    return total;
+  }
+
   public Purged purge(Session s, Duration keep) {
     if (keep.isNegative()) {
       throw new FsException(Errno.EINVAL, "a retention period cannot be negative: " + keep);

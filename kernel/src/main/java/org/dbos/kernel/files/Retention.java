@@ -11,9 +11,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Keeps DBFS's old versions for a retention period and no longer: every {@link #every} it calls
- * {@link FileSystem#purge} as the system principal until nothing older than the period is left. Every
- * node runs one; purges of several nodes take turns (a lock in the database), and the later finds less.
- * Stops when the kernel closes.
+ * {@link FileSystem#purgeAll} as the system principal. Every node runs one; purges of several nodes
+ * take turns (a lock in the database), and the later finds less. Stops when the kernel closes.
  */
 public final class Retention implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Retention.class);
@@ -53,10 +52,7 @@ public final class Retention implements AutoCloseable {
 
   private void purge() {
     try {
-      Purged total = new Purged(0, 0, 0, 0, true);
-      while (total.more()) {
-        total = total.plus(fs.purge(kernel.system(), keep));
-      }
+      Purged total = fs.purgeAll(kernel.system(), keep);
       if (!total.none()) {
         log.info("DBFS retention ({}): forgot {} versions, {} removed names, {} chunks and {} blobs", keep,
             total.versions(), total.names(), total.chunks(), total.blobs());

@@ -426,10 +426,7 @@ final class FsCommand {
     @Override
     int run(FileSystem fs, Session s) {
       Duration horizon = keep.trim().matches("0+(ms|s|m|h|d)") ? Duration.ZERO : UpCommand.parseDuration(keep, "--keep");
-      Purged total = new Purged(0, 0, 0, 0, true);
-      while (total.more()) {
-        total = total.plus(fs.purge(s, horizon));
-      }
+      Purged total = fs.purgeAll(s, horizon);
       System.out.printf("forgot %d versions, %d removed names, %d chunks, %d blobs%n",
           total.versions(), total.names(), total.chunks(), total.blobs());
       return 0;
