@@ -197,8 +197,14 @@ public final class KvStore implements AutoCloseable {
    */
   public RangeResponse range(Session s, RangeRequest r) {
     requireKey(r.key());
-    return kernel.call(s, "kv.range", Right.READ, KeyRanges.object(r.key(), r.rangeEnd()),
-        tx -> Reads.range(tx.connection(), r, -1, -1));
+    String object = KeyRanges.object(r.key(), r.rangeEnd());
+    if (Reads.oneKeyNow(r)) {
+      return kernel.call(s, "kv.range", Right.READ, object, tx -> {
+        tx.lastAudited(Reads.ONE_KEY, rs -> Reads.oneKey(rs, r), null, r.key()); // one round trip
+        return null;
+      });
+    }
+    return kernel.call(s, "kv.range", Right.READ, object, tx -> Reads.range(tx.connection(), r, -1, -1));
   }
 
   /**

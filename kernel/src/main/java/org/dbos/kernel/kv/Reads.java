@@ -10,6 +10,7 @@ import java.util.List;
 import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.Tx;
 import org.dbos.kernel.kv.Kv.*;
+import org.dbos.kernel.security.AuditLog;
 
 /**
  * Range as one SQL statement, so the revision, the count and the rows come from one snapshot: live
@@ -28,20 +29,38 @@ final class Reads {
    * A Range of one key at the current revision, etcd's most common read: the clock and at most one row,
    * by one index probe, without the general statement's count subquery, lateral join and sort
    * (statement and COMMIT in one JDBC transaction, p50: 0.048–0.056 ms general, 0.037–0.039 ms this).
+   * It carries the call's check and audit row ({@link AuditLog#audited}): the whole read is one round
+   * trip with its COMMIT ({@link org.dbos.kernel.Tx#lastAudited}). Its only parameter is the key.
    */
-  private static final String ONE_KEY = """
+  static final String ONE_KEY = AuditLog.audited("""
+      WITH k AS (SELECT create_revision, mod_revision, version, lease, value FROM kv WHERE key = ?)
       SELECT c.revision, c.compacted, k.create_revision, k.mod_revision, k.version, k.lease, k.value
-      FROM kv_revision c LEFT JOIN kv k ON k.key = ?""";
+      FROM kv_revision c LEFT JOIN k ON true""");
+
+  /** Whether {@code r} reads one key at the current revision, without filters: {@link #ONE_KEY}'s case. */
+  static boolean oneKeyNow(RangeRequest r) {
+    return r.revision() <= 0 && KeyRanges.single(r.rangeEnd()) && r.minModRevision() <= 0
+        && r.maxModRevision() <= 0 && r.minCreateRevision() <= 0 && r.maxCreateRevision() <= 0;
+  }
+
+  /** {@link #range} of one key now from {@link #ONE_KEY}'s row: limit and sort order cannot matter for at most one row. */
+  static RangeResponse oneKey(ResultSet rs, RangeRequest r) throws SQLException {
+    long current = rs.getLong(1);
+    byte[] v = rs.getBytes(7);
+    if (v == null) {
+      return new RangeResponse(current, List.of(), false, 0);
+    }
+    List<KeyValue> kvs = r.countOnly() ? List.of() : List.of(new KeyValue(r.key(), rs.getLong(3), rs.getLong(4),
+        rs.getLong(5), rs.getLong(6), r.keysOnly() ? new byte[0] : v));
+    return new RangeResponse(current, kvs, false, 1);
+  }
 
   /**
-   * Runs {@code r}. Outside a write batch pass {@code revision} −1: the statement reads the clock. Inside
-   * one, pass the batch's current and compacted revisions (its writes are visible on {@code c}).
+   * Runs {@code r} by the general statement. Outside a write batch pass {@code revision} −1: the
+   * statement reads the clock. Inside one, pass the batch's current and compacted revisions (its writes
+   * are visible on {@code c}).
    */
   static RangeResponse range(Connection c, RangeRequest r, long revision, long compacted) throws SQLException {
-    if (revision < 0 && r.revision() <= 0 && KeyRanges.single(r.rangeEnd()) && r.minModRevision() <= 0
-        && r.maxModRevision() <= 0 && r.minCreateRevision() <= 0 && r.maxCreateRevision() <= 0) {
-      return oneKey(c, r);
-    }
     byte[] key = r.key();
     byte[] end = r.rangeEnd();
     boolean empty = !KeyRanges.single(end) && !KeyRanges.fromKey(end) && Arrays.compareUnsigned(key, end) >= 0;
@@ -126,24 +145,6 @@ final class Reads {
       more = true;
     }
     return new RangeResponse(current, kvs, more, total);
-  }
-
-  /** {@link #range} of one key now: limit and sort order cannot matter for at most one row. */
-  private static RangeResponse oneKey(Connection c, RangeRequest r) throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(ONE_KEY)) {
-      ps.setBytes(1, r.key());
-      try (ResultSet rs = ps.executeQuery()) {
-        rs.next();
-        long current = rs.getLong(1);
-        byte[] v = rs.getBytes(7);
-        if (v == null) {
-          return new RangeResponse(current, List.of(), false, 0);
-        }
-        List<KeyValue> kvs = r.countOnly() ? List.of() : List.of(new KeyValue(r.key(), rs.getLong(3), rs.getLong(4),
-            rs.getLong(5), rs.getLong(6), r.keysOnly() ? new byte[0] : v));
-        return new RangeResponse(current, kvs, false, 1);
-      }
-    }
   }
 
   private static void addSource(List<Object> args, boolean historical, long rev, List<Object> condArgs) {
