@@ -1578,11 +1578,16 @@ public final class FileSystem {
    * While the blobs go, writers wait (a lock on fs_blobs): a writer that found a blob already stored
    * must not see it purged before its chunk row commits. Call again while {@link Purged#more}.
    */
-  /** {@link #purge} until nothing older than {@code keep} is left: one system call per batch. */
-  public Purged purgeAll(Session s, Duration keep) {
+  /**
+   * {@link #purge} until nothing older than {@code keep} is left: one system call per batch; {@code
+   * progress} hears the running total after each.
+   */
+  public Purged purgeAll(Session s, Duration keep, java.util.function.Consumer<Purged> progress) {
     Purged total = purge(s, keep);
+    progress.accept(total);
     while (total.more()) {
       total = total.plus(purge(s, keep));
+      progress.accept(total);
     }
     return total;
   }

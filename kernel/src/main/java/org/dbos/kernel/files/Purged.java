@@ -10,6 +10,11 @@ public record Purged(long versions, long names, long chunks, long blobs, boolean
     return new Purged(versions + p.versions, names + p.names, chunks + p.chunks, blobs + p.blobs, p.more);
   }
 
+  /** Rows of every kind. */
+  public long rows() {
+    return versions + names + chunks + blobs;
+  }
+
   public boolean none() {
     return versions == 0 && names == 0 && chunks == 0 && blobs == 0;
   }

@@ -52,7 +52,7 @@ public final class Retention implements AutoCloseable {
 
   private void purge() {
     try {
-      Purged total = fs.purgeAll(kernel.system(), keep);
+      Purged total = fs.purgeAll(kernel.system(), keep, p -> {});
       if (!total.none()) {
         log.info("DBFS retention ({}): forgot {} versions, {} removed names, {} chunks and {} blobs", keep,
             total.versions(), total.names(), total.chunks(), total.blobs());

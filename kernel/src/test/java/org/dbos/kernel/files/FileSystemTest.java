@@ -697,6 +697,17 @@ class FileSystemTest {
         assertEquals(0, count(k, "SELECT count(*) FROM fs_blobs WHERE NOT EXISTS (SELECT 1 FROM fs_chunks c WHERE c.hash = fs_blobs.hash)"));
         assertArrayEquals(z, read(f, admin, "/r/a"));
       }
+
+      // more than a batch: purgeAll goes on, one system call per batch, and reports each
+      k.database().transaction(c -> c.createStatement().executeUpdate("""
+          INSERT INTO fs_dentry_history (parent, name, ino, removed_at)
+          SELECT 1, convert_to('old' || i, 'UTF8'), i, now() - interval '2 hours' FROM generate_series(1, 25000) i"""));
+      var batches = new ArrayList<Purged>();
+      Purged all = f.purgeAll(admin, Duration.ofHours(1), batches::add);
+      assertEquals(25_000, all.names(), all::toString);
+      assertEquals(3, batches.size(), batches::toString);
+      assertTrue(batches.get(0).more() && !all.more(), batches::toString);
+      assertEquals(0, count(k, "SELECT count(*) FROM fs_dentry_history"));
     }
   }
 

@@ -426,7 +426,22 @@ final class FsCommand {
     @Override
     int run(FileSystem fs, Session s) {
       Duration horizon = keep.trim().matches("0+(ms|s|m|h|d)") ? Duration.ZERO : UpCommand.parseDuration(keep, "--keep");
-      Purged total = fs.purgeAll(s, horizon);
+      ProgressBar[] bar = {null}; // shown once a purge takes more than one batch
+      Purged total;
+      try {
+        total = fs.purgeAll(s, horizon, p -> {
+          if (bar[0] == null && p.more()) {
+            bar[0] = new ProgressBarBuilder().setTaskName("purge").setInitialMax(-1).setUnit(" rows", 1).build();
+          }
+          if (bar[0] != null) {
+            bar[0].stepTo(p.rows());
+          }
+        });
+      } finally {
+        if (bar[0] != null) {
+          bar[0].close();
+        }
+      }
       System.out.printf("forgot %d versions, %d removed names, %d chunks, %d blobs%n",
           total.versions(), total.names(), total.chunks(), total.blobs());
       return 0;
