@@ -127,7 +127,15 @@ public final class Tx {
    * other errors (null) fail the call as in the body.
    */
   public <T> void last(String sql, Row<T> row, Function<SQLException, SyscallException> failure, Object... args) {
-    last = new Last<>(sql, args, row, failure, false);
+    last = new Last<>(sql, args, row, failure, false, false);
+  }
+
+  /**
+   * {@link #last} for a statement of many rows: the call returns what {@code result} makes of its whole
+   * result set ({@code result} calls {@code next} itself).
+   */
+  public <T> void lastResult(String sql, Row<T> result, Object... args) {
+    last = new Last<>(sql, args, result, null, false, true);
   }
 
   /**
@@ -137,12 +145,15 @@ public final class Tx {
    * the audit row's.
    */
   public <T> void lastAudited(String sql, Row<T> row, Function<SQLException, SyscallException> failure, Object... args) {
-    last = new Last<>(sql, args, row, failure, true);
+    last = new Last<>(sql, args, row, failure, true, false);
   }
 
-  /** A body's last statement (see {@link #last}); {@code audits}: see {@link #lastAudited}. */
+  /**
+   * A body's last statement (see {@link #last}); {@code audits}: see {@link #lastAudited}; {@code
+   * wholeResult}: {@code row} reads the whole result set (see {@link #lastResult}).
+   */
   public record Last<T>(String sql, Object[] args, Row<T> row, Function<SQLException, SyscallException> failure,
-                        boolean audits) {}
+                        boolean audits, boolean wholeResult) {}
 
   Last<?> lastStatement() {
     return last;

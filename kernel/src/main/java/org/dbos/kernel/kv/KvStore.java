@@ -204,6 +204,13 @@ public final class KvStore implements AutoCloseable {
         return null;
       });
     }
+    if (r.revision() <= 0) { // cannot fail once read: the statement travels with the audit row and COMMIT
+      Reads.Statement st = Reads.statement(r, -1);
+      return kernel.call(s, "kv.range", Right.READ, object, tx -> {
+        tx.lastResult(st.sql(), rs -> Reads.read(rs, r, -1, -1), st.args());
+        return null;
+      });
+    }
     return kernel.call(s, "kv.range", Right.READ, object, tx -> Reads.range(tx.connection(), r, -1, -1));
   }
 

@@ -61,6 +61,20 @@ final class Reads {
    * are visible on {@code c}).
    */
   static RangeResponse range(Connection c, RangeRequest r, long revision, long compacted) throws SQLException {
+    Statement st = statement(r, revision);
+    try (PreparedStatement ps = c.prepareStatement(st.sql())) {
+      Tx.bind(ps, st.args());
+      try (ResultSet rs = ps.executeQuery()) {
+        return read(rs, r, revision, compacted);
+      }
+    }
+  }
+
+  /** The general statement of a Range and its parameters. */
+  record Statement(String sql, Object[] args) {}
+
+  /** {@link #range}'s statement: the clock, the count and the rows (a row per key; one if none). */
+  static Statement statement(RangeRequest r, long revision) {
     byte[] key = r.key();
     byte[] end = r.rangeEnd();
     boolean empty = !KeyRanges.single(end) && !KeyRanges.fromKey(end) && Arrays.compareUnsigned(key, end) >= 0;
@@ -108,27 +122,29 @@ final class Reads {
     addSource(args, historical, r.revision(), condArgs);
     args.addAll(filterArgs);
     args.add(fetch);
+    return new Statement(sql, args.toArray());
+  }
 
+  /**
+   * The response from {@link #statement}'s result ({@code revision} and {@code compacted} as for {@link
+   * #range}): FAILED_PRECONDITION if {@code r} asks for a revision compacted away or not yet written.
+   */
+  static RangeResponse read(ResultSet rs, RangeRequest r, long revision, long compacted) throws SQLException {
     long current = revision;
     long compactedRev = compacted;
     long total = 0;
     var kvs = new ArrayList<KeyValue>();
-    try (PreparedStatement ps = c.prepareStatement(sql)) {
-      Tx.bind(ps, args.toArray());
-      try (ResultSet rs = ps.executeQuery()) {
-        while (rs.next()) {
-          if (revision < 0) {
-            current = rs.getLong(1);
-            compactedRev = rs.getLong(2);
-          }
-          total = rs.getLong(3);
-          byte[] k = rs.getBytes(4);
-          if (k != null) {
-            byte[] v = rs.getBytes(9);
-            kvs.add(new KeyValue(k, rs.getLong(5), rs.getLong(6), rs.getLong(7), rs.getLong(8),
-                v == null || r.keysOnly() ? new byte[0] : v));
-          }
-        }
+    while (rs.next()) {
+      if (revision < 0) {
+        current = rs.getLong(1);
+        compactedRev = rs.getLong(2);
+      }
+      total = rs.getLong(3);
+      byte[] k = rs.getBytes(4);
+      if (k != null) {
+        byte[] v = rs.getBytes(9);
+        kvs.add(new KeyValue(k, rs.getLong(5), rs.getLong(6), rs.getLong(7), rs.getLong(8),
+            v == null || r.keysOnly() ? new byte[0] : v));
       }
     }
     if (r.revision() > 0) {

@@ -152,7 +152,7 @@ public final class AuditLog {
   /**
    * Like {@link #commitChecked} with the call's own last statement {@code last} (may be null) sent
    * first, in the same round trip; returns what its row mapper makes of the first row of its first result
-   * set (null if none).
+   * set (null if none), or of that whole result set if {@link Tx.Last#wholeResult}.
    */
   public static <T> T commitChecked(Connection c, Tx.Last<T> last, UUID id, Session s, String call, String object,
                                     Right right, boolean durable, List<String> notifications) throws SQLException {
@@ -190,7 +190,7 @@ public final class AuditLog {
         return null;
       }
       try (ResultSet rs = ps.getResultSet()) {
-        return rs.next() ? last.row().map(rs) : null;
+        return last.wholeResult() ? last.row().map(rs) : rs.next() ? last.row().map(rs) : null;
       }
     }
   }
