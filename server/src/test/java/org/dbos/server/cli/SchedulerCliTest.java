@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -24,6 +25,7 @@ import org.junit.jupiter.api.Test;
 /** The scheduler and message commands against a real node with a worker, as a user would type them. */
 class SchedulerCliTest {
   static Node node;
+  static Path dir;
   static List<String> connect;
   static Scheduler scheduler;
   static Session admin;
@@ -35,7 +37,7 @@ class SchedulerCliTest {
     TestDatabase.Url db = TestDatabase.fresh();
     node = TestNode.boot(db);
     Worker.start(node);
-    Path dir = Files.createTempDirectory("dbos-cli-");
+    dir = Files.createTempDirectory("dbos-cli-"); // holds the passwords: deleted after the class
     Path dbPw = Files.writeString(dir.resolve("db-pw"), db.password());
     Path adminPw = Files.writeString(dir.resolve("admin-pw"), node.dataDirectory().adminCredential().orElseThrow());
     connect = List.of("--db", db.url(), "--db-user", db.user(), "--db-password-file", dbPw.toString(),
@@ -45,8 +47,14 @@ class SchedulerCliTest {
   }
 
   @AfterAll
-  static void close() {
+  static void close() throws IOException {
     node.close();
+    try (var files = Files.list(dir)) {
+      for (Path f : files.toList()) {
+        Files.delete(f);
+      }
+    }
+    Files.delete(dir);
   }
 
   /** Runs `dbos SUBCOMMAND… [connection options] -- ARGS…`. */

@@ -260,6 +260,8 @@ class EtcdctlTest {
     long revision = revision(ctl.run("get", "/snap/a", "-w", "json").ok().out());
 
     var file = java.nio.file.Files.createTempDirectory("dbos-snap-").resolve("s.db");
+    file.getParent().toFile().deleteOnExit(); // deleted in reverse order of registration: the file, then this
+    file.toFile().deleteOnExit();
     assertTrue(ctl.run("snapshot", "save", file.toString()).ok().out().contains("Snapshot saved at " + file));
     String status = ctl.run("snapshot", "status", file.toString(), "-w", "json").ok().out();
     assertTrue(status.contains("\"revision\":" + revision + ","), status);
