@@ -1578,20 +1578,6 @@ public final class FileSystem {
    * While the blobs go, writers wait (a lock on fs_blobs): a writer that found a blob already stored
    * must not see it purged before its chunk row commits. Call again while {@link Purged#more}.
    */
-  /**
-   * {@link #purge} until nothing older than {@code keep} is left: one system call per batch; {@code
-   * progress} hears the running total after each.
-   */
-  public Purged purgeAll(Session s, Duration keep, java.util.function.Consumer<Purged> progress) {
-    Purged total = purge(s, keep);
-    progress.accept(total);
-    while (total.more()) {
-      total = total.plus(purge(s, keep));
-      progress.accept(total);
-    }
-    return total;
-  }
-
   public Purged purge(Session s, Duration keep) {
     if (keep.isNegative()) {
       throw new FsException(Errno.EINVAL, "a retention period cannot be negative: " + keep);
@@ -1615,6 +1601,20 @@ public final class FileSystem {
       return new Purged(versions, names, chunks, blobs,
           versions == PURGE_BATCH || names == PURGE_BATCH || chunks == PURGE_BATCH);
     });
+  }
+
+  /**
+   * {@link #purge} until nothing older than {@code keep} is left: one system call per batch; {@code
+   * progress} hears the running total after each.
+   */
+  public Purged purgeAll(Session s, Duration keep, java.util.function.Consumer<Purged> progress) {
+    Purged total = purge(s, keep);
+    progress.accept(total);
+    while (total.more()) {
+      total = total.plus(purge(s, keep));
+      progress.accept(total);
+    }
+    return total;
   }
 
   // ---- path resolution -----------------------------------------------------------------------

@@ -16,6 +16,6 @@ public record Purged(long versions, long names, long chunks, long blobs, boolean
   }
 
   public boolean none() {
-    return versions == 0 && names == 0 && chunks == 0 && blobs == 0;
+    return rows() == 0;
   }
 }

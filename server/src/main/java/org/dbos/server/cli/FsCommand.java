@@ -425,7 +425,7 @@ final class FsCommand {
 
     @Override
     int run(FileSystem fs, Session s) {
-      Duration horizon = keep.trim().matches("0+(ms|s|m|h|d)") ? Duration.ZERO : UpCommand.parseDuration(keep, "--keep");
+      Duration horizon = UpCommand.parseDuration(keep, "--keep"); // "0s" is zero
       ProgressBar[] bar = {null}; // shown once a purge takes more than one batch
       Purged total;
       try {
