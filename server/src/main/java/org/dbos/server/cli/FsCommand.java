@@ -425,7 +425,7 @@ final class FsCommand {
 
     @Override
     int run(FileSystem fs, Session s) {
-      Duration horizon = UpCommand.parseDuration(keep, "--keep"); // "0s" is zero
+      Duration horizon = UpCommand.parseDuration(keep, "--keep");
       ProgressBar[] bar = {null}; // shown once a purge takes more than one batch
       Purged total;
       try {

@@ -43,8 +43,7 @@ final class MessageCommands {
 
     @Override
     public Integer call() {
-      var wait = timeout.equals("0s") || timeout.equals("0") ? java.time.Duration.ZERO
-          : UpCommand.parseDuration(timeout, "--timeout");
+      var wait = timeout.equals("0") ? java.time.Duration.ZERO : UpCommand.parseDuration(timeout, "--timeout");
       try (var c = client.connect()) {
         List<Message> got = new Mailboxes(c.kernel()).recv(c.session(), mailbox, max, wait);
         for (Message m : got) {

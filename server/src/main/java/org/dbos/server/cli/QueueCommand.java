@@ -41,7 +41,7 @@ final class QueueCommand {
         } else {
           String[] p = rate.split("/", 2);
           try {
-            q = q.withRateLimit(Integer.parseInt(p[0]), UpCommand.parseDuration(p[1], "--rate"));
+            q = q.withRateLimit(Integer.parseInt(p[0]), UpCommand.positiveDuration(p[1], "--rate"));
           } catch (NumberFormatException | ArrayIndexOutOfBoundsException e) {
             throw SyscallException.invalid("--rate wants N/DURATION like 100/1s, got '" + rate + "'");
           }

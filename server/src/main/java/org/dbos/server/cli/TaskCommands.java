@@ -62,7 +62,7 @@ final class TaskCommands {
         spec = spec.withNotBefore(Instant.now().plus(UpCommand.parseDuration(delay, "--delay")));
       }
       if (timeout != null) {
-        spec = spec.withTimeout(UpCommand.parseDuration(timeout, "--timeout"));
+        spec = spec.withTimeout(UpCommand.positiveDuration(timeout, "--timeout"));
       }
       try (var c = client.connect()) {
         var s = new Scheduler(c.kernel());

@@ -70,12 +70,12 @@ final class UpCommand implements Callable<Integer> {
     long t0 = System.nanoTime();
     String[] hostPort = splitHostPort(http, "--http");
     String[] etcdHostPort = etcd.equals("off") ? null : splitHostPort(etcd, "--etcd");
-    Duration beat = parseDuration(heartbeat, "--heartbeat");
-    Duration dead = parseDuration(deadAfter, "--dead-after");
+    Duration beat = positiveDuration(heartbeat, "--heartbeat");
+    Duration dead = positiveDuration(deadAfter, "--dead-after");
     if (dead.compareTo(beat.multipliedBy(2)) < 0) {
       throw SyscallException.invalid("--dead-after must be at least twice --heartbeat");
     }
-    Duration retention = parseDuration(fsRetention, "--fs-retention");
+    Duration retention = positiveDuration(fsRetention, "--fs-retention");
     if (pool < 2) {
       throw SyscallException.invalid("--pool must be at least 2");
     }
@@ -167,6 +167,7 @@ final class UpCommand implements Callable<Integer> {
   }
 
   /** "500ms", "5s", "2m", "12h", "7d", or an ISO-8601 duration. */
+  /** A duration of zero or more: 500ms, 5s, 2m, 1h, 7d, or ISO-8601 (PT5S); INVALID_ARGUMENT otherwise. */
   static Duration parseDuration(String value, String option) {
     var m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h|d)").matcher(value.trim());
     try {
@@ -181,12 +182,21 @@ final class UpCommand implements Callable<Integer> {
         };
       }
       Duration d = Duration.parse(value);
-      if (d.isNegative() || d.isZero()) {
+      if (d.isNegative()) {
         throw new IllegalArgumentException();
       }
       return d;
     } catch (RuntimeException e) {
+      throw SyscallException.invalid(option + " wants a duration like 500ms, 5s, 2m or 7d, got '" + value + "'");
+    }
+  }
+
+  /** {@link #parseDuration}, refusing zero: for periods and timeouts, where zero means nothing sensible. */
+  static Duration positiveDuration(String value, String option) {
+    Duration d = parseDuration(value, option);
+    if (d.isZero()) {
       throw SyscallException.invalid(option + " wants a positive duration like 500ms, 5s, 2m or 7d, got '" + value + "'");
     }
+    return d;
   }
 }
