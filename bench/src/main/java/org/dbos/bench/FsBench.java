@@ -41,7 +41,8 @@ import org.dbos.server.fuse.Mount;
  * load falls on all alike.
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
- * (defaults 300, 256, 2000, java.base/java/util/*; small-files is the total per thread count). The
+ * (defaults 960, 1024, 2000, *: the issue's sizes, a 1 GiB file and the whole src.zip, 15,224 files;
+ * small-files is the total per thread count). The
  * embedded PostgreSQL runs with fsync on, with 40 connections so 32 writers need not queue for one.
  * Reads on ext4 and bindfs come from the page cache (nothing is dropped: the machine is shared);
  * reads through DBFS's mount go to the database (FUSE drops its page cache at open).
@@ -55,10 +56,10 @@ public final class FsBench {
   private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
   public static void main(String[] args) throws Exception {
-    int smallFiles = args.length > 0 ? Integer.parseInt(args[0]) : 300;
-    int seqMiB = args.length > 1 ? Integer.parseInt(args[1]) : 256;
+    int smallFiles = args.length > 0 ? Integer.parseInt(args[0]) : 960;
+    int seqMiB = args.length > 1 ? Integer.parseInt(args[1]) : 1024;
     int randomReads = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
-    String tree = args.length > 3 ? args[3] : "java.base/java/util/*";
+    String tree = args.length > 3 ? args[3] : "*";
     Path dir = Files.createTempDirectory("dbos-bench-fs-");
     Path tar = prepareTree(dir, tree);
     Path ext4 = Files.createDirectories(dir.resolve("ext4"));
