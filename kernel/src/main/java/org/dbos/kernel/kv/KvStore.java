@@ -238,7 +238,9 @@ public final class KvStore implements AutoCloseable {
    * ops in order, later ops seeing earlier writes; nested Txns decide their branch against the state
    * before the outer Txn too, as in etcd. All writes share one new revision; a Txn that writes nothing
    * keeps the revision. Fails with {@link Kv#ERR_TOO_MANY_OPS} (more than 128 compares or ops in a
-   * list) or {@link Kv#ERR_DUPLICATE_KEY} (one key written twice on a path) before doing anything.
+   * list), {@link Kv#ERR_DUPLICATE_KEY} (one key written twice on a path), or {@link Kv#ERR_COMPACTED} /
+   * {@link Kv#ERR_FUTURE_REV} (a Range on the path at a revision compacted or beyond the one before
+   * the Txn, as etcd checks), before doing anything: a failed Txn writes nothing.
    */
   public TxnResponse txn(Session s, TxnRequest r) {
     return (TxnResponse) submit(s, "kv.txn", Right.WRITE, Txns.object(r), r);
@@ -566,7 +568,7 @@ public final class KvStore implements AutoCloseable {
           }
           return;
         } else {
-          SyscallException se = Database.translate(e);
+          SyscallException se = e.getCause() instanceof SyscallException own ? own : Database.translate(e);
           for (Pending p : batch) {
             auditFailure(p, se);
             p.result.completeExceptionally(se);

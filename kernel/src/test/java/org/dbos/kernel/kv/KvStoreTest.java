@@ -92,6 +92,29 @@ class KvStoreTest {
         false, false, 0, 0, 0, 0)).count());
   }
 
+  /**
+   * A Txn whose Range names a compacted or future revision fails as a whole, like etcd's, which checks
+   * every Range on the chosen path against the store before the Txn: its earlier Put is not written and
+   * takes no revision. (The Range at current + 1 would read the Txn's own revision; etcd refuses it.)
+   */
+  @Test
+  void txnWithARangeAtABadRevisionWritesNothing() {
+    long r0 = put("tf/k", "0").revision();
+    kv.compact(admin, r0);
+    for (long bad : new long[] {r0 - 1, r0 + 1, r0 + 2}) {
+      var txn = new TxnRequest(List.of(), List.of(new PutRequest(b("tf/k"), b("1"), 0, false, false, false),
+          new RangeRequest(b("tf/k"), null, 0, bad, SortOrder.NONE, SortTarget.KEY, false, false, 0, 0, 0, 0)),
+          List.of());
+      var e = assertThrows(SyscallException.class, () -> kv.txn(admin, txn), "range at " + bad);
+      assertEquals(bad < r0 ? Kv.ERR_COMPACTED : Kv.ERR_FUTURE_REV, e.getMessage());
+      RangeResponse now = kv.range(admin, RangeRequest.of(b("tf/k"), null));
+      assertArrayEquals(b("0"), now.kvs().getFirst().value(), "the Put of the failed Txn is not visible");
+      assertEquals(r0, now.revision(), "the failed Txn took no revision");
+    }
+    assertEquals(r0 + 1, put("tf/k", "2").revision(), "the next write takes the next revision");
+    assertEquals(r0 + 2, put("tf/k", "3").revision());
+  }
+
   @Test
   void concurrentPutsGetGapFreeRevisions() throws Exception {
     try (var pool = Executors.newFixedThreadPool(32)) {
