@@ -82,10 +82,13 @@ public final class KvStore implements AutoCloseable {
   private static final String GRANT = """
       INSERT INTO kv_leases (id, granted_ttl, expires_at) VALUES (?, ?, now() + ? * interval '1 second')
       ON CONFLICT (id) DO NOTHING""";
+  /** A lease past its expiry is dead even before a sweep revokes it: renewing it would save its keys. */
   private static final String KEEP_ALIVE = """
-      UPDATE kv_leases SET expires_at = now() + granted_ttl * interval '1 second' WHERE id = ? RETURNING granted_ttl""";
+      UPDATE kv_leases SET expires_at = now() + granted_ttl * interval '1 second'
+      WHERE id = ? AND expires_at > now() RETURNING granted_ttl""";
   private static final String TIME_TO_LIVE = """
-      SELECT granted_ttl, floor(extract(epoch FROM expires_at - now()))::bigint FROM kv_leases WHERE id = ?""";
+      SELECT granted_ttl, floor(extract(epoch FROM expires_at - now()))::bigint FROM kv_leases
+      WHERE id = ? AND expires_at > now()""";
   private static final String LEASE_KEYS = "SELECT key FROM kv WHERE lease = ? ORDER BY key";
   private static final String LEASES = "SELECT id FROM kv_leases ORDER BY id";
   private static final String EXPIRED = """
@@ -356,13 +359,16 @@ public final class KvStore implements AutoCloseable {
     return (Long) submit(s, "lease.revoke", Right.WRITE, "lease:" + id, new Revoke(id, false));
   }
 
-  /** KeepAlive restarts the lease's full TTL and returns it; 0 if the lease does not exist (as etcd answers). */
+  /**
+   * KeepAlive restarts the lease's full TTL and returns it; 0 if the lease does not exist or has expired
+   * (as etcd answers), even if no sweep has revoked it yet: its keys go with the next sweep.
+   */
   public long keepAlive(Session s, long id) {
     return kernel.call(s, "lease.keepalive", Right.WRITE, "lease:" + id,
         tx -> tx.queryOne(KEEP_ALIVE, rs -> rs.getLong(1), id).orElse(0L));
   }
 
-  /** The remaining TTL in whole seconds (−1 if the lease does not exist) and, if asked, its keys. */
+  /** The remaining TTL in whole seconds (−1 if the lease does not exist or has expired) and, if asked, its keys. */
   public LeaseTimeToLive timeToLive(Session s, long id, boolean keys) {
     return kernel.call(s, "lease.timetolive", Right.READ, "lease:" + id, tx -> {
       long rev = clock(tx)[0];
@@ -390,7 +396,7 @@ public final class KvStore implements AutoCloseable {
   }
 
   /** Revokes expired leases. Every node sweeps; the guarded delete lets exactly one revoke each lease. */
-  private void sweepExpired() {
+  void sweepExpired() {
     if (closed) {
       return;
     }

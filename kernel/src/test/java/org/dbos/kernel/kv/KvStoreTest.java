@@ -137,7 +137,7 @@ class KvStoreTest {
   @Test
   void leaseExpiryDeletesKeysAtOneRevision() throws Exception {
     LeaseGrant g = kv.grant(admin, 0, 2);
-    kv.put(admin, new PutRequest(b("l/1"), b("v"), g.id(), false, false, false));
+    long first = kv.put(admin, new PutRequest(b("l/1"), b("v"), g.id(), false, false, false)).revision();
     kv.put(admin, new PutRequest(b("l/2"), b("v"), g.id(), false, false, false));
     assertEquals(2, kv.timeToLive(admin, g.id(), true).keys().size());
     var e = assertThrows(SyscallException.class, () -> kv.grant(admin, g.id(), 5));
@@ -149,6 +149,40 @@ class KvStoreTest {
     }
     assertEquals(-1, kv.timeToLive(admin, g.id(), false).ttl());
     assertEquals(0, kv.keepAlive(admin, g.id()));
+    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var w = kv.watches().watch(admin, b("l/"), KeyRanges.prefixEnd(b("l/")), first, false, false, false, false, sink(got));
+    while (got.size() < 4) {
+      assertTrue(System.nanoTime() < deadline, "the puts and deletions replayed: " + got);
+      Thread.sleep(10);
+    }
+    kv.watches().cancel(w);
+    assertEquals(List.of(Event.Type.PUT, Event.Type.PUT, Event.Type.DELETE, Event.Type.DELETE),
+        got.stream().map(Event::type).toList());
+    assertEquals(got.get(2).kv().modRevision(), got.get(3).kv().modRevision(), "both keys deleted at one revision");
+  }
+
+  /**
+   * A lease past its expiry that no sweep has revoked yet is dead to its clients, as in etcd: KeepAlive
+   * answers 0 (not found) without renewing it, TimeToLive −1, and the next sweep deletes its keys.
+   * (A store without a sweeper, on its own database; the expiry is moved into the past.)
+   */
+  @Test
+  void keepAliveDoesNotReviveAnExpiredLease() {
+    var db = org.dbos.kernel.testing.TestDatabase.fresh();
+    try (Node n = TestNode.boot(db); KvStore s = new KvStore(n.kernel(), null, null)) {
+      Session sys = n.kernel().system();
+      long id = s.grant(sys, 0, 60).id();
+      s.put(sys, new PutRequest(b("x/1"), b("v"), id, false, false, false));
+      assertEquals(60, s.keepAlive(sys, id));
+      n.kernel().database().transaction(c -> c.createStatement()
+          .executeUpdate("UPDATE kv_leases SET expires_at = now() - interval '1 second' WHERE id = " + id));
+      assertEquals(0, s.keepAlive(sys, id), "an expired lease is not renewed");
+      assertEquals(-1, s.timeToLive(sys, id, true).ttl());
+      assertEquals(1, s.range(sys, RangeRequest.of(b("x/1"), null)).count(), "not swept yet");
+      s.sweepExpired();
+      assertEquals(0, s.range(sys, RangeRequest.of(b("x/1"), null)).count(), "the sweep revoked the lease");
+      assertEquals(List.of(), s.leases(sys));
+    }
   }
 
   /** Expiry is on the database clock: a lease granted on a node that stopped is enforced by the next one. */
