@@ -49,6 +49,13 @@ public final class KvStore implements AutoCloseable {
    */
   public static final String CHANNEL = "dbos_kv";
   public static final int MAX_TXN_OPS = 128;
+  /**
+   * The longest key a Put may write. A key is a btree entry of {@code kv_pkey} and, with its revision,
+   * of {@code kv_history_pkey}, and PostgreSQL refuses btree entries over 2,704 bytes (a third of an
+   * 8 KB page): an incompressible key fits up to 2,684 bytes. etcd takes keys up to its request limit;
+   * longer keys would need those indexes on a digest of the key, and range scans on a prefix of it.
+   */
+  public static final int MAX_KEY_BYTES = 2560;
   /** etcd's minimum lease TTL with default election settings; shorter grants are raised to it. */
   public static final long MIN_LEASE_TTL = 2;
   public static final long MAX_LEASE_TTL = 9_000_000_000L;
@@ -764,7 +771,8 @@ public final class KvStore implements AutoCloseable {
     }
 
     static boolean plain(PutRequest p) {
-      return p.key() != null && p.key().length > 0 && p.lease() == 0 && !p.ignoreLease() && !p.ignoreValue();
+      return p.key() != null && p.key().length > 0 && p.key().length <= MAX_KEY_BYTES && p.lease() == 0
+          && !p.ignoreLease() && !p.ignoreValue();
     }
 
     boolean accepts(PutRequest p) {

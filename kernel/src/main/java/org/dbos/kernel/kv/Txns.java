@@ -41,6 +41,9 @@ final class Txns {
 
   static void validate(PutRequest p) {
     KvStore.requireKey(p.key());
+    if (p.key().length > KvStore.MAX_KEY_BYTES) {
+      throw SyscallException.invalid("key is too large: " + p.key().length + " bytes, at most " + KvStore.MAX_KEY_BYTES);
+    }
     if (p.ignoreValue() && p.value() != null && p.value().length > 0) {
       throw SyscallException.invalid(Kv.ERR_VALUE_PROVIDED);
     }

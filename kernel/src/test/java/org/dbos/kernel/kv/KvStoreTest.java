@@ -115,6 +115,52 @@ class KvStoreTest {
     assertEquals(r0 + 2, put("tf/k", "3").revision());
   }
 
+  /**
+   * A key is a btree entry of kv and kv_history, which PostgreSQL caps at 2,704 bytes: a Put of a
+   * longer key (here random, so incompressible) fails alone with INVALID_ARGUMENT and a clear message
+   * before writing, among other callers' Puts that commit, alone or in a Txn; a key of the maximum
+   * size is written, read, replaced and deleted.
+   */
+  @Test
+  void aKeyTooLargeForTheIndexFailsAloneAndClearly() {
+    var rnd = new java.util.Random(7);
+    byte[] max = bigKey(rnd, KvStore.MAX_KEY_BYTES);
+    long r = kv.put(admin, new PutRequest(max, b("1"), 0, false, false, false)).revision();
+    assertEquals(r + 1, kv.put(admin, new PutRequest(max, b("2"), 0, true, false, false)).revision());
+    assertArrayEquals(b("2"), kv.range(admin, RangeRequest.of(max, null)).kvs().getFirst().value());
+    assertEquals(1, kv.delete(admin, new DeleteRequest(max, null, false)).deleted());
+    for (int size : new int[] {KvStore.MAX_KEY_BYTES + 1, 3000, 100_000}) {
+      byte[] big = bigKey(rnd, size);
+      var small = new ArrayList<java.util.concurrent.CompletableFuture<PutResponse>>();
+      java.util.concurrent.CompletableFuture<PutResponse> bad = null;
+      for (int i = 0; i < 40; i++) {
+        small.add(kv.putAsync(admin, new PutRequest(b("big/" + i), b("v"), 0, false, false, false)));
+        if (i == 20) {
+          bad = kv.putAsync(admin, new PutRequest(big, b("v"), 0, false, false, false));
+        }
+      }
+      var txn = kv.txnAsync(admin, new TxnRequest(List.of(), List.of(
+          new PutRequest(b("big/t"), b("v"), 0, false, false, false), new PutRequest(big, b("v"), 0, false, false, false)),
+          List.of()));
+      String expected = "key is too large: " + size + " bytes, at most " + KvStore.MAX_KEY_BYTES;
+      for (var f : List.of(bad, txn)) {
+        var e = assertThrows(java.util.concurrent.CompletionException.class, f::join, "a key of " + size + " bytes");
+        var se = assertInstanceOf(SyscallException.class, e.getCause());
+        assertEquals(SyscallException.Code.INVALID_ARGUMENT, se.code());
+        assertEquals(expected, se.getMessage());
+      }
+      small.forEach(java.util.concurrent.CompletableFuture::join);
+      assertEquals(0, kv.range(admin, RangeRequest.of(b("big/t"), null)).count(), "the failed Txn wrote nothing");
+    }
+  }
+
+  private static byte[] bigKey(java.util.Random rnd, int size) {
+    byte[] k = new byte[size];
+    rnd.nextBytes(k);
+    System.arraycopy(b("big/"), 0, k, 0, 4);
+    return k;
+  }
+
   @Test
   void concurrentPutsGetGapFreeRevisions() throws Exception {
     try (var pool = Executors.newFixedThreadPool(32)) {
