@@ -161,6 +161,52 @@ class KvStoreTest {
     return k;
   }
 
+  /**
+   * A Put with ignore_value keeps the value at a new revision (and its version grows); Compare LESS
+   * holds or not by the numbers and bytes; a watch on [h/b, h/d), not a prefix, gets the events of
+   * h/b and h/c only; and the kv_keys view, read as {@code dbos sql} reads it, shows keys and values as
+   * text.
+   */
+  @Test
+  void ignoreValueCompareLessRangeWatchAndKvKeysView() throws Exception {
+    long r = put("h/b", "v1").revision();
+    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var w = kv.watches().watch(admin, b("h/b"), b("h/d"), r + 1, false, false, false, false, sink(got));
+    PutResponse kept = kv.put(admin, new PutRequest(b("h/b"), null, 0, true, true, false));
+    assertEquals(r + 1, kept.revision());
+    assertArrayEquals(b("v1"), kept.prevKv().value());
+    KeyValue now = kv.range(admin, RangeRequest.of(b("h/b"), null)).kvs().getFirst();
+    assertArrayEquals(b("v1"), now.value(), "ignore_value keeps the value");
+    assertEquals(List.of(r + 1, 2L, r), List.of(now.modRevision(), now.version(), now.createRevision()));
+
+    var less = new TxnRequest(List.of(
+        new Compare(b("h/b"), null, Compare.Target.VERSION, Compare.Result.LESS, 3, null),
+        new Compare(b("h/b"), null, Compare.Target.VALUE, Compare.Result.LESS, 0, b("v2")),
+        new Compare(b("h/none"), null, Compare.Target.CREATE, Compare.Result.LESS, 1, null)),
+        List.of(new PutRequest(b("h/c"), b("yes"), 0, false, false, false)), List.of());
+    assertTrue(kv.txn(admin, less).succeeded());
+    var notLess = new TxnRequest(List.of(new Compare(b("h/b"), null, Compare.Target.MOD, Compare.Result.LESS, r + 1, null)),
+        List.of(new PutRequest(b("h/c"), b("no"), 0, false, false, false)), List.of());
+    assertFalse(kv.txn(admin, notLess).succeeded(), "mod revision r + 1 is not less than itself");
+
+    put("h/a", "out");
+    put("h/d", "out");
+    long last = put("h/c", "last").revision();
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (got.isEmpty() || got.getLast().kv().modRevision() < last) {
+      assertTrue(System.nanoTime() < deadline, "the events arrived: " + got);
+      Thread.sleep(10);
+    }
+    kv.watches().cancel(w);
+    assertEquals(List.of("h/b", "h/c", "h/c"), got.stream().map(e -> new String(e.kv().key(), UTF_8)).toList());
+
+    var sql = new org.dbos.kernel.sql.SqlConsole(node.kernel()).run(admin,
+        "select key, version, size, value from kv_keys where key like 'h/%' order by key", false, 100);
+    assertEquals(List.of("key", "version", "size", "value"), sql.columns());
+    assertEquals(List.of(List.of("h/a", "1", "3", "out"), List.of("h/b", "2", "2", "v1"), List.of("h/c", "2", "4", "last"),
+        List.of("h/d", "1", "3", "out")), sql.rows());
+  }
+
   @Test
   void concurrentPutsGetGapFreeRevisions() throws Exception {
     try (var pool = Executors.newFixedThreadPool(32)) {
