@@ -49,6 +49,13 @@ public final class KvStore implements AutoCloseable {
    */
   public static final String CHANNEL = "dbos_kv";
   public static final int MAX_TXN_OPS = 128;
+  /**
+   * The longest key a Put may write. A key is a btree entry of {@code kv_pkey} and, with its revision,
+   * of {@code kv_history_pkey}, and PostgreSQL refuses btree entries over 2,704 bytes (a third of an
+   * 8 KB page): an incompressible key fits up to 2,684 bytes. etcd takes keys up to its request limit;
+   * longer keys would need those indexes on a digest of the key, and range scans on a prefix of it.
+   */
+  public static final int MAX_KEY_BYTES = 2560;
   /** etcd's minimum lease TTL with default election settings; shorter grants are raised to it. */
   public static final long MIN_LEASE_TTL = 2;
   public static final long MAX_LEASE_TTL = 9_000_000_000L;
@@ -82,10 +89,13 @@ public final class KvStore implements AutoCloseable {
   private static final String GRANT = """
       INSERT INTO kv_leases (id, granted_ttl, expires_at) VALUES (?, ?, now() + ? * interval '1 second')
       ON CONFLICT (id) DO NOTHING""";
+  /** A lease past its expiry is dead even before a sweep revokes it: renewing it would save its keys. */
   private static final String KEEP_ALIVE = """
-      UPDATE kv_leases SET expires_at = now() + granted_ttl * interval '1 second' WHERE id = ? RETURNING granted_ttl""";
+      UPDATE kv_leases SET expires_at = now() + granted_ttl * interval '1 second'
+      WHERE id = ? AND expires_at > now() RETURNING granted_ttl""";
   private static final String TIME_TO_LIVE = """
-      SELECT granted_ttl, floor(extract(epoch FROM expires_at - now()))::bigint FROM kv_leases WHERE id = ?""";
+      SELECT granted_ttl, floor(extract(epoch FROM expires_at - now()))::bigint FROM kv_leases
+      WHERE id = ? AND expires_at > now()""";
   private static final String LEASE_KEYS = "SELECT key FROM kv WHERE lease = ? ORDER BY key";
   private static final String LEASES = "SELECT id FROM kv_leases ORDER BY id";
   private static final String EXPIRED = """
@@ -238,7 +248,9 @@ public final class KvStore implements AutoCloseable {
    * ops in order, later ops seeing earlier writes; nested Txns decide their branch against the state
    * before the outer Txn too, as in etcd. All writes share one new revision; a Txn that writes nothing
    * keeps the revision. Fails with {@link Kv#ERR_TOO_MANY_OPS} (more than 128 compares or ops in a
-   * list) or {@link Kv#ERR_DUPLICATE_KEY} (one key written twice on a path) before doing anything.
+   * list), {@link Kv#ERR_DUPLICATE_KEY} (one key written twice on a path), or {@link Kv#ERR_COMPACTED} /
+   * {@link Kv#ERR_FUTURE_REV} (a Range on the path at a revision compacted or beyond the one before
+   * the Txn, as etcd checks), before doing anything: a failed Txn writes nothing.
    */
   public TxnResponse txn(Session s, TxnRequest r) {
     return (TxnResponse) submit(s, "kv.txn", Right.WRITE, Txns.object(r), r);
@@ -354,13 +366,16 @@ public final class KvStore implements AutoCloseable {
     return (Long) submit(s, "lease.revoke", Right.WRITE, "lease:" + id, new Revoke(id, false));
   }
 
-  /** KeepAlive restarts the lease's full TTL and returns it; 0 if the lease does not exist (as etcd answers). */
+  /**
+   * KeepAlive restarts the lease's full TTL and returns it; 0 if the lease does not exist or has expired
+   * (as etcd answers), even if no sweep has revoked it yet: its keys go with the next sweep.
+   */
   public long keepAlive(Session s, long id) {
     return kernel.call(s, "lease.keepalive", Right.WRITE, "lease:" + id,
         tx -> tx.queryOne(KEEP_ALIVE, rs -> rs.getLong(1), id).orElse(0L));
   }
 
-  /** The remaining TTL in whole seconds (−1 if the lease does not exist) and, if asked, its keys. */
+  /** The remaining TTL in whole seconds (−1 if the lease does not exist or has expired) and, if asked, its keys. */
   public LeaseTimeToLive timeToLive(Session s, long id, boolean keys) {
     return kernel.call(s, "lease.timetolive", Right.READ, "lease:" + id, tx -> {
       long rev = clock(tx)[0];
@@ -388,7 +403,7 @@ public final class KvStore implements AutoCloseable {
   }
 
   /** Revokes expired leases. Every node sweeps; the guarded delete lets exactly one revoke each lease. */
-  private void sweepExpired() {
+  void sweepExpired() {
     if (closed) {
       return;
     }
@@ -566,7 +581,7 @@ public final class KvStore implements AutoCloseable {
           }
           return;
         } else {
-          SyscallException se = Database.translate(e);
+          SyscallException se = e.getCause() instanceof SyscallException own ? own : Database.translate(e);
           for (Pending p : batch) {
             auditFailure(p, se);
             p.result.completeExceptionally(se);
@@ -756,7 +771,8 @@ public final class KvStore implements AutoCloseable {
     }
 
     static boolean plain(PutRequest p) {
-      return p.key() != null && p.key().length > 0 && p.lease() == 0 && !p.ignoreLease() && !p.ignoreValue();
+      return p.key() != null && p.key().length > 0 && p.key().length <= MAX_KEY_BYTES && p.lease() == 0
+          && !p.ignoreLease() && !p.ignoreValue();
     }
 
     boolean accepts(PutRequest p) {

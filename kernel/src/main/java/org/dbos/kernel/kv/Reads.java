@@ -147,20 +147,25 @@ final class Reads {
             v == null || r.keysOnly() ? new byte[0] : v));
       }
     }
-    if (r.revision() > 0) {
-      if (r.revision() < compactedRev) {
-        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_COMPACTED);
-      }
-      if (r.revision() > current) {
-        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_FUTURE_REV);
-      }
-    }
+    checkRevision(r, current, compactedRev);
     boolean more = false;
     if (r.limit() > 0 && kvs.size() > r.limit()) {
       kvs.subList((int) r.limit(), kvs.size()).clear();
       more = true;
     }
     return new RangeResponse(current, kvs, more, total);
+  }
+
+  /** FAILED_PRECONDITION if {@code r} asks for a revision below {@code compacted} or above {@code current}. */
+  static void checkRevision(RangeRequest r, long current, long compacted) {
+    if (r.revision() > 0) {
+      if (r.revision() < compacted) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_COMPACTED);
+      }
+      if (r.revision() > current) {
+        throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, Kv.ERR_FUTURE_REV);
+      }
+    }
   }
 
   private static void addSource(List<Object> args, boolean historical, long rev, List<Object> condArgs) {

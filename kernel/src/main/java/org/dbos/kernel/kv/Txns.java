@@ -15,8 +15,10 @@ import org.dbos.kernel.kv.Kv.*;
 
 /**
  * One Txn inside a write batch, as etcd runs it: static checks (op counts, duplicate writes), every
- * branch decided against the state before the Txn, every Put on the chosen path validated, and only
- * then the ops applied in order at one shared revision.
+ * branch decided against the state before the Txn, every Put and every Range's revision on the chosen
+ * path checked against that state, and only then the ops applied in order at one shared revision. A
+ * Txn fails only before its first write: the batch's transaction commits the other callers' requests,
+ * so a Txn that failed half-way would leave its first writes behind at a revision the clock never took.
  */
 final class Txns {
   private final KvStore store;
@@ -39,6 +41,9 @@ final class Txns {
 
   static void validate(PutRequest p) {
     KvStore.requireKey(p.key());
+    if (p.key().length > KvStore.MAX_KEY_BYTES) {
+      throw SyscallException.invalid("key is too large: " + p.key().length + " bytes, at most " + KvStore.MAX_KEY_BYTES);
+    }
     if (p.ignoreValue() && p.value() != null && p.value().length > 0) {
       throw SyscallException.invalid(Kv.ERR_VALUE_PROVIDED);
     }
@@ -189,7 +194,18 @@ final class Txns {
     checkIntervals(t.failure());
     Path path = decide(t);
     checkPuts(t, path);
-    TxnResponse resp = execute(t, path);
+    checkRanges(t, path);
+    TxnResponse resp;
+    try {
+      resp = execute(t, path);
+    } catch (SyscallException e) {
+      if (!wrote) {
+        throw e;
+      }
+      // cannot happen after the checks above; if it ever does, fail the batch's transaction (its other
+      // requests are re-run alone) rather than commit part of a Txn
+      throw new SQLException("a Txn failed after writing: " + e.getMessage(), "XX000", e);
+    }
     if (wrote) {
       clock.revision = rev;
       return new TxnResponse(rev, resp.succeeded(), resp.responses());
@@ -221,6 +237,18 @@ final class Txns {
         checkPut(c, p);
       } else if (op instanceof TxnRequest n) {
         checkPuts(n, path.nested.get(i++));
+      }
+    }
+  }
+
+  /** etcd's checkRequestRange: a Range on the path at a revision compacted or beyond the state before the Txn fails it. */
+  private void checkRanges(TxnRequest t, Path path) {
+    int i = 0;
+    for (Op op : path.succeeded ? t.success() : t.failure()) {
+      if (op instanceof RangeRequest r) {
+        Reads.checkRevision(r, startRevision, compacted);
+      } else if (op instanceof TxnRequest n) {
+        checkRanges(n, path.nested.get(i++));
       }
     }
   }

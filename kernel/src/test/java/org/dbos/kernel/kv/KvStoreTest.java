@@ -92,6 +92,121 @@ class KvStoreTest {
         false, false, 0, 0, 0, 0)).count());
   }
 
+  /**
+   * A Txn whose Range names a compacted or future revision fails as a whole, like etcd's, which checks
+   * every Range on the chosen path against the store before the Txn: its earlier Put is not written and
+   * takes no revision. (The Range at current + 1 would read the Txn's own revision; etcd refuses it.)
+   */
+  @Test
+  void txnWithARangeAtABadRevisionWritesNothing() {
+    long r0 = put("tf/k", "0").revision();
+    kv.compact(admin, r0);
+    for (long bad : new long[] {r0 - 1, r0 + 1, r0 + 2}) {
+      var txn = new TxnRequest(List.of(), List.of(new PutRequest(b("tf/k"), b("1"), 0, false, false, false),
+          new RangeRequest(b("tf/k"), null, 0, bad, SortOrder.NONE, SortTarget.KEY, false, false, 0, 0, 0, 0)),
+          List.of());
+      var e = assertThrows(SyscallException.class, () -> kv.txn(admin, txn), "range at " + bad);
+      assertEquals(bad < r0 ? Kv.ERR_COMPACTED : Kv.ERR_FUTURE_REV, e.getMessage());
+      RangeResponse now = kv.range(admin, RangeRequest.of(b("tf/k"), null));
+      assertArrayEquals(b("0"), now.kvs().getFirst().value(), "the Put of the failed Txn is not visible");
+      assertEquals(r0, now.revision(), "the failed Txn took no revision");
+    }
+    assertEquals(r0 + 1, put("tf/k", "2").revision(), "the next write takes the next revision");
+    assertEquals(r0 + 2, put("tf/k", "3").revision());
+  }
+
+  /**
+   * A key is a btree entry of kv and kv_history, which PostgreSQL caps at 2,704 bytes: a Put of a
+   * longer key (here random, so incompressible) fails alone with INVALID_ARGUMENT and a clear message
+   * before writing, among other callers' Puts that commit, alone or in a Txn; a key of the maximum
+   * size is written, read, replaced and deleted.
+   */
+  @Test
+  void aKeyTooLargeForTheIndexFailsAloneAndClearly() {
+    var rnd = new java.util.Random(7);
+    byte[] max = bigKey(rnd, KvStore.MAX_KEY_BYTES);
+    long r = kv.put(admin, new PutRequest(max, b("1"), 0, false, false, false)).revision();
+    assertEquals(r + 1, kv.put(admin, new PutRequest(max, b("2"), 0, true, false, false)).revision());
+    assertArrayEquals(b("2"), kv.range(admin, RangeRequest.of(max, null)).kvs().getFirst().value());
+    assertEquals(1, kv.delete(admin, new DeleteRequest(max, null, false)).deleted());
+    for (int size : new int[] {KvStore.MAX_KEY_BYTES + 1, 3000, 100_000}) {
+      byte[] big = bigKey(rnd, size);
+      var small = new ArrayList<java.util.concurrent.CompletableFuture<PutResponse>>();
+      java.util.concurrent.CompletableFuture<PutResponse> bad = null;
+      for (int i = 0; i < 40; i++) {
+        small.add(kv.putAsync(admin, new PutRequest(b("big/" + i), b("v"), 0, false, false, false)));
+        if (i == 20) {
+          bad = kv.putAsync(admin, new PutRequest(big, b("v"), 0, false, false, false));
+        }
+      }
+      var txn = kv.txnAsync(admin, new TxnRequest(List.of(), List.of(
+          new PutRequest(b("big/t"), b("v"), 0, false, false, false), new PutRequest(big, b("v"), 0, false, false, false)),
+          List.of()));
+      String expected = "key is too large: " + size + " bytes, at most " + KvStore.MAX_KEY_BYTES;
+      for (var f : List.of(bad, txn)) {
+        var e = assertThrows(java.util.concurrent.CompletionException.class, f::join, "a key of " + size + " bytes");
+        var se = assertInstanceOf(SyscallException.class, e.getCause());
+        assertEquals(SyscallException.Code.INVALID_ARGUMENT, se.code());
+        assertEquals(expected, se.getMessage());
+      }
+      small.forEach(java.util.concurrent.CompletableFuture::join);
+      assertEquals(0, kv.range(admin, RangeRequest.of(b("big/t"), null)).count(), "the failed Txn wrote nothing");
+    }
+  }
+
+  private static byte[] bigKey(java.util.Random rnd, int size) {
+    byte[] k = new byte[size];
+    rnd.nextBytes(k);
+    System.arraycopy(b("big/"), 0, k, 0, 4);
+    return k;
+  }
+
+  /**
+   * A Put with ignore_value keeps the value at a new revision (and its version grows); Compare LESS
+   * holds or not by the numbers and bytes; a watch on [h/b, h/d), not a prefix, gets the events of
+   * h/b and h/c only; and the kv_keys view, read as {@code dbos sql} reads it, shows keys and values as
+   * text.
+   */
+  @Test
+  void ignoreValueCompareLessRangeWatchAndKvKeysView() throws Exception {
+    long r = put("h/b", "v1").revision();
+    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var w = kv.watches().watch(admin, b("h/b"), b("h/d"), r + 1, false, false, false, false, sink(got));
+    PutResponse kept = kv.put(admin, new PutRequest(b("h/b"), null, 0, true, true, false));
+    assertEquals(r + 1, kept.revision());
+    assertArrayEquals(b("v1"), kept.prevKv().value());
+    KeyValue now = kv.range(admin, RangeRequest.of(b("h/b"), null)).kvs().getFirst();
+    assertArrayEquals(b("v1"), now.value(), "ignore_value keeps the value");
+    assertEquals(List.of(r + 1, 2L, r), List.of(now.modRevision(), now.version(), now.createRevision()));
+
+    var less = new TxnRequest(List.of(
+        new Compare(b("h/b"), null, Compare.Target.VERSION, Compare.Result.LESS, 3, null),
+        new Compare(b("h/b"), null, Compare.Target.VALUE, Compare.Result.LESS, 0, b("v2")),
+        new Compare(b("h/none"), null, Compare.Target.CREATE, Compare.Result.LESS, 1, null)),
+        List.of(new PutRequest(b("h/c"), b("yes"), 0, false, false, false)), List.of());
+    assertTrue(kv.txn(admin, less).succeeded());
+    var notLess = new TxnRequest(List.of(new Compare(b("h/b"), null, Compare.Target.MOD, Compare.Result.LESS, r + 1, null)),
+        List.of(new PutRequest(b("h/c"), b("no"), 0, false, false, false)), List.of());
+    assertFalse(kv.txn(admin, notLess).succeeded(), "mod revision r + 1 is not less than itself");
+
+    put("h/a", "out");
+    put("h/d", "out");
+    long last = put("h/c", "last").revision();
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    while (got.isEmpty() || got.getLast().kv().modRevision() < last) {
+      assertTrue(System.nanoTime() < deadline, "the events arrived: " + got);
+      Thread.sleep(10);
+    }
+    kv.watches().cancel(w);
+    assertEquals(List.of("h/b", "h/c", "h/c"), got.stream().map(e -> new String(e.kv().key(), UTF_8)).toList());
+
+    var sql = new org.dbos.kernel.sql.SqlConsole(node.kernel()).run(admin,
+        "select key, version, size, value from kv_keys where key like 'h/%' order by key", false, 100);
+    assertEquals(List.of("key", "version", "size", "value"), sql.columns());
+    assertEquals(List.of(List.of("h/a", "1", "3", "out"), List.of("h/b", "2", "2", "v1"), List.of("h/c", "2", "4", "last"),
+        List.of("h/d", "1", "3", "out")), sql.rows());
+  }
+
   @Test
   void concurrentPutsGetGapFreeRevisions() throws Exception {
     try (var pool = Executors.newFixedThreadPool(32)) {
@@ -114,7 +229,7 @@ class KvStoreTest {
   @Test
   void leaseExpiryDeletesKeysAtOneRevision() throws Exception {
     LeaseGrant g = kv.grant(admin, 0, 2);
-    kv.put(admin, new PutRequest(b("l/1"), b("v"), g.id(), false, false, false));
+    long first = kv.put(admin, new PutRequest(b("l/1"), b("v"), g.id(), false, false, false)).revision();
     kv.put(admin, new PutRequest(b("l/2"), b("v"), g.id(), false, false, false));
     assertEquals(2, kv.timeToLive(admin, g.id(), true).keys().size());
     var e = assertThrows(SyscallException.class, () -> kv.grant(admin, g.id(), 5));
@@ -126,6 +241,40 @@ class KvStoreTest {
     }
     assertEquals(-1, kv.timeToLive(admin, g.id(), false).ttl());
     assertEquals(0, kv.keepAlive(admin, g.id()));
+    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var w = kv.watches().watch(admin, b("l/"), KeyRanges.prefixEnd(b("l/")), first, false, false, false, false, sink(got));
+    while (got.size() < 4) {
+      assertTrue(System.nanoTime() < deadline, "the puts and deletions replayed: " + got);
+      Thread.sleep(10);
+    }
+    kv.watches().cancel(w);
+    assertEquals(List.of(Event.Type.PUT, Event.Type.PUT, Event.Type.DELETE, Event.Type.DELETE),
+        got.stream().map(Event::type).toList());
+    assertEquals(got.get(2).kv().modRevision(), got.get(3).kv().modRevision(), "both keys deleted at one revision");
+  }
+
+  /**
+   * A lease past its expiry that no sweep has revoked yet is dead to its clients, as in etcd: KeepAlive
+   * answers 0 (not found) without renewing it, TimeToLive −1, and the next sweep deletes its keys.
+   * (A store without a sweeper, on its own database; the expiry is moved into the past.)
+   */
+  @Test
+  void keepAliveDoesNotReviveAnExpiredLease() {
+    var db = org.dbos.kernel.testing.TestDatabase.fresh();
+    try (Node n = TestNode.boot(db); KvStore s = new KvStore(n.kernel(), null, null)) {
+      Session sys = n.kernel().system();
+      long id = s.grant(sys, 0, 60).id();
+      s.put(sys, new PutRequest(b("x/1"), b("v"), id, false, false, false));
+      assertEquals(60, s.keepAlive(sys, id));
+      n.kernel().database().transaction(c -> c.createStatement()
+          .executeUpdate("UPDATE kv_leases SET expires_at = now() - interval '1 second' WHERE id = " + id));
+      assertEquals(0, s.keepAlive(sys, id), "an expired lease is not renewed");
+      assertEquals(-1, s.timeToLive(sys, id, true).ttl());
+      assertEquals(1, s.range(sys, RangeRequest.of(b("x/1"), null)).count(), "not swept yet");
+      s.sweepExpired();
+      assertEquals(0, s.range(sys, RangeRequest.of(b("x/1"), null)).count(), "the sweep revoked the lease");
+      assertEquals(List.of(), s.leases(sys));
+    }
   }
 
   /** Expiry is on the database clock: a lease granted on a node that stopped is enforced by the next one. */

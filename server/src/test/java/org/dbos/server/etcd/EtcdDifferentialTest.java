@@ -223,6 +223,42 @@ class EtcdDifferentialTest {
     for (String w : watch(t, WatchCreateRequest.newBuilder().setKey(P).setRangeEnd(bs("/d0")).setStartRevision(t.base + 1).build(), -1)) {
       t.transcript.add("watch compacted " + w);
     }
+
+    // a Txn whose Range names a compacted or future revision fails before its Put writes (etcd checks
+    // every Range on the path against the state before the Txn, so the Txn's own revision is future)
+    long now = t.kv.range(RangeRequest.newBuilder().setKey(bs("/d/a")).build()).getHeader().getRevision();
+    for (long rev : new long[] {t.base + 4, now + 1}) {
+      t.record("txn put, range at " + (rev - t.base), () -> t.kv.txn(TxnRequest.newBuilder()
+          .addSuccess(RequestOp.newBuilder().setRequestPut(PutRequest.newBuilder().setKey(bs("/d/x")).setValue(bs("x"))))
+          .addSuccess(RequestOp.newBuilder().setRequestRange(RangeRequest.newBuilder().setKey(P).setRangeEnd(bs("/d0")).setRevision(rev)))
+          .build()));
+    }
+    t.record("get after failed txns", () -> t.kv.range(RangeRequest.newBuilder().setKey(P).setRangeEnd(bs("/d0")).build()));
+    t.record("put ignore value", () -> t.kv.put(PutRequest.newBuilder().setKey(bs("/d/a")).setIgnoreValue(true).setPrevKv(true).build()));
+    t.record("get after ignore value", () -> t.kv.range(RangeRequest.newBuilder().setKey(bs("/d/a")).build()));
+    t.record("txn compare less", () -> t.kv.txn(TxnRequest.newBuilder()
+        .addCompare(Compare.newBuilder().setKey(bs("/d/a")).setTarget(Compare.CompareTarget.VERSION).setResult(Compare.CompareResult.LESS).setVersion(100))
+        .addCompare(Compare.newBuilder().setKey(bs("/d/a")).setTarget(Compare.CompareTarget.VALUE).setResult(Compare.CompareResult.LESS).setValue(bs("4")))
+        .addSuccess(RequestOp.newBuilder().setRequestPut(PutRequest.newBuilder().setKey(bs("/d/less")).setValue(bs("y"))))
+        .build()));
+    t.record("txn compare less false", () -> t.kv.txn(TxnRequest.newBuilder()
+        .addCompare(Compare.newBuilder().setKey(bs("/d/a")).setTarget(Compare.CompareTarget.MOD).setResult(Compare.CompareResult.LESS).setModRevision(t.base))
+        .addSuccess(RequestOp.newBuilder().setRequestPut(PutRequest.newBuilder().setKey(bs("/d/less")).setValue(bs("n"))))
+        .addFailure(RequestOp.newBuilder().setRequestRange(RangeRequest.newBuilder().setKey(bs("/d/less"))))
+        .build()));
+
+    // lease expiry (TTL 1 is raised to etcd's minimum of 2 s): both keys go at one revision, as a watch
+    // on [/d/e, /d/f) sees it
+    t.record("lease grant to expire", () -> t.lease.leaseGrant(LeaseGrantRequest.newBuilder().setID(6161).setTTL(1).build()));
+    long leased = t.kv.put(PutRequest.newBuilder().setKey(bs("/d/e1")).setValue(bs("e")).setLease(6161).build())
+        .getHeader().getRevision();
+    t.record("put e2 with lease", () -> t.kv.put(PutRequest.newBuilder().setKey(bs("/d/e2")).setValue(bs("e")).setLease(6161).build()));
+    for (String w : watch(t, WatchCreateRequest.newBuilder().setKey(bs("/d/e")).setRangeEnd(bs("/d/f")).setStartRevision(leased)
+        .setPrevKv(true).build(), leased + 2)) {
+      t.transcript.add("watch expiry " + w);
+    }
+    t.record("ttl expired", () -> t.lease.leaseTimeToLive(LeaseTimeToLiveRequest.newBuilder().setID(6161).build()));
+    t.record("get expired keys", () -> t.kv.range(RangeRequest.newBuilder().setKey(bs("/d/e")).setRangeEnd(bs("/d/f")).build()));
   }
 
   /** Watches until an event at {@code until} (or a cancel) arrives; returns the normalized responses. */
