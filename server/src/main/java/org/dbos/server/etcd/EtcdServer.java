@@ -206,8 +206,9 @@ public final class EtcdServer implements AutoCloseable {
     });
   }
 
-  void setAuthEnabled(boolean on) {
-    kernel.call(kernel.system(), on ? "etcd.auth.enable" : "etcd.auth.disable", org.dbos.kernel.Right.ADMIN, "kv:",
+  /** Switches etcd auth on or off, audited as {@code caller} (an admin: etcd's root). */
+  void setAuthEnabled(Session caller, boolean on) {
+    kernel.call(caller, on ? "etcd.auth.enable" : "etcd.auth.disable", org.dbos.kernel.Right.ADMIN, "kv:",
         tx -> tx.update("UPDATE kv_auth SET enabled = ?", on));
     authEnabled = on;
     authCheckedAt = System.nanoTime();

@@ -14,6 +14,8 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.AbstractStub;
 import io.grpc.stub.MetadataUtils;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.dbos.kernel.Kernel;
@@ -28,7 +30,7 @@ import org.junit.jupiter.api.function.Executable;
 
 /**
  * etcd auth over gRPC, auth enabled: tokens end as etcd's do (clients log in again on "invalid auth
- * token").
+ * token"), and every call is audited in its caller's name.
  */
 class EtcdAuthTest {
   static final String USER = "carol";
@@ -145,5 +147,48 @@ class EtcdAuthTest {
       c.getKVClient().put(key, ByteSequence.from("2", UTF_8)).get(10, TimeUnit.SECONDS);
       assertEquals("2", c.getKVClient().get(key).get(10, TimeUnit.SECONDS).getKvs().getFirst().getValue().toString(UTF_8));
     }
+  }
+
+  /** Each call over gRPC leaves an audit row naming its caller, auth switches included. */
+  @Test
+  void auditRowsNameTheCaller() {
+    String token = login(USER, PASSWORD);
+    kv(token).put(PutRequest.newBuilder().setKey(bs("/audit/a")).setValue(bs("1")).build());
+    kv(token).range(RangeRequest.newBuilder().setKey(bs("/audit/a")).build());
+    kv(token).txn(TxnRequest.newBuilder().addSuccess(RequestOp.newBuilder()
+        .setRequestPut(PutRequest.newBuilder().setKey(bs("/audit/b")).setValue(bs("2")))).build());
+    with(LeaseGrpc.newBlockingStub(channel), token).leaseGrant(LeaseGrantRequest.newBuilder().setTTL(60).build());
+    with(MaintenanceGrpc.newBlockingStub(channel), token).status(StatusRequest.getDefaultInstance());
+    with(ClusterGrpc.newBlockingStub(channel), token).memberList(MemberListRequest.getDefaultInstance());
+    var calls = calls(session(token));
+    for (String call : new String[] {"kv.put", "kv.range", "kv.txn", "lease.grant", "kv.status", "etcd.members"}) {
+      assertEquals(USER, calls.get(call), call + " in " + calls);
+    }
+
+    String root = login("admin", admin);
+    var auth = with(AuthGrpc.newBlockingStub(channel), root);
+    auth.authDisable(AuthDisableRequest.getDefaultInstance());
+    auth.authEnable(AuthEnableRequest.getDefaultInstance());
+    var switches = calls(session(root));
+    assertEquals("admin", switches.get("etcd.auth.disable"), switches.toString());
+    assertEquals("admin", switches.get("etcd.auth.enable"), switches.toString());
+  }
+
+  /** The calls audited in {@code session}, each with the principal its row names. */
+  static Map<String, String> calls(UUID session) {
+    return node.kernel().database().transaction(c -> {
+      var out = new HashMap<String, String>();
+      try (var ps = c.prepareStatement("""
+          SELECT a.call, p.name FROM audit_log a JOIN principals p ON p.id = a.principal_id
+          WHERE a.session_id = ? AND a.outcome = 'ok'""")) {
+        ps.setObject(1, session);
+        try (var rs = ps.executeQuery()) {
+          while (rs.next()) {
+            out.put(rs.getString(1), rs.getString(2));
+          }
+        }
+      }
+      return out;
+    });
   }
 }
