@@ -248,6 +248,10 @@ class EtcdDifferentialTest {
       t.transcript.add("watch cancel 99, then 1 " + (r instanceof WatchResponse w ? t.normalize(w) : r));
       req.onCompleted();
     }
+    // etcd refuses every write (a raft proposal) above --max-request-bytes; reads are not proposals
+    ByteString bigKey = ByteString.copyFrom(new byte[1_600_000]).concat(bs("k"));
+    t.record("delete 1.6 MiB key", () -> t.kv.deleteRange(DeleteRangeRequest.newBuilder().setKey(bigKey).build()));
+    t.record("get 1.6 MiB key", () -> t.kv.range(RangeRequest.newBuilder().setKey(bigKey).build()));
 
     // compaction
     t.record("compact", () -> t.kv.compact(CompactionRequest.newBuilder().setRevision(t.base + 5).setPhysical(true).build()));
