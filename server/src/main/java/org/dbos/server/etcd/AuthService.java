@@ -33,8 +33,7 @@ final class AuthService extends AuthGrpc.AuthImplBase {
   @Override
   public void authEnable(AuthEnableRequest req, StreamObserver<AuthEnableResponse> out) {
     answer(out, () -> {
-      requireAdmin();
-      etcd.setAuthEnabled(true);
+      etcd.setAuthEnabled(requireAdmin(), true);
       return AuthEnableResponse.newBuilder().setHeader(etcd.header(0)).build();
     });
   }
@@ -42,8 +41,7 @@ final class AuthService extends AuthGrpc.AuthImplBase {
   @Override
   public void authDisable(AuthDisableRequest req, StreamObserver<AuthDisableResponse> out) {
     answer(out, () -> {
-      requireAdmin();
-      etcd.setAuthEnabled(false);
+      etcd.setAuthEnabled(requireAdmin(), false);
       return AuthDisableResponse.newBuilder().setHeader(etcd.header(0)).build();
     });
   }
@@ -172,10 +170,12 @@ final class AuthService extends AuthGrpc.AuthImplBase {
     });
   }
 
-  private void requireAdmin() {
+  /** The caller's session, if it is an admin's (etcd's root). */
+  private org.dbos.kernel.Session requireAdmin() {
     var s = etcd.session();
     if (!s.admin()) {
       throw io.grpc.Status.PERMISSION_DENIED.withDescription("etcdserver: permission denied").asRuntimeException();
     }
+    return s;
   }
 }

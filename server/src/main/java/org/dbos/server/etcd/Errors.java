@@ -19,8 +19,9 @@ final class Errors {
       .withDescription("etcdserver: user name is empty").asRuntimeException();
   static final StatusRuntimeException AUTH_FAILED = Status.INVALID_ARGUMENT
       .withDescription("etcdserver: authentication failed, invalid user ID or password").asRuntimeException();
-  static final StatusRuntimeException AUTH_NOT_ENABLED = Status.FAILED_PRECONDITION
-      .withDescription("etcdserver: authentication is not enabled").asRuntimeException();
+
+  /** How the kernel (Kernel.fail, KvStore's batch check) ends the message of a call in an invalid session. */
+  private static final String SESSION_GONE = "' is closed or expired";
 
   private static final Map<String, Status.Code> CODES = Map.ofEntries(
       Map.entry(Kv.ERR_COMPACTED, Status.Code.OUT_OF_RANGE),
@@ -51,6 +52,11 @@ final class Errors {
     Status.Code code = CODES.get(se.getMessage());
     if (code != null) {
       return Status.fromCode(code).withDescription(PREFIX + se.getMessage()).asRuntimeException();
+    }
+    if (se.code() == SyscallException.Code.PERMISSION_DENIED && se.getMessage().endsWith(SESSION_GONE)) {
+      // a token's session the database no longer accepts (expired, or closed when its principal was
+      // disabled): etcd too answers a stale token so, and clients log in again on it
+      return INVALID_TOKEN;
     }
     return switch (se.code()) {
       case PERMISSION_DENIED -> Status.PERMISSION_DENIED.withDescription("etcdserver: permission denied").asRuntimeException();

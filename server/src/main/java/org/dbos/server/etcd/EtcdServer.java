@@ -56,7 +56,9 @@ public final class EtcdServer implements AutoCloseable {
   private final long clusterId;
   private final long memberId;
   private final String address;
-  private final ConcurrentHashMap<String, Session> tokens = new ConcurrentHashMap<>();
+  /** Logins by token, each until its session's TTL ends; expired ones are dropped at each Authenticate. */
+  private final ConcurrentHashMap<String, Token> tokens = new ConcurrentHashMap<>();
+  private volatile Duration tokenTtl = Kernel.LOGIN_TTL;
   private volatile Session anonymous;
   private volatile boolean authEnabled;
   private volatile long authCheckedAt;
@@ -162,11 +164,12 @@ public final class EtcdServer implements AutoCloseable {
   Session session() {
     String token = TOKEN.get();
     if (token != null && !token.isEmpty()) {
-      Session s = tokens.get(token);
-      if (s == null) {
+      Token t = tokens.get(token);
+      if (t == null || t.expired(System.nanoTime())) {
+        // etcd's answer to an unknown or expired token: clients (clientv3, jetcd) log in again on it
         throw Errors.INVALID_TOKEN;
       }
-      return s;
+      return t.session();
     }
     if (authEnabled()) {
       throw Errors.USER_EMPTY;
@@ -203,15 +206,25 @@ public final class EtcdServer implements AutoCloseable {
     });
   }
 
-  void setAuthEnabled(boolean on) {
-    kernel.call(kernel.system(), on ? "etcd.auth.enable" : "etcd.auth.disable", org.dbos.kernel.Right.ADMIN, "kv:",
+  /** Switches etcd auth on or off, audited as {@code caller} (an admin: etcd's root). */
+  void setAuthEnabled(Session caller, boolean on) {
+    kernel.call(caller, on ? "etcd.auth.enable" : "etcd.auth.disable", org.dbos.kernel.Right.ADMIN, "kv:",
         tx -> tx.update("UPDATE kv_auth SET enabled = ?", on));
     authEnabled = on;
     authCheckedAt = System.nanoTime();
   }
 
-  /** Logs in a DBOS principal and returns a token for it. */
+  /** A login: its session, and when its token expires (System.nanoTime), no later than the session. */
+  private record Token(Session session, long expiresAt) {
+    boolean expired(long now) {
+      return now - expiresAt >= 0;
+    }
+  }
+
+  /** Logs in a DBOS principal and returns a token for it, valid as long as its session. */
   String authenticate(String name, String password) {
+    long now = System.nanoTime(); // before the login: the token expires no later than its session
+    tokens.values().removeIf(t -> t.expired(now));
     Session s;
     try {
       s = kernel.login(name, password);
@@ -219,8 +232,18 @@ public final class EtcdServer implements AutoCloseable {
       throw Errors.AUTH_FAILED;
     }
     String token = UUID.randomUUID().toString().replace("-", "") + "." + s.id();
-    tokens.put(token, s);
+    tokens.put(token, new Token(s, now + tokenTtl.toNanos()));
     return token;
+  }
+
+  /** For tests: how long tokens issued from now on last (at most the session's {@link Kernel#LOGIN_TTL}). */
+  void tokenTtl(Duration ttl) {
+    tokenTtl = ttl;
+  }
+
+  /** For tests: how many tokens are held. */
+  int tokenCount() {
+    return tokens.size();
   }
 
   private static long clusterId(Kernel kernel) {

@@ -52,6 +52,7 @@ final class KvService extends KVGrpc.KVImplBase {
     });
   }
 
+  /** etcd refuses a write (a raft proposal) above --max-request-bytes; Range is no proposal, and unchecked. */
   static void checkSize(com.google.protobuf.MessageLite m) {
     if (m.getSerializedSize() > EtcdServer.MAX_REQUEST_BYTES) {
       throw Errors.REQUEST_TOO_LARGE;
@@ -76,8 +77,10 @@ final class KvService extends KVGrpc.KVImplBase {
 
   @Override
   public void deleteRange(DeleteRangeRequest req, StreamObserver<DeleteRangeResponse> out) {
-    answerLater(out, () -> etcd.store().deleteAsync(etcd.session(), Protos.delete(req)),
-        r -> Protos.delete(r, etcd.header(r.revision())));
+    answerLater(out, () -> {
+      checkSize(req);
+      return etcd.store().deleteAsync(etcd.session(), Protos.delete(req));
+    }, r -> Protos.delete(r, etcd.header(r.revision())));
   }
 
   @Override

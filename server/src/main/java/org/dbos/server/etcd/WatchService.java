@@ -3,9 +3,9 @@ package org.dbos.server.etcd;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 import org.dbos.kernel.Session;
 import org.dbos.kernel.kv.Kv;
 import org.dbos.kernel.kv.Watches;
@@ -19,6 +19,9 @@ import org.dbos.server.etcd.api.*;
 final class WatchService extends WatchGrpc.WatchImplBase {
   /** Responses are split at revision boundaries above this size (etcd never splits a revision unless asked). */
   private static final int MAX_RESPONSE_BYTES = 1024 * 1024;
+  /** etcd's (mvcc) reasons for refusing a watch create. */
+  static final String EMPTY_RANGE = "mvcc: watcher range is empty";
+  static final String DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
   private final EtcdServer etcd;
 
   WatchService(EtcdServer etcd) {
@@ -33,7 +36,8 @@ final class WatchService extends WatchGrpc.WatchImplBase {
   private final class Stream implements StreamObserver<WatchRequest> {
     private final ServerCallStreamObserver<WatchResponse> out;
     private final ConcurrentHashMap<Long, Watches.Watcher> watchers = new ConcurrentHashMap<>();
-    private final AtomicLong nextId = new AtomicLong();
+    /** The next auto id to try; only the thread delivering this stream's requests uses it. */
+    private long nextId;
     private final Session session;
     private volatile boolean closed;
 
@@ -58,17 +62,12 @@ final class WatchService extends WatchGrpc.WatchImplBase {
         case CREATE_REQUEST -> create(req.getCreateRequest());
         case CANCEL_REQUEST -> {
           var w = watchers.remove(req.getCancelRequest().getWatchId());
-          if (w != null) {
-            etcd.store().watches().cancel(w);
+          if (w == null) {
+            return; // as etcd: a cancel of an id not in use is not answered
           }
-          long rev;
-          try {
-            rev = etcd.store().revision(session);
-          } catch (RuntimeException e) {
-            rev = 0;
-          }
-          send(WatchResponse.newBuilder().setHeader(etcd.header(rev)).setWatchId(req.getCancelRequest().getWatchId())
-              .setCanceled(true).build());
+          etcd.store().watches().cancel(w);
+          send(WatchResponse.newBuilder().setHeader(etcd.header(currentRevision()))
+              .setWatchId(req.getCancelRequest().getWatchId()).setCanceled(true).build());
         }
         case PROGRESS_REQUEST -> etcd.store().watches().requestProgress(watchers.values(), rev ->
             send(WatchResponse.newBuilder().setHeader(etcd.header(rev)).setWatchId(-1).build()));
@@ -76,21 +75,52 @@ final class WatchService extends WatchGrpc.WatchImplBase {
       }
     }
 
+    private long currentRevision() {
+      try {
+        return etcd.store().revision(session);
+      } catch (RuntimeException e) {
+        return 0;
+      }
+    }
+
     private void create(WatchCreateRequest c) {
-      long id = c.getWatchId() != 0 ? c.getWatchId() : nextId.getAndIncrement();
+      // as etcd's v3rpc and mvcc watch stream: an empty key is the smallest key, "\0" as range end means
+      // every key from key on; an empty range and an id in use are refused with watch id -1
+      byte[] key = c.getKey().isEmpty() ? new byte[] {0} : c.getKey().toByteArray();
+      byte[] end = c.getRangeEnd().toByteArray();
+      boolean fromKey = end.length == 1 && end[0] == 0;
+      String refused = !fromKey && end.length > 0 && Arrays.compareUnsigned(key, end) >= 0 ? EMPTY_RANGE
+          : c.getWatchId() != 0 && watchers.containsKey(c.getWatchId()) ? DUPLICATE_ID : null;
+      if (refused != null) {
+        send(WatchResponse.newBuilder().setHeader(etcd.header(currentRevision())).setWatchId(-1).setCreated(true)
+            .setCanceled(true).setCancelReason(refused).build());
+        return;
+      }
+      long id = c.getWatchId();
+      if (id == 0) { // auto ids skip the ids the client chose
+        while (watchers.containsKey(nextId)) {
+          nextId++;
+        }
+        id = nextId++;
+      }
       boolean noPut = c.getFiltersList().contains(WatchCreateRequest.FilterType.NOPUT);
       boolean noDelete = c.getFiltersList().contains(WatchCreateRequest.FilterType.NODELETE);
       var sink = new Sink(id);
       Watches.Watcher w;
       try {
-        w = etcd.store().watches().watch(session, c.getKey().toByteArray(), c.getRangeEnd().toByteArray(),
-            c.getStartRevision(), c.getPrevKv(), noPut, noDelete, c.getProgressNotify(), sink);
+        w = etcd.store().watches().watch(session, key, end, c.getStartRevision(), c.getPrevKv(), noPut, noDelete,
+            c.getProgressNotify(), sink);
       } catch (RuntimeException e) {
         send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(id).setCreated(true).setCanceled(true)
             .setCancelReason(Errors.translate(e).getStatus().getDescription()).build());
         return;
       }
       watchers.put(id, w);
+      if (closed) { // the stream closed while the watch was made: closeAll may have missed it
+        watchers.remove(id);
+        etcd.store().watches().cancel(w);
+        return;
+      }
       send(WatchResponse.newBuilder().setHeader(etcd.header(w.createdRevision())).setWatchId(id).setCreated(true).build());
       sink.started = true;
       etcd.store().watches().wake();
@@ -151,7 +181,7 @@ final class WatchService extends WatchGrpc.WatchImplBase {
 
       @Override
       public void compacted(long compactRevision) {
-        watchers.remove(id);
+        // the id stays in use until the client cancels it, as in etcd
         // as etcd: the header carries no revision, the compacted revision is in compact_revision
         send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(id).setCanceled(true)
             .setCompactRevision(compactRevision).build());
@@ -160,7 +190,6 @@ final class WatchService extends WatchGrpc.WatchImplBase {
       /** As etcd when a watcher's permission goes: canceled, with the reason. */
       @Override
       public void denied() {
-        watchers.remove(id);
         send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(id).setCanceled(true)
             .setCancelReason("etcdserver: permission denied").build());
       }

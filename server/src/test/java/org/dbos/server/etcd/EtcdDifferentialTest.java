@@ -214,6 +214,45 @@ class EtcdDifferentialTest {
       req.onCompleted();
     }
 
+    // watch creates etcd refuses (an empty range, a watch id in use), auto ids that skip the ids a client
+    // chose, and a cancel of an unknown id, which etcd does not answer: all on one stream
+    {
+      var q = new LinkedBlockingQueue<Object>();
+      StreamObserver<WatchRequest> req = t.watch.watch(new StreamObserver<>() {
+        public void onNext(WatchResponse r) {
+          q.add(r);
+        }
+
+        public void onError(Throwable e) {
+          q.add(e);
+        }
+
+        public void onCompleted() {}
+      });
+      var creates = new java.util.LinkedHashMap<String, WatchCreateRequest.Builder>();
+      creates.put("key > range end", WatchCreateRequest.newBuilder().setKey(bs("/d/c")).setRangeEnd(bs("/d/a")));
+      creates.put("key = range end", WatchCreateRequest.newBuilder().setKey(bs("/d/a")).setRangeEnd(bs("/d/a")));
+      creates.put("id 1", WatchCreateRequest.newBuilder().setKey(bs("/d/a")).setWatchId(1));
+      creates.put("auto id", WatchCreateRequest.newBuilder().setKey(bs("/d/a")));
+      creates.put("auto id after 1", WatchCreateRequest.newBuilder().setKey(bs("/d/a")));
+      creates.put("duplicate id 1", WatchCreateRequest.newBuilder().setKey(bs("/d/b")).setWatchId(1));
+      creates.put("empty key, all keys", WatchCreateRequest.newBuilder().setRangeEnd(bs("\0")));
+      for (var c : creates.entrySet()) {
+        req.onNext(WatchRequest.newBuilder().setCreateRequest(c.getValue()).build());
+        Object r = q.poll(10, TimeUnit.SECONDS);
+        t.transcript.add("watch create " + c.getKey() + " " + (r instanceof WatchResponse w ? t.normalize(w) : r));
+      }
+      req.onNext(WatchRequest.newBuilder().setCancelRequest(WatchCancelRequest.newBuilder().setWatchId(99)).build());
+      req.onNext(WatchRequest.newBuilder().setCancelRequest(WatchCancelRequest.newBuilder().setWatchId(1)).build());
+      Object r = q.poll(10, TimeUnit.SECONDS);
+      t.transcript.add("watch cancel 99, then 1 " + (r instanceof WatchResponse w ? t.normalize(w) : r));
+      req.onCompleted();
+    }
+    // etcd refuses every write (a raft proposal) above --max-request-bytes; reads are not proposals
+    ByteString bigKey = ByteString.copyFrom(new byte[1_600_000]).concat(bs("k"));
+    t.record("delete 1.6 MiB key", () -> t.kv.deleteRange(DeleteRangeRequest.newBuilder().setKey(bigKey).build()));
+    t.record("get 1.6 MiB key", () -> t.kv.range(RangeRequest.newBuilder().setKey(bigKey).build()));
+
     // compaction
     t.record("compact", () -> t.kv.compact(CompactionRequest.newBuilder().setRevision(t.base + 5).setPhysical(true).build()));
     t.record("compact again", () -> t.kv.compact(CompactionRequest.newBuilder().setRevision(t.base + 3).build()));
