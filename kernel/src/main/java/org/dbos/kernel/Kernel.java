@@ -337,9 +337,8 @@ public final class Kernel implements AutoCloseable {
       return e;
     }
     count(call, "denied");
-    return SyscallException.denied(refused.equals("invalid session")
-        ? "session of '" + s.principal() + "' is closed or expired"
-        : "'" + s.principal() + "' lacks " + right + " on " + object);
+    return refused.equals("invalid session") ? SyscallException.sessionEnded(s.principal())
+        : SyscallException.denied("'" + s.principal() + "' lacks " + right + " on " + object);
   }
 
   /** Whether the body sent nothing: the driver has not begun the transaction yet. */

@@ -46,6 +46,18 @@ public class SyscallException extends RuntimeException {
     return new SyscallException(Code.PERMISSION_DENIED, message);
   }
 
+  /** PERMISSION_DENIED because the caller's session is closed or expired: a new login may succeed. */
+  public static SyscallException sessionEnded(String principal) {
+    return new SessionEnded(principal);
+  }
+
+  /** See {@link #sessionEnded}: front ends answer it as their protocol's "log in again". */
+  public static final class SessionEnded extends SyscallException {
+    private SessionEnded(String principal) {
+      super(Code.PERMISSION_DENIED, "session of '" + principal + "' is closed or expired");
+    }
+  }
+
   public static SyscallException invalid(String message) {
     return new SyscallException(Code.INVALID_ARGUMENT, message);
   }

@@ -527,9 +527,8 @@ public final class KvStore implements AutoCloseable {
           for (int i = 0; i < batch.size(); i++) {
             Pending p = batch.get(i);
             if (verdicts[i] != AuditLog.Verdict.ALLOWED) {
-              results[i] = SyscallException.denied(verdicts[i] == AuditLog.Verdict.INVALID_SESSION
-                  ? "session of '" + p.session.principal() + "' is closed or expired"
-                  : "'" + p.session.principal() + "' lacks " + p.right + " on " + p.object);
+              results[i] = verdicts[i] == AuditLog.Verdict.INVALID_SESSION ? SyscallException.sessionEnded(p.session.principal())
+                  : SyscallException.denied("'" + p.session.principal() + "' lacks " + p.right + " on " + p.object);
               outcomes[i] = "denied";
               continue;
             }

@@ -20,9 +20,6 @@ final class Errors {
   static final StatusRuntimeException AUTH_FAILED = Status.INVALID_ARGUMENT
       .withDescription("etcdserver: authentication failed, invalid user ID or password").asRuntimeException();
 
-  /** How the kernel (Kernel.fail, KvStore's batch check) ends the message of a call in an invalid session. */
-  private static final String SESSION_GONE = "' is closed or expired";
-
   private static final Map<String, Status.Code> CODES = Map.ofEntries(
       Map.entry(Kv.ERR_COMPACTED, Status.Code.OUT_OF_RANGE),
       Map.entry(Kv.ERR_FUTURE_REV, Status.Code.OUT_OF_RANGE),
@@ -53,7 +50,7 @@ final class Errors {
     if (code != null) {
       return Status.fromCode(code).withDescription(PREFIX + se.getMessage()).asRuntimeException();
     }
-    if (se.code() == SyscallException.Code.PERMISSION_DENIED && se.getMessage().endsWith(SESSION_GONE)) {
+    if (se instanceof SyscallException.SessionEnded) {
       // a token's session the database no longer accepts (expired, or closed when its principal was
       // disabled): etcd too answers a stale token so, and clients log in again on it
       return INVALID_TOKEN;
