@@ -265,6 +265,41 @@ class MountTest {
     assertConsistent();
   }
 
+  /**
+   * statfs, as stat -f and df show it: 4 KiB blocks, 255-byte names, free never above the total, and
+   * used blocks (the database's size for file data) and used inodes growing with what is stored.
+   */
+  @Test
+  void statfsReportsSaneNumbers() throws IOException {
+    // block size, blocks, free, available, inodes, free inodes, longest name; then df's file system,
+    // KiB blocks, used, available, capacity and mount point
+    String statf = "stat -f -c '%S %b %f %a %c %d %l' . && df -P -k . | tail -1";
+    long[] before = numbers(sh(mnt, statf));
+    assertEquals(0, sh(mnt, "mkdir statfs && head -c 16777216 /dev/urandom > statfs/random && touch statfs/a statfs/b").exit());
+    long[] after = numbers(sh(mnt, statf));
+    for (long[] n : List.of(before, after)) {
+      String all = java.util.Arrays.toString(n);
+      assertEquals(4096, n[0], "block size: " + all);
+      assertTrue(n[1] > n[2] && n[2] > 0 && n[3] == n[2], "blocks, free, available: " + all);
+      assertTrue(n[4] > n[5] && n[5] > 0, "inodes, free inodes: " + all);
+      assertEquals(255, n[6], "longest name: " + all);
+      assertEquals(n[1] * 4, n[7], "df's size in KiB: " + all);
+      assertEquals((n[1] - n[2]) * 4, n[8], "df's used KiB: " + all);
+      assertEquals(n[3] * 4, n[9], "df's available KiB: " + all);
+    }
+    long usedBlocks = (after[1] - after[2]) - (before[1] - before[2]);
+    assertTrue(usedBlocks >= 4096, "16 MiB of random data took " + usedBlocks + " blocks");
+    assertTrue((after[4] - after[5]) - (before[4] - before[5]) >= 4, "4 new inodes");
+  }
+
+  /** stat -f's seven numbers, then df's size, used and available. */
+  static long[] numbers(Result r) {
+    assertEquals(0, r.exit(), r.out());
+    var w = new ArrayList<>(List.of(r.out().trim().split("\\s+")));
+    assertEquals("dbfs", w.remove(7), r.out());
+    return w.stream().limit(10).mapToLong(Long::parseLong).toArray();
+  }
+
   @Test
   void gitWorksInsideTheMount() throws IOException {
     Result r = sh(mnt, """
