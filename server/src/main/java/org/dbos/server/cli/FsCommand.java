@@ -15,6 +15,7 @@ import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.function.Consumer;
+import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import org.dbos.kernel.Session;
@@ -209,8 +210,12 @@ final class FsCommand {
     if (size < PROGRESS_BYTES) {
       return in;
     }
-    return ProgressBar.wrap(in, new ProgressBarBuilder().setTaskName(task).setInitialMax(size).setUnit("MiB", 1 << 20)
-        .showSpeed());
+    return ProgressBar.wrap(in, bar(task).setInitialMax(size).setUnit("MiB", 1 << 20).showSpeed());
+  }
+
+  /** A progress bar on System.err, where the command's other messages go (by default it writes to fd 2 itself). */
+  static ProgressBarBuilder bar(String task) {
+    return new ProgressBarBuilder().setTaskName(task).setConsumer(new ConsoleProgressBarConsumer(System.err));
   }
 
   @Command(name = "get", mixinStandardHelpOptions = true, description = "Copy a DBFS file (or with -r a directory) to the local disk.")
@@ -431,7 +436,7 @@ final class FsCommand {
       try {
         total = fs.purgeAll(s, horizon, p -> {
           if (bar[0] == null && p.more()) {
-            bar[0] = new ProgressBarBuilder().setTaskName("purge").setInitialMax(-1).setUnit(" rows", 1).build();
+            bar[0] = bar("purge").setInitialMax(-1).setUnit(" rows", 1).build();
           }
           if (bar[0] != null) {
             bar[0].stepTo(p.rows());

@@ -7,6 +7,7 @@ import org.dbos.server.fuse.Mount;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
+import sun.misc.Signal;
 
 @Command(name = "mount", mixinStandardHelpOptions = true,
     description = {"Mount DBFS, the file system in the OS database, at MOUNTPOINT (FUSE; Ctrl-C unmounts).",
@@ -16,6 +17,8 @@ final class MountCommand implements Callable<Integer> {
 
   @Parameters(index = "0", paramLabel = "MOUNTPOINT", description = "An existing empty directory.")
   Path mountpoint;
+
+  private boolean unmounted;
 
   @Override
   public Integer call() throws InterruptedException {
@@ -27,15 +30,27 @@ final class MountCommand implements Callable<Integer> {
       c.close();
       throw e;
     }
-    var unmounted = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      mount.close();
-      c.close();
-      unmounted.countDown();
-    }, "dbos-unmount"));
+    // Ctrl-C is how this command ends, so it unmounts and exits 0 rather than 130. SIGTERM, SIGHUP
+    // (and a SIGINT this process was started ignoring, which stays ignored) end it through the hook.
+    var interrupted = new CountDownLatch(1);
+    Signal.handle(new Signal("INT"), sig -> interrupted.countDown());
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> unmount(mount, c), "dbos-unmount"));
     System.out.println("DBFS mounted at " + mountpoint.toAbsolutePath() + " (Ctrl-C unmounts)");
     System.out.flush();
-    unmounted.await();
+    interrupted.await();
+    unmount(mount, c);
     return 0;
+  }
+
+  /** Once, from main or the shutdown hook; a second caller waits until the first is done. */
+  private synchronized void unmount(Mount mount, ClientOptions.Client c) {
+    if (!unmounted) {
+      unmounted = true;
+      try {
+        mount.close();
+      } finally {
+        c.close();
+      }
+    }
   }
 }

@@ -419,7 +419,7 @@ final class DbfsFuse implements FuseOperations {
     }
   }
 
-  /** The native struct behind one of jfuse's record wrappers (StatImpl, FuseConfigImpl). */
+  /** The native struct behind one of jfuse's record wrappers (StatImpl, StatvfsImpl, FuseConfigImpl, FileInfoImpl). */
   private MemorySegment segment(Object wrapper) {
     try {
       Method m = wrapper instanceof Stat ? statSegment : null;
@@ -489,6 +489,13 @@ final class DbfsFuse implements FuseOperations {
       st.setBfree(f.freeBlocks());
       st.setBavail(f.freeBlocks());
       st.setNameMax(f.nameMax());
+      // jfuse has no setters for the inode counts (df -i, stat -f would show 0 of 0): struct statvfs
+      MemorySegment seg = segment(st);
+      if (seg != null) {
+        org.cryptomator.jfuse.linux.amd64.extr.fuse3.statvfs.f_files(seg, f.files() + f.freeFiles());
+        org.cryptomator.jfuse.linux.amd64.extr.fuse3.statvfs.f_ffree(seg, f.freeFiles());
+        org.cryptomator.jfuse.linux.amd64.extr.fuse3.statvfs.f_favail(seg, f.freeFiles());
+      }
       return 0;
     });
   }

@@ -36,6 +36,8 @@ public final class Mount implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Mount.class);
   static final List<Path> LIBRARIES = List.of(Path.of("/usr/lib/x86_64-linux-gnu/libfuse3.so.3"),
       Path.of("/lib/x86_64-linux-gnu/libfuse3.so.3"), Path.of("/usr/lib64/libfuse3.so.3"), Path.of("/usr/lib/libfuse3.so.3"));
+  /** libfuse3 somewhere else (`DBOS_JAVA_OPTS=-Ddbos.fuse.library=PATH dbos mount …`): then only there. */
+  static final String LIBRARY_PROPERTY = "dbos.fuse.library";
   private static final String MISSING = "FUSE is not available here: %s (install it with `apt-get install fuse3`)";
 
   private final Path mountpoint;
@@ -60,8 +62,10 @@ public final class Mount implements AutoCloseable {
    * fusermount3) is missing or the mount is refused.
    */
   public static Mount mount(Kernel kernel, Path mountpoint) {
-    Path lib = LIBRARIES.stream().filter(Files::exists).findFirst().orElseThrow(() ->
-        new SyscallException(SyscallException.Code.FAILED_PRECONDITION, MISSING.formatted("no libfuse3.so.3")));
+    String given = System.getProperty(LIBRARY_PROPERTY);
+    Path lib = (given == null ? LIBRARIES : List.of(Path.of(given))).stream().filter(Files::exists).findFirst()
+        .orElseThrow(() -> new SyscallException(SyscallException.Code.FAILED_PRECONDITION,
+            MISSING.formatted("no " + (given == null ? "libfuse3.so.3" : given))));
     if (!Files.exists(Path.of("/dev/fuse"))) {
       throw new SyscallException(SyscallException.Code.FAILED_PRECONDITION, MISSING.formatted("no /dev/fuse"));
     }

@@ -1,10 +1,15 @@
 package org.dbos.server.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import org.dbos.kernel.testing.TestDatabase;
 import org.junit.jupiter.api.Test;
@@ -120,6 +125,62 @@ class CliIT {
       var audit = Dbos.run(cwd, "sql", "select count(*) from audit where principal = 'bob' and outcome = 'denied'");
       assertTrue(audit.out().lines().anyMatch(l -> l.strip().equals("2")), "denied calls are audited: " + audit.out());
     }
+  }
+
+  /**
+   * `dbos mount` against a running node: ordinary tools use the mount, Ctrl-C unmounts and the command
+   * exits 0; without libfuse3 it fails with one clear line; `dbos up --mount` unmounts when stopped.
+   */
+  @Test
+  void mountUntilCtrlCThenUpWithMountUntilStopped() throws Exception {
+    Path mnt = Files.createDirectory(cwd.resolve("mnt"));
+    try (var up = Dbos.up(cwd, "--pg-port", String.valueOf(TestDatabase.freePort()), "--http", "127.0.0.1:0",
+        "--etcd", "127.0.0.1:0")) {
+      // A JVM keeps a SIGINT it was started ignoring ignored, and children inherit that (as does a
+      // test JVM a non-interactive shell put in the background): env gives the command a terminal's.
+      Path err = cwd.resolve("mount.err");
+      Process mount = new ProcessBuilder("env", "--default-signal=INT", Dbos.launcher().toString(), "mount", mnt.toString())
+          .directory(cwd.toFile()).redirectError(err.toFile()).start();
+      try {
+        String banner = mount.inputReader().readLine();
+        assertTrue(banner != null && banner.startsWith("DBFS mounted at " + mnt), banner + " " + Files.readString(err));
+        assertTrue(mounted(mnt), "in /proc/self/mountinfo");
+        var tools = new ProcessBuilder("sh", "-c", "seq 1 1000 > nums && cp nums copy && cmp nums copy && wc -l < copy")
+            .directory(mnt.toFile()).redirectErrorStream(true).start();
+        assertEquals("1000\n", new String(tools.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+        assertEquals(0, tools.waitFor());
+
+        long ignored = Files.readAllLines(Path.of("/proc/" + mount.pid() + "/status")).stream()
+            .filter(l -> l.startsWith("SigIgn:")).mapToLong(l -> Long.parseLong(l.substring(7).strip(), 16)).sum();
+        assertEquals(0, ignored & 2, "dbos mount ignores SIGINT");
+        assertEquals(0, new ProcessBuilder("kill", "-INT", String.valueOf(mount.pid())).start().waitFor());
+        assertTrue(mount.waitFor(30, TimeUnit.SECONDS), "Ctrl-C did not end dbos mount");
+        assertEquals(0, mount.exitValue(), Files.readString(err));
+        assertFalse(mounted(mnt), "Ctrl-C unmounted");
+      } finally {
+        mount.destroyForcibly();
+      }
+      assertEquals(1000, Dbos.run(cwd, "fs", "cat", "/copy").out().lines().count(), "written through the mount");
+
+      var noFuse = Dbos.run(cwd, Map.of("DBOS_JAVA_OPTS", "-Ddbos.fuse.library=/nowhere/libfuse3.so.3"),
+          "mount", mnt.toString());
+      assertEquals(1, noFuse.exit());
+      assertOneLine(noFuse, "FUSE is not available here: no /nowhere/libfuse3.so.3 (install it with `apt-get install fuse3`)");
+      assertFalse(mounted(mnt));
+    }
+
+    try (var up = Dbos.up(cwd, "--http", "127.0.0.1:0", "--etcd", "127.0.0.1:0", "--mount", mnt.toString())) {
+      assertTrue(mounted(mnt), "dbos up --mount mounted");
+      assertEquals(1000, Files.readAllLines(mnt.resolve("nums")).size());
+      up.stop(); // SIGTERM
+      assertFalse(mounted(mnt), "dbos up unmounted when stopped");
+    }
+  }
+
+  /** Whether {@code dir} is a mount point, by the kernel's table (the 5th field is the mount point). */
+  static boolean mounted(Path dir) throws IOException {
+    String at = dir.toAbsolutePath().toString();
+    return Files.readAllLines(Path.of("/proc/self/mountinfo")).stream().anyMatch(l -> l.split(" ")[4].equals(at));
   }
 
   static void assertOneLine(Dbos.Result r, String fragment) {

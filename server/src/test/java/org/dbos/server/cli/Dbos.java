@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Runs the built `bin/dbos` launcher as a user would, for the *IT tests. */
@@ -54,10 +55,17 @@ final class Dbos {
   }
 
   static Result run(Path cwd, String... args) throws IOException, InterruptedException {
+    return run(cwd, Map.of(), args);
+  }
+
+  /** With {@code env} added to the environment. */
+  static Result run(Path cwd, Map<String, String> env, String... args) throws IOException, InterruptedException {
     var cmd = new ArrayList<String>();
     cmd.add(launcher().toString());
     cmd.addAll(List.of(args));
-    Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).start();
+    var pb = new ProcessBuilder(cmd).directory(cwd.toFile());
+    pb.environment().putAll(env);
+    Process p = pb.start();
     var err = new StringBuilder();
     Thread errReader = Thread.ofVirtual().start(() -> {
       try {

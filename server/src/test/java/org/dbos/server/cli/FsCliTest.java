@@ -72,13 +72,22 @@ class FsCliTest {
     Files.writeString(dir.resolve("tree/sub/b.txt"), "beta\n");
 
     assertEquals(0, dbos("fs", "mkdir", "-p", "/data/in").exit());
-    assertEquals(0, dbos("fs", "put", local.toString(), "/data/in").exit());
-    assertEquals(0, dbos("fs", "put", "-r", dir.resolve("tree").toString(), "/data").exit());
+    Out put = dbos("fs", "put", local.toString(), "/data/in");
+    assertEquals(0, put.exit());
+    assertProgressBar("put big.bin", put.err());
+    Out small = dbos("fs", "put", "-r", dir.resolve("tree").toString(), "/data");
+    assertEquals(0, small.exit());
+    assertEquals("", small.err(), "no progress bar for files under 8 MiB");
     assertEquals("a.txt\nsub\n", dbos("fs", "ls", "/data/tree").out());
     assertTrue(dbos("fs", "ls", "-l", "/data/in").out().contains(" 20971520 "), "ls -l shows the size");
     assertEquals("alpha\n", dbos("fs", "cat", "/data/tree/a.txt").out());
     assertTrue(dbos("fs", "stat", "/data/in/big.bin").out().contains("Size: 20971520"));
-    assertEquals(0, dbos("fs", "get", "/data/in/big.bin", dir.resolve("back.bin").toString()).exit());
+    Out get = dbos("fs", "get", "/data/in/big.bin", dir.resolve("back.bin").toString());
+    assertEquals(0, get.exit());
+    assertProgressBar("get /data/in/big.bin", get.err());
+    Out getSmall = dbos("fs", "get", "/data/tree/a.txt", dir.resolve("a.txt").toString());
+    assertEquals(0, getSmall.exit());
+    assertEquals("", getSmall.err(), "no progress bar for files under 8 MiB");
     assertTrue(java.util.Arrays.equals(big, Files.readAllBytes(dir.resolve("back.bin"))));
     assertEquals(0, dbos("fs", "mv", "/data/tree/a.txt", "/data/tree/sub").exit());
     assertEquals("/data/tree/sub/a.txt\n/data/tree/sub/b.txt\n", dbos("fs", "find", "/data", "-name", "*.txt").out());
@@ -103,5 +112,11 @@ class FsCliTest {
     Out check = dbos("fs", "check", "--data");
     assertEquals(0, check.exit(), check.out());
     assertTrue(check.out().endsWith("consistent\n"), check.out());
+  }
+
+  /** A copy of 8 MiB or more shows a bar on stderr that ends full: "TASK 100% │█…│ 20/20MiB (…)". */
+  static void assertProgressBar(String task, String err) {
+    String last = err.substring(err.lastIndexOf('\r') + 1);
+    assertTrue(last.startsWith(task + " 100% ") && last.contains(" 20/20MiB "), "a finished progress bar: " + err);
   }
 }

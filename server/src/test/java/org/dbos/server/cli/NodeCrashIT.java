@@ -9,24 +9,31 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.dbos.kernel.testing.TestDatabase;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A whole node crashes: `dbos up --mount` and its embedded PostgreSQL are SIGKILLed together while
- * files are written through the mount and keys through etcdctl. After a plain restart the database
- * has recovered, `dbos fs check` finds the file system consistent, and everything acknowledged
- * (a file whose fsync and close returned, the bytes of a large file up to its last fsync, a put
- * etcdctl printed OK for) is there. And PostgreSQL alone SIGKILLed under a running node.
+ * files are written and renamed through the mount and keys put through etcdctl. After a plain restart
+ * the database has recovered, `dbos fs check` finds the file system consistent, and everything
+ * acknowledged (a file whose fsync and close returned, the bytes of a large file up to its last
+ * fsync, a rename followed by an fsync of both directories, a put etcdctl printed OK for) is there.
+ * And PostgreSQL alone SIGKILLed under a running node.
  */
 class NodeCrashIT {
   @TempDir Path cwd;
@@ -40,23 +47,30 @@ class NodeCrashIT {
     var files = new CopyOnWriteArrayList<Integer>();
     var keys = new CopyOnWriteArrayList<Integer>();
     var largeSynced = new AtomicLong();
+    var storm = new RenameStorm(mnt.resolve("crash/storm"));
     try (var up = Dbos.up(cwd, args)) {
       Files.createDirectory(mnt.resolve("crash"));
+      storm.setUp();
       var writers = List.of(
           Thread.ofPlatform().start(() -> smallFiles(mnt, files)),
           Thread.ofPlatform().start(() -> largeFile(mnt, largeSynced)),
+          Thread.ofPlatform().start(storm::run),
           Thread.ofPlatform().start(() -> puts(etcd, keys)));
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-      while ((files.size() < 40 || largeSynced.get() < (8 << 20) || keys.size() < 20) && System.nanoTime() < deadline) {
+      while ((files.size() < 40 || largeSynced.get() < (8 << 20) || storm.renames.get() < 30 || keys.size() < 20)
+          && System.nanoTime() < deadline) {
         Thread.sleep(10);
       }
-      assertTrue(files.size() >= 40 && largeSynced.get() >= (8 << 20) && keys.size() >= 20,
-          "progress before the crash: " + files.size() + " files, " + largeSynced.get() + " bytes, " + keys.size() + " keys");
+      assertTrue(files.size() >= 40 && largeSynced.get() >= (8 << 20) && storm.renames.get() >= 30 && keys.size() >= 20,
+          "progress before the crash: " + files.size() + " files, " + largeSynced.get() + " bytes, "
+              + storm.renames.get() + " renames, " + keys.size() + " keys");
       killNodeAndDatabase(up);
       for (Thread w : writers) {
         w.join(TimeUnit.SECONDS.toMillis(30));
+        assertTrue(!w.isAlive(), "a writer outlived the node");
       }
-      System.out.printf("killed after %d files, %d MiB, %d keys acknowledged%n", files.size(), largeSynced.get() >> 20, keys.size());
+      System.out.printf("killed after %d files, %d MiB, %d renames, %d keys acknowledged%n", files.size(),
+          largeSynced.get() >> 20, storm.renames.get(), keys.size());
     }
 
     try (var up = Dbos.up(cwd, args)) { // the stale mount is cleared, PostgreSQL recovers from its WAL
@@ -71,6 +85,7 @@ class NodeCrashIT {
       for (int off = 0; off < largeSynced.get(); off += 1 << 20) {
         assertArrayEquals(block(off >> 20), Arrays.copyOfRange(large, off, off + (1 << 20)), "large file at " + off);
       }
+      storm.verify();
       for (int i : keys) {
         var get = run("etcdctl", "--endpoints", etcd, "get", "--print-value-only", "crash/k" + i);
         assertEquals("v" + i + "\n", get, "key " + i);
@@ -149,6 +164,108 @@ class NodeCrashIT {
       return Long.parseLong(Files.readAllLines(cwd.resolve("dbos-data/pg/postmaster.pid")).getFirst().strip());
     } catch (IOException | RuntimeException e) {
       return -1; // being replaced
+    }
+  }
+
+  /**
+   * Renames through the mount, one after another: files and a directory (with files in it) moved
+   * between storm/a and storm/b, each rename followed by an fsync of both directories, as a program
+   * that needs a rename to survive a crash does on ext4. Records where each name was last put once
+   * those fsyncs returned, and which name was being moved when the node died.
+   */
+  static final class RenameStorm {
+    final Path root;
+    final Map<String, String> placed = new ConcurrentHashMap<>(); // name -> "a" or "b", acknowledged
+    final AtomicReference<String> moving = new AtomicReference<>();
+    final AtomicInteger renames = new AtomicInteger();
+
+    RenameStorm(Path root) {
+      this.root = root;
+    }
+
+    /** storm/a holds files r0…r19 and directory d with x0…x2, storm/b is empty; all of it fsynced. */
+    void setUp() throws IOException {
+      Files.createDirectories(root.resolve("a/d"));
+      Files.createDirectories(root.resolve("b"));
+      for (int j = 0; j < 20; j++) {
+        write(root.resolve("a/r" + j), content(1000 + j));
+        placed.put("r" + j, "a");
+      }
+      for (int x = 0; x < 3; x++) {
+        write(root.resolve("a/d/x" + x), content(2000 + x));
+      }
+      placed.put("d", "a");
+      fsync(root.resolve("a/d"));
+      fsync(root.resolve("a"));
+      fsync(root.resolve("b"));
+      fsync(root);
+    }
+
+    void run() {
+      List<String> names = placed.keySet().stream().sorted().toList();
+      try {
+        for (int i = 0; ; i++) {
+          String name = names.get(i % names.size());
+          String from = placed.get(name);
+          String to = from.equals("a") ? "b" : "a";
+          moving.set(name);
+          Files.move(root.resolve(from).resolve(name), root.resolve(to).resolve(name), StandardCopyOption.ATOMIC_MOVE);
+          fsync(root.resolve(from));
+          fsync(root.resolve(to));
+          placed.put(name, to);
+          moving.set(null);
+          renames.incrementAndGet();
+        }
+      } catch (IOException e) {
+        // the node died
+      }
+    }
+
+    /**
+     * Every name is in exactly one of a and b, with its content; where its last rename was
+     * acknowledged, unless that name was being moved at the kill (then either place is right).
+     */
+    void verify() throws IOException {
+      var listed = new ArrayList<String>();
+      for (String dir : List.of("a", "b")) {
+        try (var l = Files.list(root.resolve(dir))) {
+          l.forEach(p -> listed.add(p.getFileName().toString()));
+        }
+      }
+      assertEquals(placed.keySet().stream().sorted().toList(), listed.stream().sorted().toList(),
+          "the storm's names, each once, nothing lost or added");
+      for (var e : placed.entrySet()) {
+        String name = e.getKey();
+        String at = Files.exists(root.resolve("a").resolve(name), LinkOption.NOFOLLOW_LINKS) ? "a" : "b";
+        if (!name.equals(moving.get())) {
+          assertEquals(e.getValue(), at, "the acknowledged rename of " + name);
+        }
+        if (name.equals("d")) {
+          for (int x = 0; x < 3; x++) {
+            assertArrayEquals(content(2000 + x), Files.readAllBytes(root.resolve(at + "/d/x" + x)), "d/x" + x);
+          }
+          try (var l = Files.list(root.resolve(at + "/d"))) {
+            assertEquals(3, l.count(), "d holds its three files");
+          }
+        } else {
+          assertArrayEquals(content(1000 + Integer.parseInt(name.substring(1))), Files.readAllBytes(root.resolve(at).resolve(name)), name);
+        }
+      }
+      System.out.printf("rename storm: %d acknowledged renames checked (%s was in flight)%n", renames.get(), moving.get());
+    }
+
+    private static void write(Path f, byte[] data) throws IOException {
+      try (var ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        ch.write(ByteBuffer.wrap(data));
+        ch.force(true);
+      }
+    }
+
+    /** fsync of a directory: on Linux a directory opens for reading, and force is fsync(2). */
+    private static void fsync(Path dir) throws IOException {
+      try (var ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+        ch.force(true);
+      }
     }
   }
 
