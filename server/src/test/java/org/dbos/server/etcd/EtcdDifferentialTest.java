@@ -192,17 +192,7 @@ class EtcdDifferentialTest {
     // create, then cancel: both responses as etcd's
     {
       var q = new LinkedBlockingQueue<Object>();
-      StreamObserver<WatchRequest> req = t.watch.watch(new StreamObserver<>() {
-        public void onNext(WatchResponse r) {
-          q.add(r);
-        }
-
-        public void onError(Throwable e) {
-          q.add(e);
-        }
-
-        public void onCompleted() {}
-      });
+      StreamObserver<WatchRequest> req = stream(t, q);
       req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder().setKey(bs("/d/none"))).build());
       var created = (WatchResponse) q.poll(10, TimeUnit.SECONDS);
       assertNotNull(created);
@@ -218,17 +208,7 @@ class EtcdDifferentialTest {
     // chose, and a cancel of an unknown id, which etcd does not answer: all on one stream
     {
       var q = new LinkedBlockingQueue<Object>();
-      StreamObserver<WatchRequest> req = t.watch.watch(new StreamObserver<>() {
-        public void onNext(WatchResponse r) {
-          q.add(r);
-        }
-
-        public void onError(Throwable e) {
-          q.add(e);
-        }
-
-        public void onCompleted() {}
-      });
+      StreamObserver<WatchRequest> req = stream(t, q);
       var creates = new java.util.LinkedHashMap<String, WatchCreateRequest.Builder>();
       creates.put("key > range end", WatchCreateRequest.newBuilder().setKey(bs("/d/c")).setRangeEnd(bs("/d/a")));
       creates.put("key = range end", WatchCreateRequest.newBuilder().setKey(bs("/d/a")).setRangeEnd(bs("/d/a")));
@@ -300,10 +280,9 @@ class EtcdDifferentialTest {
     t.record("get expired keys", () -> t.kv.range(RangeRequest.newBuilder().setKey(bs("/d/e")).setRangeEnd(bs("/d/f")).build()));
   }
 
-  /** Watches until an event at {@code until} (or a cancel) arrives; returns the normalized responses. */
-  static List<String> watch(Target t, WatchCreateRequest create, long until) throws Exception {
-    var q = new LinkedBlockingQueue<Object>();
-    StreamObserver<WatchRequest> req = t.watch.watch(new StreamObserver<>() {
+  /** A watch stream on {@code t} whose responses and error go to {@code q}. */
+  static StreamObserver<WatchRequest> stream(Target t, LinkedBlockingQueue<Object> q) {
+    return t.watch.watch(new StreamObserver<>() {
       public void onNext(WatchResponse r) {
         q.add(r);
       }
@@ -314,6 +293,12 @@ class EtcdDifferentialTest {
 
       public void onCompleted() {}
     });
+  }
+
+  /** Watches until an event at {@code until} (or a cancel) arrives; returns the normalized responses. */
+  static List<String> watch(Target t, WatchCreateRequest create, long until) throws Exception {
+    var q = new LinkedBlockingQueue<Object>();
+    StreamObserver<WatchRequest> req = stream(t, q);
     req.onNext(WatchRequest.newBuilder().setCreateRequest(create).build());
     var out = new ArrayList<String>();
     try {
