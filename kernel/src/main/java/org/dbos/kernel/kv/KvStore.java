@@ -393,9 +393,12 @@ public final class KvStore implements AutoCloseable {
     return kernel.call(s, "lease.list", Right.READ, "lease:", tx -> tx.query(LEASES, rs -> rs.getLong(1)));
   }
 
-  /** The current revision (for response headers of calls that do not touch the store). */
+  /**
+   * The current revision (for response headers of calls that do not touch the store). Any caller with a
+   * valid session may have it, whatever keys it may read: etcd puts it in every response's header.
+   */
   public long revision(Session s) {
-    return kernel.call(s, "kv.revision", Right.READ, "kv:", tx -> clock(tx)[0]);
+    return kernel.callChecked(s, "kv.revision", "kv:", true, tx -> clock(tx)[0]);
   }
 
   private static long[] clock(Tx tx) throws SQLException {

@@ -111,8 +111,16 @@ final class WatchService extends WatchGrpc.WatchImplBase {
         w = etcd.store().watches().watch(session, key, end, c.getStartRevision(), c.getPrevKv(), noPut, noDelete,
             c.getProgressNotify(), sink);
       } catch (RuntimeException e) {
-        send(WatchResponse.newBuilder().setHeader(etcd.header(0)).setWatchId(id).setCreated(true).setCanceled(true)
-            .setCancelReason(Errors.translate(e).getStatus().getDescription()).build());
+        // as etcd 3.4's v3rpc: a create the caller may not make is answered with the client's own id
+        // (0 when it let the server choose) and then ends the stream; any other failure refuses the
+        // watch with id -1 and keeps the stream
+        var status = Errors.translate(e).getStatus();
+        boolean denied = status.getCode() == io.grpc.Status.Code.PERMISSION_DENIED;
+        send(WatchResponse.newBuilder().setHeader(etcd.header(currentRevision())).setWatchId(denied ? c.getWatchId() : -1)
+            .setCreated(true).setCanceled(true).setCancelReason(status.getDescription()).build());
+        if (denied) {
+          onCompleted();
+        }
         return;
       }
       watchers.put(id, w);

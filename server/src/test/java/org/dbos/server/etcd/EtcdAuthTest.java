@@ -174,6 +174,44 @@ class EtcdAuthTest {
     assertEquals("admin", switches.get("etcd.auth.enable"), switches.toString());
   }
 
+  /**
+   * A watch its caller may not read is answered as etcd 3.4 answers it: created and canceled under the
+   * client's own id, at the current revision, "permission denied", and then the stream ends.
+   */
+  @Test
+  void aWatchTheCallerMayNotReadEndsTheStreamAsEtcdDoes() throws Exception {
+    var k = node.kernel();
+    k.principals().create(k.system(), "dave", "user", "dave-pw", null, null, false);
+    k.principals().grant(k.system(), "dave", Right.READ, "kv:/mine/");
+    long current = kv(login(USER, PASSWORD)).put(PutRequest.newBuilder().setKey(bs("/audit/w")).setValue(bs("1")).build())
+        .getHeader().getRevision();
+    var got = new java.util.concurrent.LinkedBlockingQueue<Object>();
+    var req = with(WatchGrpc.newStub(channel), login("dave", "dave-pw")).watch(new io.grpc.stub.StreamObserver<>() {
+      public void onNext(WatchResponse r) {
+        got.add(r);
+      }
+
+      public void onError(Throwable e) {
+        got.add(e);
+      }
+
+      public void onCompleted() {
+        got.add("completed");
+      }
+    });
+    req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder().setKey(bs("/mine/a"))).build());
+    var allowed = (WatchResponse) got.poll(10, TimeUnit.SECONDS);
+    assertTrue(allowed.getCreated() && !allowed.getCanceled(), allowed.toString());
+    req.onNext(WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder().setKey(bs("/other"))
+        .setWatchId(7)).build());
+    var refused = (WatchResponse) got.poll(10, TimeUnit.SECONDS);
+    assertEquals(7, refused.getWatchId(), refused + " " + got);
+    assertTrue(refused.getCreated() && refused.getCanceled(), refused.toString());
+    assertEquals("etcdserver: permission denied", refused.getCancelReason());
+    assertEquals(current, refused.getHeader().getRevision());
+    assertEquals("completed", got.poll(10, TimeUnit.SECONDS));
+  }
+
   /** The calls audited in {@code session}, each with the principal its row names. */
   static Map<String, String> calls(UUID session) {
     return node.kernel().database().transaction(c -> {
