@@ -77,7 +77,10 @@ class MountTest {
       mount.close();
     }
     node.close();
-    sh(work, "rm -rf disk src tree.tar");
+    // the whole work directory once nothing is mounted under it (else rm would delete through a mount)
+    if (!Files.readString(Path.of("/proc/self/mountinfo")).contains(" " + work + "/")) {
+      sh(work.getParent(), "rm -rf " + work.getFileName());
+    }
   }
 
   record Result(int exit, String out) {}
