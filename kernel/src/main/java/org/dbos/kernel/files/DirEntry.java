@@ -1,11 +1,9 @@
 package org.dbos.kernel.files;
 
-import java.nio.charset.StandardCharsets;
-
 /** One entry of a directory listing: its name (raw bytes) and the inode's attributes. */
 public record DirEntry(byte[] rawName, Stat stat) {
-  /** The name decoded as UTF-8. */
+  /** The name as a String: UTF-8, bytes that are not as U+DC80..U+DCFF ({@link Names}). */
   public String name() {
-    return new String(rawName, StandardCharsets.UTF_8);
+    return Names.string(rawName);
   }
 }

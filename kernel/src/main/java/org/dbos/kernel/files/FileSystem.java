@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.sql.Array;
@@ -36,8 +35,10 @@ import org.postgresql.util.PSQLException;
 /**
  * DBFS: a POSIX file system in the OS database. Every method is one system call (one transaction,
  * one audit row) named {@code fs.<op>} on object {@code file:<path>} (or {@code file:#<ino>} for
- * calls on an open handle). Paths are absolute, UTF-8, components separated by '/'; "." and ".." are
- * resolved physically ("/.." is "/"); a name is 1..255 bytes without NUL. Permissions are POSIX mode
+ * calls on an open handle). Paths are absolute, components separated by '/'; "." and ".." are
+ * resolved physically ("/.." is "/"); a name is 1..255 bytes without NUL or '/', any bytes: a path
+ * String is their UTF-8, each byte that is not UTF-8 written as U+DC80..U+DCFF, as Python's
+ * os.fsdecode writes it (see {@link Names}; names and symlink targets come back so). Permissions are POSIX mode
  * bits against the caller's uid, gid and supplementary groups; uid 0 (the admin) bypasses them like
  * root. Failures are {@link FsException}s carrying the errno a POSIX system would return.
  *
@@ -545,7 +546,7 @@ public final class FileSystem {
 
   /** A symbolic link at {@code linkPath} holding {@code target} (not checked). EEXIST, ENAMETOOLONG. */
   public Stat symlink(Session s, String target, String linkPath) {
-    byte[] t = target.getBytes(StandardCharsets.UTF_8);
+    byte[] t = Names.bytes(target);
     if (t.length == 0) {
       throw new FsException(Errno.ENOENT, "empty symlink target");
     }
@@ -572,7 +573,7 @@ public final class FileSystem {
         throw new FsException(Errno.EINVAL, path + " is not a symlink");
       }
       byte[] t = tx.queryOne("SELECT target FROM fs_inodes WHERE ino = ?", rs -> rs.getBytes(1), l.ino()).orElseThrow();
-      return new String(t, StandardCharsets.UTF_8);
+      return Names.string(t);
     });
   }
 
@@ -867,6 +868,15 @@ public final class FileSystem {
   }
 
   /** A create answered before it is written: who asked, the path, the directories above it, what open returned. */
+  /** Whether {@code path}'s bytes are within PATH_MAX and its name's within NAME_MAX (else open says why not). */
+  private static boolean fits(String path) {
+    try {
+      return Names.bytes(path).length < PATH_MAX && Names.bytes(lastName(path)).length <= NAME_MAX;
+    } catch (FsException e) {
+      return false;
+    }
+  }
+
   private record Pending(Session s, String path, List<Stat> chain, Stat opened) {}
 
   /**
@@ -881,10 +891,8 @@ public final class FileSystem {
    */
   public FileHandle openNew(Session s, String path, int flags, int mode) {
     List<Stat> chain = isPlain(path) ? chains.get(parentPath(path)) : null;
-    int bytes = path.getBytes(StandardCharsets.UTF_8).length;
-    int nameBytes = lastName(path).getBytes(StandardCharsets.UTF_8).length;
-    if ((flags & O_CREAT) == 0 || chain == null || bytes >= PATH_MAX || nameBytes > NAME_MAX
-        || (flags & O_ACCMODE) == O_RDONLY || !mayCreate(s, chain)) {
+    if ((flags & O_CREAT) == 0 || chain == null || !fits(path) || (flags & O_ACCMODE) == O_RDONLY
+        || !mayCreate(s, chain)) {
       return open(s, path, flags, mode);
     }
     Stat parent = chain.getLast();
@@ -974,7 +982,7 @@ public final class FileSystem {
         if (c.root()) {
           // permissions do not stop root, so nothing needs the path walked again: the file goes into the
           // directory the open found, wherever it is now, as if created at the open (no walk)
-          var r = new Resolved(p.chain().getLast(), lastName(p.path()).getBytes(StandardCharsets.UTF_8), null);
+          var r = new Resolved(p.chain().getLast(), Names.bytes(lastName(p.path())), null);
           return c.createEntry(r, Kind.FILE, c.given.mode(), null, p.path(), data);
         }
         if (c.createKnown(p.path(), Kind.FILE, c.given.mode(), null, true, data)) {
@@ -1641,7 +1649,7 @@ public final class FileSystem {
     if (path.indexOf('\0') >= 0) {
       throw new FsException(Errno.EINVAL, "NUL in path");
     }
-    byte[] raw = path.getBytes(StandardCharsets.UTF_8);
+    byte[] raw = Names.bytes(path);
     if (raw.length >= PATH_MAX) {
       throw new FsException(Errno.ENAMETOOLONG, "path longer than " + PATH_MAX + " bytes");
     }
@@ -1961,7 +1969,7 @@ public final class FileSystem {
       if (known == null) {
         return false;
       }
-      byte[] raw = path.getBytes(StandardCharsets.UTF_8);
+      byte[] raw = Names.bytes(path);
       List<byte[]> names = raw.length < PATH_MAX ? components(raw, path) : List.of();
       if (known.size() != names.size()) {
         return false;

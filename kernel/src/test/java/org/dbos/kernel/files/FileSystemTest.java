@@ -22,6 +22,7 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutorService;
@@ -325,6 +326,56 @@ class FileSystemTest {
     fs.symlink(root, "..", "/l/up");
     assertEquals(fs.stat(root, "/", true).ino(), fs.stat(root, "/l/up/", true).ino());
     assertEquals("data", get("/l/up/l/up/l/b"));
+    assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
+  }
+
+  /**
+   * A name is any bytes but '/' and NUL: those that are not UTF-8 are written U+DC80..U+DCFF (as
+   * Python's os.fsdecode does), each its own entry, stored as exactly those bytes.
+   */
+  @Test
+  void namesAreAnyBytes() {
+    var rnd = new Random(7);
+    for (int i = 0; i < 10_000; i++) {
+      byte[] b = new byte[rnd.nextInt(8)];
+      rnd.nextBytes(b);
+      assertArrayEquals(b, Names.bytes(Names.string(b)));
+    }
+    byte[][] raw = {{(byte) 0xff}, {(byte) 0xfe}, {(byte) 0x80}, {(byte) 0xc0, (byte) 0xaf}, // overlong '/'
+        {'c', 'a', 'f', (byte) 0xe9}, "café".getBytes(StandardCharsets.UTF_8), {(byte) 0xed, (byte) 0xa0, (byte) 0x80}};
+    assertEquals("\udcff \udcc0\udcaf caf\udce9 café \udced\udca0\udc80",
+        String.join(" ", Names.string(raw[0]), Names.string(raw[3]), Names.string(raw[4]), Names.string(raw[5]),
+            Names.string(raw[6])));
+    fs.mkdir(root, "/bytes", 0755);
+    for (byte[] r : raw) {
+      fs.close(fs.create(root, "/bytes/" + Names.string(r), 0644));
+    }
+    List<String> listed = fs.list(root, "/bytes").stream().map(DirEntry::name).sorted().toList();
+    assertEquals(Arrays.stream(raw).map(Names::string).sorted().toList(), listed);
+    assertEquals(raw.length, listed.stream().map(n -> fs.stat(root, "/bytes/" + n, false).ino()).distinct().count());
+    fs.rename(root, "/bytes/\udcff", "/bytes/\udcff\udcff");
+    fs.unlink(root, "/bytes/\udcfe");
+    fs.symlink(root, "\udcfe/caf\udce9", "/bytes/l\udc80");
+    assertEquals("\udcfe/caf\udce9", fs.readlink(root, "/bytes/l\udc80"));
+    fs.mkdir(root, "/bytes/\udcfe", 0755);
+    fs.close(fs.create(root, "/bytes/\udcfe/caf\udce9", 0600));
+    assertEquals(0600, fs.stat(root, "/bytes/l\udc80", true).mode());
+    List<String> stored = kernel.database().transaction(c -> {
+      var st = c.prepareStatement("SELECT encode(d.name, 'hex'), encode(i.target, 'hex') FROM fs_dentries d "
+          + "JOIN fs_inodes i USING (ino) WHERE d.parent = (SELECT ino FROM fs_dentries WHERE parent = 1 AND name = 'bytes') "
+          + "ORDER BY d.name");
+      var rs = st.executeQuery();
+      var out = new ArrayList<String>();
+      while (rs.next()) {
+        out.add(rs.getString(1) + (rs.getString(2) == null ? "" : " -> " + rs.getString(2)));
+      }
+      return out;
+    });
+    assertEquals(List.of("636166c3a9", "636166e9", "6c80 -> fe2f636166e9", "80", "c0af", "eda080", "fe", "ffff"), stored);
+    // a String that is not the one of any bytes names nothing
+    assertEquals("EINVAL", outcome(() -> fs.mkdir(root, "/bytes/\ud800", 0755)));
+    assertEquals("EINVAL", outcome(() -> fs.mkdir(root, "/bytes/\udc41", 0755)));
+    assertEquals("EINVAL", outcome(() -> fs.mkdir(root, "/bytes/caf\udcc3\udca9", 0755))); // the bytes of "café"
     assertTrue(fs.check(root, false).ok(), () -> fs.check(root, false).problems().toString());
   }
 
