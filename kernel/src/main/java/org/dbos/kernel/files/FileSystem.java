@@ -2136,6 +2136,6 @@ public final class FileSystem {
   }
 
   private static String object(String path) {
-    return "file:" + path;
+    return "file:" + Names.shown(path); // text: a byte that is not UTF-8 would be '?'
   }
 }

@@ -93,6 +93,34 @@ public final class Names {
     return false;
   }
 
+  /**
+   * {@code path} for people, logs and the audit log (text): each byte that is not UTF-8 as \xNN, as
+   * Python's repr of bytes shows it (text only: a name may itself hold a backslash and "xff").
+   */
+  public static String shown(String path) {
+    int i = 0;
+    while (i < path.length() && !isEscape(path.charAt(i))) {
+      i++;
+    }
+    if (i == path.length()) {
+      return path;
+    }
+    var out = new StringBuilder(path.length() + 8).append(path, 0, i);
+    for (; i < path.length(); i++) {
+      char c = path.charAt(i);
+      if (isEscape(c)) {
+        out.append("\\x").append(Character.forDigit((c >> 4) & 0xf, 16)).append(Character.forDigit(c & 0xf, 16));
+      } else {
+        out.append(c);
+      }
+    }
+    return out.toString();
+  }
+
+  private static boolean isEscape(char c) {
+    return c >= 0xdc80 && c <= 0xdcff;
+  }
+
   /** Whether {@code raw} is well-formed UTF-8 (then {@link #string} is {@code new String(raw, UTF_8)}). */
   public static boolean isUtf8(byte[] raw) {
     int i = 0;

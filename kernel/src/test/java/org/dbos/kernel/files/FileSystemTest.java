@@ -372,6 +372,15 @@ class FileSystemTest {
       return out;
     });
     assertEquals(List.of("636166c3a9", "636166e9", "6c80 -> fe2f636166e9", "80", "c0af", "eda080", "fe", "ffff"), stored);
+    assertEquals(List.of("fs.rename file:/bytes/\\xff"), kernel.database().transaction(c -> {
+      var rs = c.createStatement().executeQuery("SELECT call || ' ' || object FROM audit WHERE call = 'fs.rename' "
+          + "AND object LIKE 'file:/bytes/%'");
+      var out = new ArrayList<String>();
+      while (rs.next()) {
+        out.add(rs.getString(1));
+      }
+      return out;
+    }), "the audit log's object is text: bytes that are not UTF-8 as \\xNN");
     // a String that is not the one of any bytes names nothing
     assertEquals("EINVAL", outcome(() -> fs.mkdir(root, "/bytes/\ud800", 0755)));
     assertEquals("EINVAL", outcome(() -> fs.mkdir(root, "/bytes/\udc41", 0755)));
