@@ -4,7 +4,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -33,6 +32,7 @@ import org.dbos.kernel.files.DirEntry;
 import org.dbos.kernel.files.FileHandle;
 import org.dbos.kernel.files.FileSystem;
 import org.dbos.kernel.files.FsException;
+import org.dbos.kernel.files.Names;
 import org.dbos.kernel.files.SetAttr;
 import org.dbos.kernel.files.Stat.Kind;
 import org.dbos.kernel.security.Principal;
@@ -375,7 +375,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int getattr(String path, Stat stat, FileInfo fi) {
+  public int getattr(String given, Stat stat, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("getattr", path, s -> {
       var st = attributes(s, path);
       long size = st.size();
@@ -469,9 +470,10 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int readlink(String path, ByteBuffer buf, long len) {
+  public int readlink(String given, ByteBuffer buf, long len) {
+    String path = RawPaths.path(given, 0);
     return run("readlink", path, s -> {
-      byte[] t = fs.readlink(s, path).getBytes(StandardCharsets.UTF_8);
+      byte[] t = Names.bytes(fs.readlink(s, path));
       int n = (int) Math.min(t.length, len - 1);
       buf.put(t, 0, n);
       buf.put((byte) 0);
@@ -501,7 +503,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int access(String path, int mask) {
+  public int access(String given, int mask) {
+    String path = RawPaths.path(given, 0);
     return run("access", path, s -> {
       fs.access(s, path, mask);
       return 0;
@@ -509,7 +512,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int chmod(String path, int mode, FileInfo fi) {
+  public int chmod(String given, int mode, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("chmod", path, s -> {
       var now = attributes(s, path);
       int removed = now.mode() & ~(mode & 07777);
@@ -529,7 +533,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int chown(String path, int uid, int gid, FileInfo fi) {
+  public int chown(String given, int uid, int gid, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("chown", path, s -> {
       SetAttr a = SetAttr.chown(uid, gid);
       if (!deferred(s, path, fi, a)) {
@@ -540,7 +545,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int utimens(String path, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
+  public int utimens(String given, TimeSpec atime, TimeSpec mtime, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("utimens", path, s -> {
       SetAttr a = SetAttr.utimens(time(atime), time(mtime));
       if (!deferred(s, path, fi, a)) {
@@ -596,7 +602,8 @@ final class DbfsFuse implements FuseOperations {
   // ---- names ----
 
   @Override
-  public int mkdir(String path, int mode) {
+  public int mkdir(String given, int mode) {
+    String path = RawPaths.path(given, 0);
     return run("mkdir", path, s -> {
       var st = fs.mkdir(s, path, mode & 07777);
       forgetPath(path);
@@ -625,7 +632,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int unlink(String path) {
+  public int unlink(String given) {
+    String path = RawPaths.path(given, 0);
     return run("unlink", path, s -> {
       if (hidden.remove(path) != null) {
         return 0; // libfuse's removal of a "hidden" name at the last close: the inode went with it
@@ -639,7 +647,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int rmdir(String path) {
+  public int rmdir(String given) {
+    String path = RawPaths.path(given, 0);
     return run("rmdir", path, s -> {
       fs.rmdir(s, path);
       forgetPath(path);
@@ -649,7 +658,9 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int symlink(String target, String linkname) {
+  public int symlink(String given, String given2) {
+    String target = RawPaths.path(given, 0);
+    String linkname = RawPaths.path(given2, 1);
     return run("symlink", linkname, s -> {
       fs.symlink(s, target, linkname);
       forgetPath(linkname);
@@ -659,7 +670,9 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int rename(String oldpath, String newpath, int flags) {
+  public int rename(String given, String given2, int flags) {
+    String oldpath = RawPaths.path(given, 0);
+    String newpath = RawPaths.path(given2, 1);
     return run("rename", oldpath, s -> {
       if (HIDDEN.matcher(name(newpath)).matches()) {
         long ino = lstat(s, oldpath).ino();
@@ -692,7 +705,8 @@ final class DbfsFuse implements FuseOperations {
   // ---- directories ----
 
   @Override
-  public int opendir(String path, FileInfo fi) {
+  public int opendir(String given, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("opendir", path, s -> {
       var st = fs.stat(s, path, true);
       if (!st.isDirectory()) {
@@ -703,7 +717,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int readdir(String path, DirFiller filler, long offset, FileInfo fi, int flags) {
+  public int readdir(String given, DirFiller filler, long offset, FileInfo fi, int flags) {
+    String path = RawPaths.path(given, 0);
     return run("readdir", path, s -> {
       var entries = fs.list(s, path);
       fresh.remove(s.uid() + "\0" + path); // the listing may show another node's names: look them up
@@ -711,10 +726,14 @@ final class DbfsFuse implements FuseOperations {
       filler.fill(".", st -> ino(st, 1), 0, 0);
       filler.fill("..", st -> ino(st, 1), 0, 0);
       for (DirEntry e : entries) {
-        if (filler.fill(e.name(), st -> {
-          ino(st, e.stat().ino());
-          st.setMode(e.stat().posixMode());
-        }, 0, 0) != 0) {
+        int full = Names.isUtf8(e.rawName()) ? -1 : RawPaths.fill(filler, e.rawName(), e.stat().ino(), e.stat().posixMode());
+        if (full == -1) {
+          full = filler.fill(e.name(), st -> {
+            ino(st, e.stat().ino());
+            st.setMode(e.stat().posixMode());
+          }, 0, 0);
+        }
+        if (full != 0) {
           return -errno.enomem();
         }
       }
@@ -738,7 +757,8 @@ final class DbfsFuse implements FuseOperations {
   // ---- files ----
 
   @Override
-  public int create(String path, int mode, FileInfo fi) {
+  public int create(String given, int mode, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("create", path, s -> {
       // a new name in a directory this mount made and is filling (tar, cp -r, git): written with the
       // file's first flush, one system call instead of two
@@ -761,7 +781,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int open(String path, FileInfo fi) {
+  public int open(String given, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("open", path, s -> {
       FileHandle h = fs.open(s, path, fi.getFlags() & ~(FileSystem.O_CREAT | FileSystem.O_EXCL), 0);
       if ((fi.getFlags() & FileSystem.O_TRUNC) != 0) {
@@ -941,7 +962,8 @@ final class DbfsFuse implements FuseOperations {
   }
 
   @Override
-  public int truncate(String path, long size, FileInfo fi) {
+  public int truncate(String given, long size, FileInfo fi) {
+    String path = RawPaths.path(given, 0);
     return run("truncate", path, s -> {
       OpenFile f = fi == null ? null : open.get(fi.getFh());
       long ino = f != null ? f.handle.ino() : fs.stat(s, path, true).ino();

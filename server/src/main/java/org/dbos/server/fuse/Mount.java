@@ -24,6 +24,7 @@ import org.cryptomator.jfuse.api.FuseMountFailedException;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.files.FileSystem;
+import org.dbos.kernel.files.Names;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -81,6 +82,7 @@ public final class Mount implements AutoCloseable {
     var ops = new DbfsFuse(kernel, FileSystem.of(kernel), builder.errno(), new FuseContext(lib));
     Fuse fuse = builder.build(ops);
     bindMissing(fuse, ops);
+    RawPaths.interpose(fuse);
     // libfuse's default of at most 10 worker threads: with 64, 32 concurrent fsyncing writers went
     // slower on 2 cores (FsBench, docs/BENCHMARKS.md)
     List<String> options = new ArrayList<>(List.of("fsname=dbfs", "subtype=dbfs"));
@@ -163,14 +165,9 @@ public final class Mount implements AutoCloseable {
     return ops.mknod(cString(path), mode, rdev);
   }
 
-  /** A NUL-terminated path, read byte by byte (getString's word-wise scan may run off the mapped page). */
+  /** A NUL-terminated path: its bytes as {@link Names} writes them. */
   private static String cString(MemorySegment p) {
-    MemorySegment s = p.reinterpret(4096);
-    int n = 0;
-    while (n < 4095 && s.get(ValueLayout.JAVA_BYTE, n) != 0) {
-      n++;
-    }
-    return new String(s.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), java.nio.charset.StandardCharsets.UTF_8);
+    return Names.string(RawPaths.bytes(p));
   }
 
   public Path mountpoint() {

@@ -212,6 +212,37 @@ class MountTest {
     assertConsistent();
   }
 
+  /** Names are bytes, not UTF-8 text: jfuse alone reads \xff and \xfe both as U+FFFD. */
+  @Test
+  void namesOfAnyBytesMatchExt4() throws IOException {
+    assertSame("bytes", """
+        set -e
+        python3 - <<'PY'
+        import os
+        for n in [b'\\xff', b'\\xfe', b'caf\\xe9', b'caf\\xc3\\xa9', b'\\xc0\\xaf', b'\\x80\\x80']:
+            open(n, 'wb').write(n)
+        os.mkdir(b'd\\xff'); os.mkdir(b'd\\xff/\\xfe\\xfe'); os.mkdir(b'gone\\xfe')
+        open(b'd\\xff/\\xfe\\xfe/f\\xe9', 'wb').write(b'deep')
+        os.rename(b'\\xfe', b'\\xfd\\xfd'); os.rename(b'd\\xff', b'D\\xe9'); os.rename(b'\\xc0\\xaf', b'D\\xe9/\\xc0')
+        os.symlink(b'D\\xe9/\\xfe\\xfe/f\\xe9', b'l\\xff'); os.link(b'\\xff', b'h\\xff')
+        os.unlink(b'\\x80\\x80'); os.rmdir(b'gone\\xfe')
+        os.chmod(b'caf\\xe9', 0o600); os.chown(b'caf\\xe9', os.getuid(), -1); os.truncate(b'\\xfd\\xfd', 1)
+        os.utime(b'\\xff', ns=(10**18, 2 * 10**18)); print(os.stat(b'h\\xff').st_mtime_ns)
+        with open(b'\\xff', 'ab') as f: f.write(b'+')
+        print(sorted(os.listdir(b'.')))
+        print(sorted(os.listdir(b'D\\xe9')), sorted(os.listdir(b'D\\xe9/\\xfe\\xfe')))
+        print(os.readlink(b'l\\xff'), open(b'l\\xff', 'rb').read(), os.access(b'caf\\xe9', os.R_OK))
+        print(sorted(os.listdir('.')))
+        print(sorted((e.name, e.is_dir(), e.is_symlink(), e.inode() == os.lstat(e.name).st_ino) for e in os.scandir(b'.')))
+        for n in sorted(os.listdir(b'.')):
+            st = os.lstat(n)
+            print(n, oct(st.st_mode), st.st_nlink, '' if os.path.isdir(n) else st.st_size)
+        print([open(n, 'rb').read() for n in sorted(os.listdir(b'.')) if os.path.isfile(n)])
+        PY
+        """);
+    assertConsistent();
+  }
+
   @Test
   void permissionsPerUserMatchExt4() throws IOException {
     // same owners on both sides; the scripts run as alice (2001) and bob (2002) through setpriv
