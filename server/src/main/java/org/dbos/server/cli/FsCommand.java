@@ -23,6 +23,7 @@ import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.files.CheckReport;
 import org.dbos.kernel.files.DirEntry;
 import org.dbos.kernel.files.FileSystem;
+import org.dbos.kernel.files.Names;
 import org.dbos.kernel.files.Purged;
 import org.dbos.kernel.files.Stat;
 import picocli.CommandLine.Command;
@@ -53,6 +54,11 @@ final class FsCommand {
     }
 
     abstract int run(FileSystem fs, Session s) throws Exception;
+  }
+
+  /** A path for the terminal: bytes that are not UTF-8 as \xNN ({@link Names#shown}). */
+  static String shown(String path) {
+    return Names.shown(path);
   }
 
   static String child(String dir, String name) {
@@ -102,18 +108,18 @@ final class FsCommand {
       for (String p : paths) {
         Stat st = fs.stat(s, p, true);
         if (paths.size() > 1 && st.isDirectory()) {
-          System.out.println(p + ":");
+          System.out.println(shown(p) + ":");
         }
         List<DirEntry> entries = st.isDirectory() ? fs.list(s, p) : List.of(new DirEntry(
-            p.substring(p.lastIndexOf('/') + 1).getBytes(java.nio.charset.StandardCharsets.UTF_8), st));
+            Names.bytes(p.substring(p.lastIndexOf('/') + 1)), st));
         for (DirEntry e : entries) {
           if (longFormat) {
             Stat es = e.stat();
-            String link = es.isSymlink() ? " -> " + fs.readlink(s, st.isDirectory() ? child(p, e.name()) : p) : "";
+            String link = es.isSymlink() ? " -> " + shown(fs.readlink(s, st.isDirectory() ? child(p, e.name()) : p)) : "";
             System.out.printf("%s %3d %5d %5d %12d %s %s%s%n", mode(es), es.nlink(), es.uid(), es.gid(), es.size(),
-                TIME.format(es.mtime()), e.name(), link);
+                TIME.format(es.mtime()), shown(e.name()), link);
           } else {
-            System.out.println(e.name());
+            System.out.println(shown(e.name()));
           }
         }
       }
@@ -372,7 +378,7 @@ final class FsCommand {
             total[0] += st.size();
           }
         });
-        System.out.printf("%d\t%s%n", total[0], p);
+        System.out.printf("%d\t%s%n", total[0], shown(p));
       }
       return 0;
     }
@@ -395,10 +401,10 @@ final class FsCommand {
       PathMatcher m = name == null ? null : java.nio.file.FileSystems.getDefault().getPathMatcher("glob:" + name);
       Consumer<String> out = System.out::println;
       walk(fs, s, path, fs.stat(s, path, false), (p, st) -> {
-        String last = p.substring(p.lastIndexOf('/') + 1);
+        String last = shown(p.substring(p.lastIndexOf('/') + 1)); // a Path holds no unpaired surrogate
         boolean typeOk = type == null || type.equals(mode(st).substring(0, 1).replace('-', 'f'));
         if (typeOk && (m == null || !last.isEmpty() && m.matches(Path.of(last)))) {
-          out.accept(p);
+          out.accept(shown(p));
         }
       });
       return 0;

@@ -114,6 +114,16 @@ class FsCliTest {
     assertTrue(check.out().endsWith("consistent\n"), check.out());
   }
 
+  /** Bytes of a name that are not UTF-8 show as \xNN (ls, find, du); Java Strings write them U+DC80..U+DCFF. */
+  @Test
+  void namesThatAreNotUtf8() {
+    assertEquals(0, dbos("fs", "mkdir", "-p", "/bytes/caf\udce9", "/bytes/\udcff", "/bytes/\udcfe", "/bytes/café").exit());
+    assertEquals("café\ncaf\\xe9\n\\xfe\n\\xff\n", dbos("fs", "ls", "/bytes").out());
+    assertEquals("/bytes/\\xfe\n", dbos("fs", "find", "/bytes", "-type", "d", "-name", "*fe").out());
+    assertEquals("0\t/bytes/\\xff\n", dbos("fs", "du", "/bytes/\udcff").out());
+    assertEquals(0, dbos("fs", "rm", "-r", "/bytes").exit());
+  }
+
   /** A copy of 8 MiB or more shows a bar on stderr that ends full: "TASK 100% │█…│ 20/20MiB (…)". */
   static void assertProgressBar(String task, String err) {
     String last = err.substring(err.lastIndexOf('\r') + 1);
