@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.*;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.dbos.kernel.Node;
@@ -170,7 +171,7 @@ class KvStoreTest {
   @Test
   void ignoreValueCompareLessRangeWatchAndKvKeysView() throws Exception {
     long r = put("h/b", "v1").revision();
-    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var got = new CopyOnWriteArrayList<Event>();
     var w = kv.watches().watch(admin, b("h/b"), b("h/d"), r + 1, false, false, false, false, sink(got));
     PutResponse kept = kv.put(admin, new PutRequest(b("h/b"), null, 0, true, true, false));
     assertEquals(r + 1, kept.revision());
@@ -241,7 +242,7 @@ class KvStoreTest {
     }
     assertEquals(-1, kv.timeToLive(admin, g.id(), false).ttl());
     assertEquals(0, kv.keepAlive(admin, g.id()));
-    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var got = new CopyOnWriteArrayList<Event>();
     var w = kv.watches().watch(admin, b("l/"), KeyRanges.prefixEnd(b("l/")), first, false, false, false, false, sink(got));
     while (got.size() < 4) {
       assertTrue(System.nanoTime() < deadline, "the puts and deletions replayed: " + got);
@@ -304,7 +305,7 @@ class KvStoreTest {
   void watchReplaysAndFollows() throws Exception {
     long start = put("w/a", "1").revision();
     put("w/b", "2");
-    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var got = new CopyOnWriteArrayList<Event>();
     var w = kv.watches().watch(admin, b("w/"), KeyRanges.prefixEnd(b("w/")), start, true, false, false, false,
         new Watches.Sink() {
           public void events(List<Event> events, long revision) {
@@ -371,7 +372,7 @@ class KvStoreTest {
     p.grant(admin, "wreaders", org.dbos.kernel.Right.READ, "kv:wr/");
     p.grantRole(admin, "watcher", "wreaders");
     Session s = node.kernel().login("watcher", "pw-watcher");
-    var got = Collections.synchronizedList(new ArrayList<Event>());
+    var got = new CopyOnWriteArrayList<Event>();
     var denied = new java.util.concurrent.CountDownLatch(2);
     Watches.Sink sink = new Watches.Sink() {
       public void events(List<Event> events, long revision) {
@@ -431,7 +432,7 @@ class KvStoreTest {
       sb.put(b.kernel().system(), new PutRequest(b("n/2"), b("v"), 0, false, false, false));
       assertEquals(0, pg.getNotifications(300).length, "no watcher anywhere: no NOTIFY");
 
-      var got = Collections.synchronizedList(new ArrayList<Event>());
+      var got = new CopyOnWriteArrayList<Event>();
       var w = sb.watches().watch(b.kernel().system(), b("n/"), KeyRanges.prefixEnd(b("n/")), 0, false, false, false,
           false, new Watches.Sink() {
             public void events(List<Event> events, long revision) {
@@ -484,11 +485,11 @@ class KvStoreTest {
       a.kernel().principals().create(adminA, "nobody", "user", "pw-nobody", null, null, false);
       Session nobody = a.kernel().login("nobody", "pw-nobody");
       long start = sa.revision(onA);
-      var live = Collections.synchronizedList(new ArrayList<Event>());
+      var live = new CopyOnWriteArrayList<Event>();
       sa.watches().watch(onA, b("o/"), KeyRanges.prefixEnd(b("o/")), start + 1, true, false, false, false, sink(live));
       var acked = new java.util.concurrent.ConcurrentHashMap<Long, PutResponse>();
       var values = new java.util.concurrent.ConcurrentHashMap<Long, String>();
-      var answeredOnA = Collections.synchronizedList(new ArrayList<Long>());
+      var answeredOnA = new CopyOnWriteArrayList<Long>();
       int puts = 0;
       for (boolean bothNodes : new boolean[] {false, true}) {
         try (var pool = Executors.newFixedThreadPool(32)) {
@@ -541,7 +542,7 @@ class KvStoreTest {
         Thread.sleep(10);
       }
       Thread.sleep(100);
-      var replay = Collections.synchronizedList(new ArrayList<Event>());
+      var replay = new CopyOnWriteArrayList<Event>();
       sb.watches().watch(onB, b("o/"), KeyRanges.prefixEnd(b("o/")), start + 1, true, false, false, false, sink(replay));
       while (replay.size() < puts) {
         assertTrue(System.nanoTime() < deadline, "the replay arrived: " + replay.size() + " of " + puts);

@@ -8,11 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -61,7 +61,7 @@ class MailboxesTest {
     var pool = Executors.newFixedThreadPool(senders + 3);
     try {
       var received = new ConcurrentHashMap<String, Integer>();
-      var order = Collections.synchronizedList(new ArrayList<String>());
+      var order = new CopyOnWriteArrayList<String>();
       var total = new AtomicInteger();
       List<Future<?>> receivers = new ArrayList<>();
       for (int r = 0; r < 3; r++) {

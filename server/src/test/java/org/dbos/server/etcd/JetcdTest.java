@@ -17,8 +17,8 @@ import io.etcd.jetcd.options.PutOption;
 import io.etcd.jetcd.options.WatchOption;
 import io.etcd.jetcd.watch.WatchEvent;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.dbos.kernel.Node;
@@ -79,7 +79,7 @@ class JetcdTest {
   void watchSeesEventsInOrderWithPrevKv() throws Exception {
     var kv = client.getKVClient();
     long start = kv.put(b("/jw/x"), b("0")).get().getHeader().getRevision();
-    var events = Collections.synchronizedList(new ArrayList<WatchEvent>());
+    var events = new CopyOnWriteArrayList<WatchEvent>();
     var done = new CountDownLatch(1);
     try (Watch.Watcher w = client.getWatchClient().watch(b("/jw/"),
         WatchOption.builder().isPrefix(true).withRevision(start).withPrevKV(true).build(), resp -> {
@@ -149,7 +149,7 @@ class JetcdTest {
          EtcdServer e2 = EtcdServer.start(n2.kernel(), "127.0.0.1", 0);
          Client c1 = Client.builder().endpoints("http://" + e1.address()).build();
          Client c2 = Client.builder().endpoints("http://" + e2.address()).build()) {
-      var seen = Collections.synchronizedList(new ArrayList<Long>());
+      var seen = new CopyOnWriteArrayList<Long>();
       var done = new CountDownLatch(1);
       int n = 200;
       long from = c2.getKVClient().get(b("/two/")).get().getHeader().getRevision() + 1;
