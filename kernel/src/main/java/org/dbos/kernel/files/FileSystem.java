@@ -867,7 +867,6 @@ public final class FileSystem {
     });
   }
 
-  /** A create answered before it is written: who asked, the path, the directories above it, what open returned. */
   /** Whether {@code path}'s bytes are within PATH_MAX and its name's within NAME_MAX (else open says why not). */
   private static boolean fits(String path) {
     try {
@@ -877,6 +876,7 @@ public final class FileSystem {
     }
   }
 
+  /** A create answered before it is written: who asked, the path, the directories above it, what open returned. */
   private record Pending(Session s, String path, List<Stat> chain, Stat opened) {}
 
   /**

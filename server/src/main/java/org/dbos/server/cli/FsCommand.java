@@ -56,11 +56,6 @@ final class FsCommand {
     abstract int run(FileSystem fs, Session s) throws Exception;
   }
 
-  /** A path for the terminal: bytes that are not UTF-8 as \xNN ({@link Names#shown}). */
-  static String shown(String path) {
-    return Names.shown(path);
-  }
-
   static String child(String dir, String name) {
     return dir.endsWith("/") ? dir + name : dir + "/" + name;
   }
@@ -108,18 +103,18 @@ final class FsCommand {
       for (String p : paths) {
         Stat st = fs.stat(s, p, true);
         if (paths.size() > 1 && st.isDirectory()) {
-          System.out.println(shown(p) + ":");
+          System.out.println(Names.shown(p) + ":");
         }
         List<DirEntry> entries = st.isDirectory() ? fs.list(s, p) : List.of(new DirEntry(
             Names.bytes(p.substring(p.lastIndexOf('/') + 1)), st));
         for (DirEntry e : entries) {
           if (longFormat) {
             Stat es = e.stat();
-            String link = es.isSymlink() ? " -> " + shown(fs.readlink(s, st.isDirectory() ? child(p, e.name()) : p)) : "";
+            String link = es.isSymlink() ? " -> " + Names.shown(fs.readlink(s, st.isDirectory() ? child(p, e.name()) : p)) : "";
             System.out.printf("%s %3d %5d %5d %12d %s %s%s%n", mode(es), es.nlink(), es.uid(), es.gid(), es.size(),
-                TIME.format(es.mtime()), shown(e.name()), link);
+                TIME.format(es.mtime()), Names.shown(e.name()), link);
           } else {
-            System.out.println(shown(e.name()));
+            System.out.println(Names.shown(e.name()));
           }
         }
       }
@@ -378,7 +373,7 @@ final class FsCommand {
             total[0] += st.size();
           }
         });
-        System.out.printf("%d\t%s%n", total[0], shown(p));
+        System.out.printf("%d\t%s%n", total[0], Names.shown(p));
       }
       return 0;
     }
@@ -401,10 +396,10 @@ final class FsCommand {
       PathMatcher m = name == null ? null : java.nio.file.FileSystems.getDefault().getPathMatcher("glob:" + name);
       Consumer<String> out = System.out::println;
       walk(fs, s, path, fs.stat(s, path, false), (p, st) -> {
-        String last = shown(p.substring(p.lastIndexOf('/') + 1)); // a Path holds no unpaired surrogate
+        String last = Names.shown(p.substring(p.lastIndexOf('/') + 1)); // a Path holds no unpaired surrogate
         boolean typeOk = type == null || type.equals(mode(st).substring(0, 1).replace('-', 'f'));
         if (typeOk && (m == null || !last.isEmpty() && m.matches(Path.of(last)))) {
-          out.accept(shown(p));
+          out.accept(Names.shown(p));
         }
       });
       return 0;

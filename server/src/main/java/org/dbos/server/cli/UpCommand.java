@@ -166,7 +166,6 @@ final class UpCommand implements Callable<Integer> {
     return new String[] {value.substring(0, i), value.substring(i + 1)};
   }
 
-  /** "500ms", "5s", "2m", "12h", "7d", or an ISO-8601 duration. */
   /** A duration of zero or more: 500ms, 5s, 2m, 1h, 7d, or ISO-8601 (PT5S); INVALID_ARGUMENT otherwise. */
   static Duration parseDuration(String value, String option) {
     var m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h|d)").matcher(value.trim());

@@ -132,9 +132,7 @@ public final class Mount implements AutoCloseable {
    */
   private static void bindMissing(Fuse fuse, DbfsFuse ops) {
     try {
-      Field f = Fuse.class.getDeclaredField("fuseOperationsStruct");
-      f.setAccessible(true);
-      MemorySegment table = (MemorySegment) f.get(fuse);
+      MemorySegment table = operations(fuse);
       bind(table, 16, ops, "mknod", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
           ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG), int.class, long.class);
       bind(table, 64, ops, "link", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
@@ -142,6 +140,13 @@ public final class Mount implements AutoCloseable {
     } catch (ReflectiveOperationException | RuntimeException e) {
       log.warn("hard links, named pipes and sockets through the mount are unavailable: {}", e.toString());
     }
+  }
+
+  /** jfuse's native fuse_operations table, which libfuse copies at mount: writable until then. */
+  static MemorySegment operations(Fuse fuse) throws ReflectiveOperationException {
+    Field f = Fuse.class.getDeclaredField("fuseOperationsStruct");
+    f.setAccessible(true);
+    return (MemorySegment) f.get(fuse);
   }
 
   /** Points the table's entry at {@code offset} to this class's static {@code name}(ops, path, rest…). */

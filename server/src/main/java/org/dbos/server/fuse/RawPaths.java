@@ -8,7 +8,6 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
-import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.util.Arrays;
 import java.util.List;
@@ -73,9 +72,7 @@ final class RawPaths {
    */
   static void interpose(Fuse fuse) {
     try {
-      Field f = Fuse.class.getDeclaredField("fuseOperationsStruct");
-      f.setAccessible(true);
-      MemorySegment table = (MemorySegment) f.get(fuse);
+      MemorySegment table = Mount.operations(fuse);
       for (String op : BY_PATH) {
         long offset = (long) fuse_operations.class.getMethod(op + "$offset").invoke(null);
         if (table.get(ValueLayout.ADDRESS, offset).equals(MemorySegment.NULL)) {
