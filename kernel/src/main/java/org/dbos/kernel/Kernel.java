@@ -372,9 +372,14 @@ public final class Kernel implements AutoCloseable {
   }
 
   private void count(String call, String outcome) {
+    countCalls(call, outcome, 1);
+  }
+
+  /** Counts {@code n} calls a service checked, audited and committed itself (a group of them at once). */
+  public void countCalls(String call, String outcome, int n) {
     counters.computeIfAbsent(call + '\0' + outcome, k -> Counter.builder("dbos.syscalls")
         .description("System calls by name and outcome").tag("call", call).tag("outcome", outcome)
-        .register(meters)).increment();
+        .register(meters)).increment(n);
   }
 
   @Override

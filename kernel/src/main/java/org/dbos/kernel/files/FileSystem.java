@@ -82,7 +82,7 @@ public final class FileSystem {
   private static final int S_ISGID = 02000;
   private static final int S_ISVTX = 01000;
 
-  private static final String COLS =
+  static final String COLS =
       "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atime, i.mtime, i.ctime, i.version, i.chunk_size";
   /**
    * Resolves a run of names from a directory in one round trip: row k is the inode of names[1..k]. Each
@@ -109,7 +109,7 @@ public final class FileSystem {
    * them are primary-key probes; without sequential scans, a plan made while a table was small does
    * not scan it once it has grown.
    */
-  private static final String PLAN_ONCE = """
+  static final String PLAN_ONCE = """
       SET LOCAL plan_cache_mode = force_generic_plan;
       SET LOCAL enable_seqscan = off;
       """;
@@ -358,6 +358,8 @@ public final class FileSystem {
   /** Changes committed without the WAL flush that have returned, and how many of them a durable commit covered. */
   private final AtomicLong deferred = new AtomicLong();
   private final AtomicLong covered = new AtomicLong();
+  /** Small files created at once by concurrent callers, written together. */
+  private final GroupCreate groupCreate;
 
   /** The file system of {@code kernel}: one per kernel, so open-file semantics hold across front ends. */
   public static FileSystem of(Kernel kernel) {
@@ -372,6 +374,7 @@ public final class FileSystem {
   public FileSystem(Kernel kernel, int chunkSize) {
     this.kernel = kernel;
     this.chunkSize = chunkSize;
+    this.groupCreate = new GroupCreate(kernel, chunkSize, deferred, covered);
     reclaimOrphans();
   }
 
@@ -853,6 +856,20 @@ public final class FileSystem {
   public Stat createFile(Session s, String path, int mode, byte[] data) {
     // as open, write and close would (the new file's group is the caller's: only group-execute decides)
     int created = data.length > 0 && !isRoot(s) ? withoutSetId(mode & 07777, false) : mode & 07777;
+    List<Stat> chain = isPlain(path) && data.length <= GroupCreate.MAX_BYTES ? chains.get(parentPath(path)) : null;
+    if (chain != null && fits(path) && mayCreate(s, chain)) {
+      List<byte[]> names = components(Names.bytes(path), path);
+      Stat parent = chain.getLast();
+      if (names.size() == chain.size() && !pendingPaths.containsKey(path)) {
+        settleAll();
+        int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
+        Object made = groupCreate.create(new GroupCreate.NewFile(s, path, object(path), names, chain, inodeNumber(),
+            created, gid, data));
+        if (made instanceof Stat st) {
+          return st;
+        }
+      }
+    }
     return call(s, "fs.create", object(path), false, tx -> {
       durable(tx);
       var c = new Call(tx, s);
@@ -1020,6 +1037,12 @@ public final class FileSystem {
    * holding one), so that what the call sees includes them. A create that fails is its handle's error.
    */
   private <T> T call(Session s, String call, String object, boolean readOnly, Kernel.Body<T> body) {
+    settleAll();
+    return kernel.callChecked(s, call, object, readOnly, body);
+  }
+
+  /** Writes every pending create (a create that fails is its handle's error). */
+  private void settleAll() {
     if (!pending.isEmpty()) {
       for (Long id : pending.keySet()) {
         FileHandle h = handles.get(id);
@@ -1032,7 +1055,6 @@ public final class FileSystem {
         }
       }
     }
-    return kernel.callChecked(s, call, object, readOnly, body);
   }
 
   /** creat(2): open(path, O_CREAT|O_WRONLY|O_TRUNC, mode). */
@@ -2127,7 +2149,7 @@ public final class FileSystem {
     return Instant.ofEpochSecond(0, rs.getLong(at));
   }
 
-  private static MessageDigest sha256() {
+  static MessageDigest sha256() {
     try {
       return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
