@@ -110,7 +110,7 @@ public final class FsProfile {
               : d -> fs.mkdir(s, d, 0755);
           for (int k = 0; k < WRITERS.length; k++) {
             logLastRound(kernel, k == WRITERS.length - 1);
-            writers(postmaster, WRITERS[k], n, mkdir, file);
+            writers(kernel, postmaster, WRITERS[k], n, mkdir, file);
           }
         }
       }
@@ -172,7 +172,10 @@ public final class FsProfile {
   }
 
   /** {@code n} files by {@code writers} threads, each in a directory of its own; files/s and CPU per file. */
-  static void writers(long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
+  /** The group commit's count and total size of groups when the last round ended (GroupCreate). */
+  static final long[] groupsBefore = new long[2];
+
+  static void writers(Kernel kernel, long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
     Cpu cpu = Cpu.now(postmaster);
     double rate = FsBench.smallFiles(writers, n, t -> {
       String d = "/w" + writers + "-" + t;
@@ -180,7 +183,13 @@ public final class FsProfile {
       return i -> file.make(d, i);
     });
     int files = n / writers * writers;
-    System.out.printf("%2d writers: %.0f files/s, %s%n", writers, rate, cpu.perFile(files));
+    var groups = kernel.meters().find("dbos.fs.create.group").summary();
+    long count = groups == null ? 0 : groups.count();
+    double total = groups == null ? 0 : groups.totalAmount();
+    System.out.printf("%2d writers: %.0f files/s, %s, %.1f files per group%n", writers, rate, cpu.perFile(files),
+        count == groupsBefore[0] ? 0 : (total - groupsBefore[1]) / (count - groupsBefore[0]));
+    groupsBefore[0] = count;
+    groupsBefore[1] = (long) total;
   }
 
   /** The CPU this JVM and the cluster's PostgreSQL had used when read, to share among the files made since. */
