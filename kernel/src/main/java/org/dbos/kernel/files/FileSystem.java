@@ -863,8 +863,8 @@ public final class FileSystem {
       if (names.size() == chain.size() && !pendingPaths.containsKey(path)) {
         settleAll();
         int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
-        Object made = groupCreate.create(new GroupCreate.NewFile(s, path, object(path), names, chain, inodeNumber(),
-            created, gid, data));
+        Object made = groupCreate.create(new GroupCreate.NewFile(s, path, object(path), names, chain, true,
+            inodeNumber(), created, s.uid(), gid, null, null, data));
         if (made instanceof Stat st) {
           return st;
         }
@@ -986,7 +986,8 @@ public final class FileSystem {
   /** {@link #writePending} with p's lock held. */
   private Stat created(FileHandle h, Pending p, byte[] data, List<SetAttr> then, boolean durable) {
     try {
-      Stat st = kernel.callChecked(p.s(), "fs.create", object(p.path()), false, tx -> {
+      Stat grouped = durable && then.isEmpty() ? grouped(p, data == null ? new byte[0] : data) : null;
+      Stat st = grouped != null ? grouped : kernel.callChecked(p.s(), "fs.create", object(p.path()), false, tx -> {
         if (durable) {
           durable(tx);
         } else {
@@ -1021,6 +1022,26 @@ public final class FileSystem {
       pending.remove(h.id(), p);
       pendingPaths.remove(p.path(), h.id());
     }
+  }
+
+  /**
+   * A pending create written durably with nothing changed since its open, in a group ({@link
+   * GroupCreate}) with other callers' creates: its attributes are those open answered (a non-root
+   * caller's set-ID bits would need a write's check: not grouped); null if it must be written alone.
+   */
+  private Stat grouped(Pending p, byte[] data) {
+    Stat o = p.opened();
+    boolean root = isRoot(p.s());
+    if (data.length > GroupCreate.MAX_BYTES || !root && (o.mode() & (S_ISUID | S_ISGID)) != 0) {
+      return null;
+    }
+    List<byte[]> names = components(Names.bytes(p.path()), p.path());
+    if (names.size() != p.chain().size()) {
+      return null;
+    }
+    Object made = groupCreate.create(new GroupCreate.NewFile(p.s(), p.path(), object(p.path()), names, p.chain(), !root,
+        o.ino(), o.mode(), o.uid(), o.gid(), time(o.atime()), time(o.mtime()), data));
+    return made instanceof Stat st ? st : null;
   }
 
   /** Writes the pending create of {@code h}, if any, durably; EIO if that, or an earlier attempt, failed. */

@@ -28,8 +28,9 @@ import org.dbos.kernel.db.Database;
 import org.dbos.kernel.security.AuditLog;
 
 /**
- * {@link FileSystem#createFile} of small files in directories this node has walked, by concurrent
- * callers, written as one group ({@link CommitGroup}): one statement and one durable COMMIT for all of
+ * {@link FileSystem#createFile} of small files in directories this node has walked, and the mount's
+ * creates answered at open ({@link FileSystem#openNew}) that an fsync or close writes with nothing
+ * else changed, by concurrent callers, written as one group ({@link CommitGroup}): one statement and one durable COMMIT for all of
  * them. Each create stays one system call, with its own audit record and session check; what the
  * group shares is the fixed price of a transaction (parse, executor start-up, the commit), which on
  * two cores was most of a small file's cost. The statement checks, for the whole group, what {@link
@@ -71,9 +72,10 @@ final class GroupCreate {
         UPDATE fs_inodes SET mtime = fs_now(), ctime = fs_now()
         WHERE ino = ANY (?::bigint[]) AND kind = 'd' AND (SELECT n FROM seen) = ? RETURNING ino),
       i AS (
-        INSERT INTO fs_inodes (ino, kind, mode, uid, gid, nlink, chunk_size, size)
-        SELECT f.ino, 'f', f.mode, f.uid, f.gid, 1, ?, f.size
-        FROM unnest(?::bigint[], ?::int[], ?::int[], ?::int[], ?::bigint[]) AS f(ino, mode, uid, gid, size)
+        INSERT INTO fs_inodes (ino, kind, mode, uid, gid, nlink, chunk_size, size, atime, mtime)
+        SELECT f.ino, 'f', f.mode, f.uid, f.gid, 1, ?, f.size, coalesce(f.atime, fs_now()), coalesce(f.mtime, fs_now())
+        FROM unnest(?::bigint[], ?::int[], ?::int[], ?::int[], ?::bigint[], ?::bigint[], ?::bigint[])
+          AS f(ino, mode, uid, gid, size, atime, mtime)
         WHERE (SELECT count(*) FROM dir) = ?
         RETURNING *),
       entry AS (
@@ -89,28 +91,41 @@ final class GroupCreate {
       JOIN i ON one.ok;
       COMMIT""".formatted(AuditLog.CHECKED_APPEND_ALL, FileSystem.COLS);
 
-  /** One create: who asks, the path's names and the directories above it as last walked, the new inode. */
+  /**
+   * One create: who asks, the path's names and the directories above it as last walked (checked
+   * unless {@code walk} is false: root's create answered at open goes into the directory it found,
+   * wherever that is now), and the new inode: its number, mode, owner, times (null: the commit's) and
+   * content.
+   */
   static final class NewFile extends CommitGroup.Request {
     final Session s;
     final String path;
     final String object;
     final List<byte[]> names;
     final List<Stat> chain;
+    final boolean walk;
     final long ino;
     final int mode;
+    final int uid;
     final int gid;
+    final Long atime;
+    final Long mtime;
     final byte[] data;
 
-    NewFile(Session s, String path, String object, List<byte[]> names, List<Stat> chain, long ino, int mode, int gid,
-            byte[] data) {
+    NewFile(Session s, String path, String object, List<byte[]> names, List<Stat> chain, boolean walk, long ino,
+            int mode, int uid, int gid, Long atime, Long mtime, byte[] data) {
       this.s = s;
       this.path = path;
       this.object = object;
       this.names = names;
       this.chain = chain;
+      this.walk = walk;
       this.ino = ino;
       this.mode = mode;
+      this.uid = uid;
       this.gid = gid;
+      this.atime = atime;
+      this.mtime = mtime;
       this.data = data;
     }
   }
@@ -194,6 +209,8 @@ final class GroupCreate {
     var uids = new Integer[n];
     var gids = new Integer[n];
     var sizes = new Long[n];
+    var atimes = new Long[n];
+    var mtimes = new Long[n];
     var parents = new Long[n];
     var names = new byte[n][];
     var blobs = new LinkedHashMap<ByteBuffer, byte[]>();
@@ -204,7 +221,7 @@ final class GroupCreate {
     MessageDigest sha = FileSystem.sha256();
     for (int i = 0; i < n; i++) {
       NewFile f = files.get(i);
-      for (int k = 0; k < f.chain.size(); k++) {
+      for (int k = 0; f.walk && k < f.chain.size(); k++) {
         Stat d = f.chain.get(k);
         steps.add(k == 0 ? new Step(null, null, d.ino(), d.version())
             : new Step(f.chain.get(k - 1).ino(), ByteBuffer.wrap(f.names.get(k - 1)), d.ino(), d.version()));
@@ -214,9 +231,11 @@ final class GroupCreate {
       names[i] = f.names.getLast();
       inos[i] = f.ino;
       modes[i] = f.mode;
-      uids[i] = f.s.uid();
+      uids[i] = f.uid;
       gids[i] = f.gid;
       sizes[i] = (long) f.data.length;
+      atimes[i] = f.atime;
+      mtimes[i] = f.mtime;
       for (int from = 0, k = 0; from < f.data.length; from += chunkSize, k++) {
         byte[] content = Arrays.copyOfRange(f.data, from, Math.min(f.data.length, from + chunkSize));
         byte[] hash = sha.digest(content);
@@ -252,6 +271,8 @@ final class GroupCreate {
       ps.setArray(at++, c.createArrayOf("integer", uids));
       ps.setArray(at++, c.createArrayOf("integer", gids));
       ps.setArray(at++, c.createArrayOf("bigint", sizes));
+      ps.setArray(at++, c.createArrayOf("bigint", atimes));
+      ps.setArray(at++, c.createArrayOf("bigint", mtimes));
       ps.setInt(at++, dirs.size());
       ps.setArray(at++, c.createArrayOf("bigint", parents));
       ps.setArray(at++, c.createArrayOf("bytea", names));

@@ -5,11 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Node;
@@ -387,6 +393,59 @@ class MountTest {
       }
       assertEquals("held\n", awaitOutput(mnt2, "cat shared3/held", "held\n"));
     }
+  }
+
+  /**
+   * Many programs each creating, writing and fsyncing files in directories the mount made: their
+   * creates are written in groups (GroupCreate), and each file is whole, on this node and through
+   * the API.
+   */
+  @Test
+  void concurrentFsyncedCreatesAreWrittenInGroups() throws Exception {
+    var groups = kernel.meters().get("dbos.fs.create.group").summary();
+    long before = groups.count();
+    double filesBefore = groups.totalAmount();
+    int writers = 16;
+    int files = 30;
+    Path top = Files.createDirectory(mnt.resolve("fsynced"));
+    var start = new CyclicBarrier(writers);
+    var pool = Executors.newFixedThreadPool(writers);
+    try {
+      var done = new ArrayList<Future<?>>();
+      for (int t = 0; t < writers; t++) {
+        Path dir = Files.createDirectory(top.resolve("w" + t));
+        done.add(pool.submit(() -> {
+          start.await();
+          for (int i = 0; i < files; i++) {
+            try (var ch = FileChannel.open(dir.resolve("f" + i), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE)) {
+              ch.write(ByteBuffer.wrap((dir.getFileName() + "/f" + i + "\n").repeat(100).getBytes(StandardCharsets.UTF_8)));
+              ch.force(true);
+            }
+          }
+          return null;
+        }));
+      }
+      for (var f : done) {
+        f.get();
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+    assertTrue(groups.count() > before && groups.totalAmount() - filesBefore > groups.count() - before,
+        "fsynced creates shared groups: " + (groups.count() - before) + " groups of " + (groups.totalAmount() - filesBefore));
+    FileSystem fs = FileSystem.of(kernel);
+    for (int t = 0; t < writers; t++) {
+      for (int i = 0; i < files; i++) {
+        String want = ("w" + t + "/f" + i + "\n").repeat(100);
+        assertEquals(want, Files.readString(top.resolve("w" + t).resolve("f" + i)));
+        var h = fs.open(root, "/fsynced/w" + t + "/f" + i, FileSystem.O_RDONLY, 0);
+        assertEquals(want, new String(fs.read(root, h, 0, 1 << 20), StandardCharsets.UTF_8));
+        fs.close(h);
+      }
+    }
+    CheckReport r = fs.check(root, true);
+    assertTrue(r.ok(), r.problems()::toString);
   }
 
   /** Polls {@code script} until its output contains {@code expected}, for at most 10 s. */
