@@ -156,9 +156,10 @@ public final class FsBench {
     new Random(1).nextBytes(block);
     IntFunction<SmallFileWriter> in = threads -> t -> {
       Path small = Files.createDirectories(root.resolve("small" + threads + "-" + t));
+      byte[] mine = block.clone();
       return i -> {
         try (FileChannel ch = FileChannel.open(small.resolve("f" + i), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-          ch.write(ByteBuffer.wrap(block));
+          ch.write(ByteBuffer.wrap(distinct(mine, threads, t, i)));
           ch.force(true);
         }
       };
@@ -217,7 +218,9 @@ public final class FsBench {
     IntFunction<SmallFileWriter> in = threads -> t -> {
       String dir = "/api/small" + threads + "-" + t;
       fs.mkdir(s, dir, 0755);
-      return i -> fs.createFile(s, dir + "/f" + i, 0644, block); // create, write, fsync, close: one call
+      byte[] mine = block.clone();
+      // create, write, fsync, close: one call
+      return i -> fs.createFile(s, dir + "/f" + i, 0644, distinct(mine, threads, t, i));
     };
     smallFiles(WARM_UP, smallFiles, in.apply(-WARM_UP));
     for (int threads : THREADS) {
@@ -249,6 +252,16 @@ public final class FsBench {
     r.put("random 4 KiB reads (reads/s)", randomReads / secs(t0));
     fs.close(h);
     return r;
+  }
+
+  /**
+   * {@code block} stamped, in its first 12 bytes, with the round, the writer and the file: every small
+   * file's content differs, so DBFS stores each (its chunks are content-addressed: identical files
+   * would share one blob, which ext4 cannot do).
+   */
+  static byte[] distinct(byte[] block, int round, int writer, int file) {
+    ByteBuffer.wrap(block).putInt(round).putInt(writer).putInt(file);
+    return block;
   }
 
   /** One writer's work: its directory made, file {@code i} of it created, written, fsynced and closed. */

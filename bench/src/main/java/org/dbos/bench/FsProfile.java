@@ -88,15 +88,16 @@ public final class FsProfile {
           SmallFile file = switch (mode) {
             case "api" -> (d, i) -> {
               FileHandle h = fs.open(s, d + "/f" + i, FileSystem.O_CREAT | FileSystem.O_EXCL | FileSystem.O_WRONLY, 0644);
-              fs.write(s, h, 0, block, 0, block.length);
+              byte[] mine = FsBench.distinct(block.clone(), d.hashCode(), 0, i);
+              fs.write(s, h, 0, mine, 0, mine.length);
               fs.fsync(s, h);
               fs.close(h);
             };
-            case "put" -> (d, i) -> fs.createFile(s, d + "/f" + i, 0644, block);
+            case "put" -> (d, i) -> fs.createFile(s, d + "/f" + i, 0644, FsBench.distinct(block.clone(), d.hashCode(), 0, i));
             case "mount" -> (d, i) -> {
               try (FileChannel ch = FileChannel.open(mnt.resolve(d.substring(1)).resolve("f" + i),
                   StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ch.write(ByteBuffer.wrap(block));
+                ch.write(ByteBuffer.wrap(FsBench.distinct(block.clone(), d.hashCode(), 0, i)));
                 ch.force(true);
               }
             };
