@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
@@ -129,7 +130,7 @@ class CliIT {
 
   /**
    * `dbos mount` against a running node: ordinary tools use the mount, Ctrl-C unmounts and the command
-   * exits 0; without libfuse3 it fails with one clear line; `dbos up --mount` unmounts when stopped.
+   * exits 0; without libfuse3 or /dev/fuse it fails with one clear line; `dbos up --mount` unmounts when stopped.
    */
   @Test
   void mountUntilCtrlCThenUpWithMountUntilStopped() throws Exception {
@@ -166,6 +167,18 @@ class CliIT {
           "mount", mnt.toString());
       assertEquals(1, noFuse.exit());
       assertOneLine(noFuse, "FUSE is not available here: no /nowhere/libfuse3.so.3 (install it with `apt-get install fuse3`)");
+      assertFalse(mounted(mnt));
+
+      // no /dev/fuse: run in a mount namespace of its own whose /dev is a tmpfs holding only what a
+      // JVM and a shell need, bound from the real one
+      Path realDev = Files.createDirectory(cwd.resolve("real-dev"));
+      String hideFuse = "mount --bind /dev " + realDev + " && mount -t tmpfs none /dev"
+          + " && for d in null zero random urandom tty; do touch /dev/$d && mount --bind " + realDev + "/$d /dev/$d; done"
+          + " && ln -s /proc/self/fd /dev/fd && test ! -e /dev/fuse && exec \"$@\"";
+      var noDevice = Dbos.run(cwd, Map.of(), List.of("unshare", "--mount", "--propagation", "private", "sh", "-c", hideFuse, "sh"),
+          "mount", mnt.toString());
+      assertEquals(1, noDevice.exit(), noDevice.err());
+      assertOneLine(noDevice, "FUSE is not available here: no /dev/fuse (install it with `apt-get install fuse3`)");
       assertFalse(mounted(mnt));
     }
 

@@ -60,7 +60,13 @@ final class Dbos {
 
   /** With {@code env} added to the environment. */
   static Result run(Path cwd, Map<String, String> env, String... args) throws IOException, InterruptedException {
-    var cmd = new ArrayList<String>();
+    return run(cwd, env, List.of(), args);
+  }
+
+  /** Run by {@code wrapper} (a command that runs the rest of its arguments: {@code unshare …}). */
+  static Result run(Path cwd, Map<String, String> env, List<String> wrapper, String... args)
+      throws IOException, InterruptedException {
+    var cmd = new ArrayList<String>(wrapper);
     cmd.add(launcher().toString());
     cmd.addAll(List.of(args));
     var pb = new ProcessBuilder(cmd).directory(cwd.toFile());
