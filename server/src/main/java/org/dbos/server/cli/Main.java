@@ -1,7 +1,15 @@
 package org.dbos.server.cli;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import org.dbos.kernel.Node;
 import org.dbos.kernel.SyscallException;
+import org.dbos.kernel.files.Names;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -30,7 +38,41 @@ public final class Main {
     if (System.getProperty("dbos.log.level") == null) {
       System.setProperty("dbos.log.level", args.length > 0 && args[0].equals("up") ? "INFO" : "WARN");
     }
-    System.exit(run(args));
+    System.exit(run(argumentsAsGiven(args)));
+  }
+
+  /**
+   * The arguments as the bytes the caller passed, each as {@link Names#string} reads bytes (UTF-8, any
+   * other byte as U+DC80..U+DCFF), from /proc/self/cmdline: the JVM decodes argv with the locale's
+   * charset, which makes '\xff' and '\xfe' one file name (and, in the C locale, every non-ASCII
+   * byte a '?'). {@code decoded} itself unless the command line ends with this class's name and as
+   * many arguments, the ASCII ones as the JVM decoded them (no /proc; started some other way).
+   */
+  static String[] argumentsAsGiven(String[] decoded) {
+    List<byte[]> raw = new ArrayList<>();
+    try {
+      byte[] all = Files.readAllBytes(Path.of("/proc/self/cmdline"));
+      for (int from = 0, i = 0; i < all.length; i++) {
+        if (all[i] == 0) {
+          raw.add(Arrays.copyOfRange(all, from, i));
+          from = i + 1;
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return decoded;
+    }
+    int first = raw.size() - decoded.length;
+    if (first < 1 || !new String(raw.get(first - 1), StandardCharsets.US_ASCII).equals(Main.class.getName())) {
+      return decoded;
+    }
+    String[] given = new String[decoded.length];
+    for (int i = 0; i < decoded.length; i++) {
+      given[i] = Names.string(raw.get(first + i));
+      if (given[i].chars().allMatch(c -> c < 0x80) && !given[i].equals(decoded[i])) {
+        return decoded;
+      }
+    }
+    return given;
   }
 
   public static int run(String... args) {

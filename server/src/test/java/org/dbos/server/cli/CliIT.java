@@ -120,6 +120,14 @@ class CliIT {
       var deniedRead = Dbos.run(cwd, "sql", "select 1", "-u", "bob", "--password-file", "bob.pw");
       assertEquals(3, deniedRead.exit());
 
+      // names that are not UTF-8, as the shell passes their bytes: two names, not one
+      for (String octal : new String[] {"351", "350"}) {
+        var made = Dbos.run(cwd, Map.of(), List.of("sh", "-c", "exec \"$@\" \"$(printf '/raw/caf\\" + octal + "')\"", "sh"),
+            "fs", "mkdir", "-p");
+        assertEquals(0, made.exit(), made.err());
+      }
+      assertEquals("caf\\xe8\ncaf\\xe9\n", Dbos.run(cwd, "fs", "ls", "/raw").out());
+
       var secrets = Dbos.run(cwd, "sql", "select secret_hash from principals");
       assertEquals(3, secrets.exit(), "no one reads the password hashes through dbos sql");
 
