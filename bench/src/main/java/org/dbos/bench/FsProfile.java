@@ -30,7 +30,7 @@ import org.dbos.server.fuse.Mount;
  *   <li>{@code mount N}: the same through the FUSE mount (FileChannel: create, write, force, close);
  *   <li>{@code tar GLOB}: {@code tar -x} of src.zip's GLOB through the mount, three times.
  * </ul>
- * {@code -Dlog=FILE}: the last round runs with {@code log_min_duration_statement = 0} (and with
+ * {@code -Dlog=FILE}: the last round ({@code -DlogRound=K}: round K, from 0) runs with {@code log_min_duration_statement = 0} (and with
  * {@code -Dexplain} also auto_explain, analyzed, with triggers) and the server log is copied to FILE.
  * {@code -DdropChecks}: drops the CHECK constraints of fs_inodes, fs_dentries and fs_chunks first (to
  * measure what they cost). Environment {@code PROFILE_SQL}: SQL run on the fresh node first (the same,
@@ -110,7 +110,7 @@ public final class FsProfile {
           DirMaker mkdir = mode.equals("mount") ? d -> Files.createDirectory(mnt.resolve(d.substring(1)))
               : d -> fs.mkdir(s, d, 0755);
           for (int k = 0; k < WRITERS.length; k++) {
-            logLastRound(kernel, k == WRITERS.length - 1);
+            logLastRound(kernel, k == Integer.getInteger("logRound", WRITERS.length - 1));
             writers(kernel, postmaster, WRITERS[k], n, mkdir, file);
           }
         }
