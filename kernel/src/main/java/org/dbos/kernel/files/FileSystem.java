@@ -863,7 +863,7 @@ public final class FileSystem {
       if (names.size() == chain.size() && !pendingPaths.containsKey(path)) {
         settleAll();
         int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
-        Object made = groupCreate.create(new GroupCreate.NewFile(s, path, object(path), names, chain, true,
+        Object made = groupCreate.create(new GroupCreate.NewFile(s, object(path), names, chain, true,
             inodeNumber(), created, s.uid(), gid, null, null, data));
         if (made instanceof Stat st) {
           return st;
@@ -1039,7 +1039,7 @@ public final class FileSystem {
     if (names.size() != p.chain().size()) {
       return null;
     }
-    Object made = groupCreate.create(new GroupCreate.NewFile(p.s(), p.path(), object(p.path()), names, p.chain(), !root,
+    Object made = groupCreate.create(new GroupCreate.NewFile(p.s(), object(p.path()), names, p.chain(), !root,
         o.ino(), o.mode(), o.uid(), o.gid(), time(o.atime()), time(o.mtime()), data));
     return made instanceof Stat st ? st : null;
   }

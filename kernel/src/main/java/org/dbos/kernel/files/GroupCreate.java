@@ -30,8 +30,8 @@ import org.dbos.kernel.security.AuditLog;
 /**
  * {@link FileSystem#createFile} of small files in directories this node has walked, and the mount's
  * creates answered at open ({@link FileSystem#openNew}) that an fsync or close writes with nothing
- * else changed, by concurrent callers, written as one group ({@link CommitGroup}): one statement and one durable COMMIT for all of
- * them. Each create stays one system call, with its own audit record and session check; what the
+ * else changed, by concurrent callers, written as one group ({@link CommitGroup}): one statement and
+ * one durable COMMIT for all of them. Each create stays one system call, with its own audit record and session check; what the
  * group shares is the fixed price of a transaction (parse, executor start-up, the commit), which on
  * two cores was most of a small file's cost. The statement checks, for the whole group, what {@link
  * FileSystem}'s one-file create checks for one: that every directory on the paths is still the inode
@@ -47,7 +47,8 @@ final class GroupCreate {
    * Groups written at once, and how many creates must wait before a second group is written beside
    * the first. FsProfile put 20000 (steady state), one runner against two: 8 writers 4,158 / 5,140
    * against 4,017 / 4,455 files/s, 32 writers 8,071 / 9,392 against 9,772 / 11,376. One group at a time
-   * leaves a core idle while its backend works; two split 8 writers' groups in halves of ~3.
+   * leaves a core idle while its backend works; two split 8 writers' groups in halves of ~3, so a
+   * second group starts only while 8 creates wait.
    */
   static final int RUNNERS = 2;
   static final int SECOND_GROUP_AT = 8;
@@ -87,19 +88,19 @@ final class GroupCreate {
         INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length)
         SELECT t.ino, t.k, 1, t.h, t.l FROM unnest(?::bigint[], ?::bigint[], ?::bytea[], ?::integer[]) AS t(ino, k, h, l))
       SELECT %s FROM (
-        SELECT (SELECT count(*) FROM i) = ? AND (SELECT count(*) FROM entry) = ? OR fs_conflict() IS NULL AS ok) one
+        SELECT CASE WHEN (SELECT count(*) FROM i) = ? AND (SELECT count(*) FROM entry) = ? THEN true
+                    ELSE fs_conflict() IS NULL END AS ok) one
       JOIN i ON one.ok;
       COMMIT""".formatted(AuditLog.CHECKED_APPEND_ALL, FileSystem.COLS);
 
   /**
-   * One create: who asks, the path's names and the directories above it as last walked (checked
+   * One create: who asks (and the audit record's object), the path's names and the directories above it as last walked (checked
    * unless {@code walk} is false: root's create answered at open goes into the directory it found,
    * wherever that is now), and the new inode: its number, mode, owner, times (null: the commit's) and
    * content.
    */
   static final class NewFile extends CommitGroup.Request {
     final Session s;
-    final String path;
     final String object;
     final List<byte[]> names;
     final List<Stat> chain;
@@ -112,10 +113,9 @@ final class GroupCreate {
     final Long mtime;
     final byte[] data;
 
-    NewFile(Session s, String path, String object, List<byte[]> names, List<Stat> chain, boolean walk, long ino,
+    NewFile(Session s, String object, List<byte[]> names, List<Stat> chain, boolean walk, long ino,
             int mode, int uid, int gid, Long atime, Long mtime, byte[] data) {
       this.s = s;
-      this.path = path;
       this.object = object;
       this.names = names;
       this.chain = chain;
