@@ -1191,16 +1191,16 @@ public final class FileSystem {
     if (!bumped[0].isFile()) {
       throw new FsException(Errno.EISDIR, "inode " + ino);
     }
-    return new Write(bumped[0], storeArgs(tx, ino, cs, offset, data, from, len, old, bumped[0].version()));
+    return new Write(bumped[0], storeArgs(ino, cs, offset, data, from, len, old, bumped[0].version()));
   }
 
   /**
    * The arguments of {@link #STORE}: the chunks a write touches, built from {@code old}, the current
    * content of the ones it only partly overwrites, and hashed; {@code version} only if given.
    */
-  private static Object[] storeArgs(Tx tx, long ino, int cs, long offset, byte[] data, int from, int len,
-                                    Map<Long, byte[]> old, Long version) throws SQLException {
-    Object[] chunks = chunkArrays(tx, cs, offset, data, from, len, old);
+  private static Object[] storeArgs(long ino, int cs, long offset, byte[] data, int from, int len,
+                                    Map<Long, byte[]> old, Long version) {
+    Object[] chunks = chunkArrays(cs, offset, data, from, len, old);
     var args = new ArrayList<Object>(List.of(chunks[0], chunks[1]));
     if (version != null) {
       args.add(version);
@@ -1218,8 +1218,7 @@ public final class FileSystem {
    * current content of the ones it only partly overwrites) and hashed, as five arrays: the distinct
    * new blobs' hashes and contents, and each chunk's number, hash and length. None when len is 0.
    */
-  private static Object[] chunkArrays(Tx tx, int cs, long offset, byte[] data, int from, int len,
-                                      Map<Long, byte[]> old) throws SQLException {
+  private static Object[] chunkArrays(int cs, long offset, byte[] data, int from, int len, Map<Long, byte[]> old) {
     long end = offset + len;
     long k0 = offset / cs;
     int n = len == 0 ? 0 : (int) ((end - 1) / cs - k0 + 1);
@@ -1244,11 +1243,10 @@ public final class FileSystem {
       lengths[i] = content.length;
       blobs.putIfAbsent(ByteBuffer.wrap(hashes[i]), content);
     }
-    var c = tx.connection();
-    return new Object[] {
-        c.createArrayOf("bytea", blobs.keySet().stream().map(ByteBuffer::array).toArray(byte[][]::new)),
-        c.createArrayOf("bytea", blobs.values().toArray(new byte[0][])),
-        c.createArrayOf("bigint", chunkNos), c.createArrayOf("bytea", hashes), c.createArrayOf("integer", lengths)};
+    // plain Java arrays: the driver sends them in binary (a java.sql.Array of bytea goes as hex text,
+    // twice the bytes, for both sides to encode and parse)
+    return new Object[] {blobs.keySet().stream().map(ByteBuffer::array).toArray(byte[][]::new),
+        blobs.values().toArray(new byte[0][]), chunkNos, hashes, lengths};
   }
 
   /**
@@ -1296,7 +1294,7 @@ public final class FileSystem {
         args.addAll(Arrays.asList(attrs).subList(0, KEEP_ATTRS.length));
         args.add(h.ino());
         args.add(k.version());
-        args.addAll(Arrays.asList(storeArgs(tx, h.ino(), h.chunkSize(), offset, data, from, len, Map.of(), null)));
+        args.addAll(Arrays.asList(storeArgs(h.ino(), h.chunkSize(), offset, data, from, len, Map.of(), null)));
         tx.lastAudited(WRITE_KNOWN, rs -> stat(rs, 1), e -> {
           known.remove(h.id()); // changed by someone else: the kernel runs the call again, the slow way
           contended.add(h.id());
@@ -2092,7 +2090,7 @@ public final class FileSystem {
           String.valueOf(kind.code), mode, uid, gid, dir ? 2 : 1, chunkSize, target, size,
           given == null ? null : time(given.atime()), given == null ? null : time(given.mtime()), name));
       if (data != null) {
-        args.addAll(Arrays.asList(chunkArrays(tx, chunkSize, 0, data, 0, data.length, Map.of())));
+        args.addAll(Arrays.asList(chunkArrays(chunkSize, 0, data, 0, data.length, Map.of())));
       }
       return args;
     }
