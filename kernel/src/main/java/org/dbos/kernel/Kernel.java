@@ -277,7 +277,7 @@ public final class Kernel implements AutoCloseable {
           Database.rollbackQuietly(c);
           throw e;
         } finally {
-          restoreAutoCommit(c);
+          Database.restoreAutoCommit(c);
         }
       } catch (SQLException e) {
         Tx.Last<?> last = tx == null ? null : tx.lastStatement();
@@ -290,7 +290,7 @@ public final class Kernel implements AutoCloseable {
           throw fail(id, s, call, object, right, SyscallException.denied(
               "'" + s.principal() + "' was refused " + call + " on " + object));
         }
-        if (commitSent && Database.isConnectionLoss(e) && committedAfterLoss(id)) {
+        if (commitSent && Database.isConnectionLoss(e) && AuditLog.committedAfterLoss(db, id)) {
           tx.runAfterCommit();
           count(call, "ok");
           if (last != null && last.row() != null) {
@@ -344,31 +344,6 @@ public final class Kernel implements AutoCloseable {
   /** Whether the body sent nothing: the driver has not begun the transaction yet. */
   private static boolean nothingSent(Connection c) throws SQLException {
     return c.unwrap(BaseConnection.class).getTransactionState() == TransactionState.IDLE;
-  }
-
-  private static void restoreAutoCommit(Connection c) {
-    try {
-      if (!c.isClosed()) {
-        c.setAutoCommit(true);
-      }
-    } catch (SQLException ignored) {
-      // broken connection: the pool discards it
-    }
-  }
-
-  /** After a COMMIT whose reply was lost: did it land? Asks until the database answers. */
-  private boolean committedAfterLoss(UUID id) {
-    for (int attempt = 1; ; attempt++) {
-      try (Connection c = db.connection()) {
-        return AuditLog.committed(c, id);
-      } catch (SQLException e) {
-        if (attempt >= Database.MAX_ATTEMPTS) {
-          throw new SyscallException(SyscallException.Code.UNAVAILABLE,
-              "lost the database while committing; the call may or may not have been applied (audit id " + id + ")", e);
-        }
-        Database.backoff(attempt);
-      }
-    }
   }
 
   private void count(String call, String outcome) {

@@ -190,6 +190,17 @@ public final class Database implements AutoCloseable {
     }
   }
 
+  /** Puts a connection back in auto-commit before it returns to the pool; a broken one the pool discards. */
+  public static void restoreAutoCommit(Connection c) {
+    try {
+      if (!c.isClosed()) {
+        c.setAutoCommit(true);
+      }
+    } catch (SQLException ignored) {
+      // broken connection: the pool discards it
+    }
+  }
+
   public static void rollbackQuietly(Connection c) {
     try {
       if (!c.isClosed() && !c.getAutoCommit()) {

@@ -18,7 +18,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
 import org.dbos.kernel.Ids;
 import org.dbos.kernel.Kernel;
@@ -176,11 +175,11 @@ final class GroupCreate {
         Database.rollbackQuietly(c);
         throw e;
       } finally {
-        restoreAutoCommit(c);
+        Database.restoreAutoCommit(c);
       }
     } catch (SQLException e) {
       groupsFailed.increment();
-      if (Database.isConnectionLoss(e) && landed(calls.getFirst().id())) {
+      if (Database.isConnectionLoss(e) && AuditLog.committedAfterLoss(kernel.database(), calls.getFirst().id())) {
         var lost = new SyscallException(SyscallException.Code.UNAVAILABLE,
             "fs.create was applied, but its result was lost with the database connection");
         files.forEach(f -> f.fail(lost));
@@ -301,26 +300,6 @@ final class GroupCreate {
         // the COMMIT's reply: an error in it surfaces here
       }
       return out;
-    }
-  }
-
-  private static void restoreAutoCommit(Connection c) {
-    try {
-      if (!c.isClosed()) {
-        c.setAutoCommit(true);
-      }
-    } catch (SQLException ignored) {
-      // broken connection: the pool discards it
-    }
-  }
-
-  /** After a lost connection: whether the group's first audit record (so the whole group) committed. */
-  private boolean landed(UUID id) {
-    try (Connection c = kernel.database().connection()) {
-      return AuditLog.committed(c, id);
-    } catch (SQLException e) {
-      throw new SyscallException(SyscallException.Code.UNAVAILABLE,
-          "lost the database while committing; fs.create may or may not have been applied (audit id " + id + ")", e);
     }
   }
 }

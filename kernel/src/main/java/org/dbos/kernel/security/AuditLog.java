@@ -9,7 +9,9 @@ import java.util.List;
 import java.util.UUID;
 import org.dbos.kernel.Right;
 import org.dbos.kernel.Session;
+import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.Tx;
+import org.dbos.kernel.db.Database;
 
 /**
  * The audit log: one row per system call, written in the call's own transaction. The rights check and
@@ -325,6 +327,24 @@ public final class AuditLog {
       ps.setString(8, outcome);
       ps.setString(9, detail == null ? null : detail.length() > 1000 ? detail.substring(0, 1000) : detail);
       ps.executeUpdate();
+    }
+  }
+
+  /**
+   * After a COMMIT whose reply was lost: whether the call with this audit id committed, asked until
+   * the database answers; UNAVAILABLE if it does not within {@link Database#MAX_ATTEMPTS} tries.
+   */
+  public static boolean committedAfterLoss(Database db, UUID id) {
+    for (int attempt = 1; ; attempt++) {
+      try (Connection c = db.connection()) {
+        return committed(c, id);
+      } catch (SQLException e) {
+        if (attempt >= Database.MAX_ATTEMPTS) {
+          throw new SyscallException(SyscallException.Code.UNAVAILABLE,
+              "lost the database while committing; the call may or may not have been applied (audit id " + id + ")", e);
+        }
+        Database.backoff(attempt);
+      }
     }
   }
 
