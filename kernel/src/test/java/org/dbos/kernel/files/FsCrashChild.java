@@ -7,10 +7,12 @@ import org.dbos.kernel.Session;
 
 /**
  * The process {@link FsCrashTest} kills: writes files, creates and fsyncs empty ones and renames them
- * in one thread, one large file in another, and prints a line after each call that returned (so the
- * data it names is durable).
+ * in one thread, one large file in another, small files in four more ({@link FileSystem#createFile},
+ * so in groups), and prints a line after each call that returned (so the data it names is durable).
  */
 public final class FsCrashChild {
+  static final int SMALL_WRITERS = 4;
+
   private FsCrashChild() {}
 
   static byte[] content(int i) {
@@ -22,6 +24,13 @@ public final class FsCrashChild {
   static byte[] megabyte(int n) {
     byte[] b = new byte[1 << 20];
     new Random(1_000_000 + n).nextBytes(b);
+    return b;
+  }
+
+  /** What writer {@code t}'s small file {@code i} holds. */
+  static byte[] small(int t, int i) {
+    byte[] b = new byte[1000 + i % 7 * 300];
+    new Random(t * 1_000_000L + i).nextBytes(b);
     return b;
   }
 
@@ -39,6 +48,18 @@ public final class FsCrashChild {
     });
     large.setDaemon(true);
     large.start();
+    // writers of small files at once: their creates are written in groups, one COMMIT each
+    for (int t = 0; t < SMALL_WRITERS; t++) {
+      int writer = t;
+      Thread small = new Thread(() -> {
+        for (int i = 0; ; i++) {
+          fs.createFile(s, "/crash/p" + writer + "/" + i, 0644, small(writer, i));
+          System.out.println("PUT " + writer + " " + i);
+        }
+      });
+      small.setDaemon(true);
+      small.start();
+    }
     for (int i = 0; ; i++) {
       try (OutputStream out = fs.openOutput(s, "/crash/f" + i, 0644)) {
         out.write(content(i));

@@ -17,9 +17,9 @@ import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.Test;
 
 /**
- * SIGKILL a client JVM (its database lives on) in the middle of a large write and a rename storm;
- * afterwards the file system is consistent and every file whose write (or rename, or create and
- * fsync) had returned is intact where it was put. NodeCrashIT kills a whole node and its database.
+ * SIGKILL a client JVM (its database lives on) in the middle of a large write, a rename storm and
+ * groups of small creates; afterwards the file system is consistent and every file whose write (or
+ * rename, or create and fsync, or createFile) had returned is intact where it was put. NodeCrashIT kills a whole node and its database.
  */
 class FsCrashTest {
   @Test
@@ -32,6 +32,9 @@ class FsCrashTest {
       for (int d = 0; d < 3; d++) {
         fs.mkdir(root, "/crash/d" + d, 0755);
       }
+      for (int t = 0; t < FsCrashChild.SMALL_WRITERS; t++) {
+        fs.mkdir(root, "/crash/p" + t, 0755);
+      }
     }
     Process child = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-cp", System.getProperty("java.class.path"), FsCrashChild.class.getName(), db.url(), db.user(), db.password())
@@ -39,6 +42,7 @@ class FsCrashTest {
     Set<Integer> done = new HashSet<>();
     Set<Integer> moved = new HashSet<>();
     Set<Integer> synced = new HashSet<>();
+    Set<String> put = new HashSet<>();
     int largeMb = 0;
     try (var in = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8))) {
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -49,17 +53,19 @@ class FsCrashTest {
           case "MOVED" -> moved.add(Integer.parseInt(w[1]));
           case "SYNCED" -> synced.add(Integer.parseInt(w[1]));
           case "LARGE" -> largeMb = Integer.parseInt(w[1]);
+          case "PUT" -> put.add("/crash/p" + w[1] + "/" + w[2]);
           default -> { }
         }
-        if (done.size() >= 30 && largeMb >= 8 || System.nanoTime() > deadline) {
+        if (done.size() >= 30 && largeMb >= 8 && put.size() >= 200 || System.nanoTime() > deadline) {
           child.destroyForcibly(); // SIGKILL, mid-call
           break;
         }
       }
     }
     assertTrue(child.waitFor(30, TimeUnit.SECONDS));
-    assertTrue(done.size() >= 30 && synced.size() >= 29 && largeMb >= 8,
-        "the child made progress: " + done.size() + " files, " + synced.size() + " fsynced, " + largeMb + " MiB");
+    assertTrue(done.size() >= 30 && synced.size() >= 29 && largeMb >= 8 && put.size() >= 200,
+        "the child made progress: " + done.size() + " files, " + synced.size() + " fsynced, " + largeMb + " MiB, "
+            + put.size() + " small files");
 
     try (Node node = TestNode.boot(db)) {
       Session root = node.kernel().openSession("admin", java.time.Duration.ofMinutes(5));
@@ -77,6 +83,11 @@ class FsCrashTest {
         // a rename that had not returned may or may not have happened; one that had, did
         String path = moved.contains(i) || exists(fs, root, movedTo) ? movedTo : at;
         assertArrayEquals(FsCrashChild.content(i), readAll(fs, root, path), path);
+      }
+      for (String p : put) {
+        int t = Integer.parseInt(p.substring("/crash/p".length(), p.lastIndexOf('/')));
+        int i = Integer.parseInt(p.substring(p.lastIndexOf('/') + 1));
+        assertArrayEquals(FsCrashChild.small(t, i), readAll(fs, root, p), "created by a call that returned: " + p);
       }
       for (int i : synced) {
         assertTrue(exists(fs, root, "/crash/e" + i), "created and fsynced: /crash/e" + i);
