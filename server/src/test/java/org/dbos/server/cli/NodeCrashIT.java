@@ -45,32 +45,38 @@ class NodeCrashIT {
     String[] args = {"--pg-port", String.valueOf(TestDatabase.freePort()), "--http", "127.0.0.1:0", "--etcd", etcd,
         "--mount", mnt.toString()};
     var files = new CopyOnWriteArrayList<Integer>();
+    var grouped = new CopyOnWriteArrayList<Path>();
     var keys = new CopyOnWriteArrayList<Integer>();
     var largeSynced = new AtomicLong();
     var storm = new RenameStorm(mnt.resolve("crash/storm"));
     try (var up = Dbos.up(cwd, args)) {
       Files.createDirectory(mnt.resolve("crash"));
       storm.setUp();
-      var writers = List.of(
+      var writers = new ArrayList<>(List.of(
           Thread.ofPlatform().start(() -> smallFiles(mnt, files)),
           Thread.ofPlatform().start(() -> largeFile(mnt, largeSynced)),
           Thread.ofPlatform().start(storm::run),
-          Thread.ofPlatform().start(() -> puts(etcd, keys)));
+          Thread.ofPlatform().start(() -> puts(etcd, keys))));
+      for (int t = 0; t < 4; t++) { // fsyncing at once: their creates are committed in groups
+        Path dir = Files.createDirectory(mnt.resolve("crash/s" + t));
+        writers.add(Thread.ofPlatform().start(() -> smallFilesIn(dir, grouped)));
+      }
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-      while ((files.size() < 40 || largeSynced.get() < (8 << 20) || storm.renames.get() < 30 || keys.size() < 20)
-          && System.nanoTime() < deadline) {
+      while ((files.size() < 40 || grouped.size() < 160 || largeSynced.get() < (8 << 20) || storm.renames.get() < 30
+          || keys.size() < 20) && System.nanoTime() < deadline) {
         Thread.sleep(10);
       }
-      assertTrue(files.size() >= 40 && largeSynced.get() >= (8 << 20) && storm.renames.get() >= 30 && keys.size() >= 20,
-          "progress before the crash: " + files.size() + " files, " + largeSynced.get() + " bytes, "
+      assertTrue(files.size() >= 40 && grouped.size() >= 160 && largeSynced.get() >= (8 << 20) && storm.renames.get() >= 30
+              && keys.size() >= 20,
+          "progress before the crash: " + files.size() + " + " + grouped.size() + " files, " + largeSynced.get() + " bytes, "
               + storm.renames.get() + " renames, " + keys.size() + " keys");
       killNodeAndDatabase(up);
       for (Thread w : writers) {
         w.join(TimeUnit.SECONDS.toMillis(30));
         assertTrue(!w.isAlive(), "a writer outlived the node");
       }
-      System.out.printf("killed after %d files, %d MiB, %d renames, %d keys acknowledged%n", files.size(),
-          largeSynced.get() >> 20, storm.renames.get(), keys.size());
+      System.out.printf("killed after %d + %d files, %d MiB, %d renames, %d keys acknowledged%n", files.size(),
+          grouped.size(), largeSynced.get() >> 20, storm.renames.get(), keys.size());
     }
 
     try (var up = Dbos.up(cwd, args)) { // the stale mount is cleared, PostgreSQL recovers from its WAL
@@ -79,6 +85,10 @@ class NodeCrashIT {
       assertEquals(0, check.exit(), check.out() + check.err());
       for (int i : files) {
         assertArrayEquals(content(i), Files.readAllBytes(mnt.resolve("crash/f" + i)), "file " + i);
+      }
+      for (Path f : grouped) {
+        int i = Integer.parseInt(f.getFileName().toString().substring(1));
+        assertArrayEquals(content(i), Files.readAllBytes(f), "file " + f);
       }
       byte[] large = Files.readAllBytes(mnt.resolve("crash/large"));
       assertTrue(large.length >= largeSynced.get(), large.length + " < " + largeSynced.get());
@@ -278,6 +288,22 @@ class NodeCrashIT {
           ch.force(true);
         }
         acked.add(i);
+      }
+    } catch (IOException e) {
+      // the node died
+    }
+  }
+
+  /** {@link #smallFiles} in {@code dir}; each file's path is recorded once its close returned. */
+  private static void smallFilesIn(Path dir, List<Path> acked) {
+    try {
+      for (int i = 0; ; i++) {
+        Path f = dir.resolve("f" + i);
+        try (var ch = FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+          ch.write(ByteBuffer.wrap(content(i)));
+          ch.force(true);
+        }
+        acked.add(f);
       }
     } catch (IOException e) {
       // the node died
