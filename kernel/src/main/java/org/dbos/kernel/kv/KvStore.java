@@ -570,7 +570,7 @@ public final class KvStore implements AutoCloseable {
           }
         }
       } catch (SQLException e) {
-        if (commitSent && Database.isConnectionLoss(e) && committedAfterLoss(batch.getFirst().auditId)) {
+        if (commitSent && Database.isConnectionLoss(e) && AuditLog.committedAfterLoss(db, batch.getFirst().auditId)) {
           // the commit landed; fall through and answer
         } else if ((Database.isSerializationFailure(e) || Database.isConnectionLoss(e))
             && attempt < Database.MAX_ATTEMPTS) {
@@ -648,7 +648,7 @@ public final class KvStore implements AutoCloseable {
       if (CLOCK_MOVED.equals(e.getSQLState())) {
         slowBatches = 100; // another node writes too: stop guessing for a while
       }
-      if (!(Database.isConnectionLoss(e) && committedAfterLoss(batch.getFirst().auditId))) {
+      if (!(Database.isConnectionLoss(e) && AuditLog.committedAfterLoss(db, batch.getFirst().auditId))) {
         log.debug("fast write of {} puts not committed ({}); re-running under the clock lock", batch.size(),
             e.getMessage());
         return false;
@@ -867,17 +867,6 @@ public final class KvStore implements AutoCloseable {
       revs.clear();
       keys.clear();
     }
-  }
-
-  private boolean committedAfterLoss(java.util.UUID id) {
-    for (int attempt = 1; attempt <= Database.MAX_ATTEMPTS; attempt++) {
-      try (Connection c = db.connection()) {
-        return AuditLog.committed(c, id);
-      } catch (SQLException e) {
-        Database.backoff(attempt);
-      }
-    }
-    return false;
   }
 
   private void auditFailure(Pending p, SyscallException e) {
