@@ -21,6 +21,7 @@ import java.util.concurrent.TimeoutException;
 import org.cryptomator.jfuse.api.Fuse;
 import org.cryptomator.jfuse.api.FuseBuilder;
 import org.cryptomator.jfuse.api.FuseMountFailedException;
+import org.cryptomator.jfuse.linux.amd64.extr.fuse3.fuse_operations;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.SyscallException;
 import org.dbos.kernel.files.FileSystem;
@@ -127,16 +128,17 @@ public final class Mount implements AutoCloseable {
 
   /**
    * jfuse 0.7.3 has no operations for link and mknod and leaves their pointers in fuse_operations
-   * unset, so `ln` and `mkfifo` would fail with ENOSYS: bind them here (mknod is the 3rd pointer,
-   * offset 16 on x86-64; link the 9th, offset 64), before fuse_new copies the table at mount.
+   * unset, so `ln` and `mkfifo` would fail with ENOSYS: bind them here (at the offsets jfuse's own
+   * jextract layout gives), before fuse_new copies the table at mount.
    */
   private static void bindMissing(Fuse fuse, DbfsFuse ops) {
     try {
       MemorySegment table = operations(fuse);
-      bind(table, 16, ops, "mknod", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
-          ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG), int.class, long.class);
-      bind(table, 64, ops, "link", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
-          ValueLayout.ADDRESS), MemorySegment.class);
+      bind(table, fuse_operations.mknod$offset(), ops, "mknod",
+          FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG),
+          int.class, long.class);
+      bind(table, fuse_operations.link$offset(), ops, "link",
+          FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS), MemorySegment.class);
     } catch (ReflectiveOperationException | RuntimeException e) {
       log.warn("hard links, named pipes and sockets through the mount are unavailable: {}", e.toString());
     }
