@@ -856,18 +856,12 @@ public final class FileSystem {
   public Stat createFile(Session s, String path, int mode, byte[] data) {
     // as open, write and close would (the new file's group is the caller's: only group-execute decides)
     int created = data.length > 0 && !isRoot(s) ? withoutSetId(mode & 07777, false) : mode & 07777;
-    List<Stat> chain = isPlain(path) && data.length <= GroupCreate.MAX_BYTES ? chains.get(parentPath(path)) : null;
-    if (chain != null && fits(path) && mayCreate(s, chain)) {
-      List<byte[]> names = components(Names.bytes(path), path);
-      Stat parent = chain.getLast();
-      if (names.size() == chain.size() && !pendingPaths.containsKey(path)) {
-        settleAll();
-        int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
-        Object made = groupCreate.create(new GroupCreate.NewFile(s, object(path), names, chain, true,
-            inodeNumber(), created, s.uid(), gid, null, null, data));
-        if (made instanceof Stat st) {
-          return st;
-        }
+    List<Stat> chain = isPlain(path) ? chains.get(parentPath(path)) : null;
+    if (chain != null && fits(path) && mayCreate(s, chain) && !pendingPaths.containsKey(path)) {
+      settleAll();
+      Stat st = inGroup(s, path, chain, true, null, created, s.uid(), newGid(s, chain.getLast()), null, null, data);
+      if (st != null) {
+        return st;
       }
     }
     return call(s, "fs.create", object(path), false, tx -> {
@@ -882,6 +876,11 @@ public final class FileSystem {
       }
       return c.createEntry(r, Kind.FILE, created, null, path, data);
     });
+  }
+
+  /** A new file's group: its directory's if that is set-group-ID, else the caller's. */
+  private static int newGid(Session s, Stat dir) {
+    return (dir.mode() & S_ISGID) != 0 ? dir.gid() : s.gid();
   }
 
   /** Whether {@code path}'s bytes are within PATH_MAX and its name's within NAME_MAX (else open says why not). */
@@ -912,8 +911,7 @@ public final class FileSystem {
         || !mayCreate(s, chain)) {
       return open(s, path, flags, mode);
     }
-    Stat parent = chain.getLast();
-    int gid = (parent.mode() & S_ISGID) != 0 ? parent.gid() : s.gid();
+    int gid = newGid(s, chain.getLast());
     long id = nextHandle.getAndIncrement();
     long ino = inodeNumber();
     if (pendingPaths.putIfAbsent(path, id) != null) {
@@ -1032,15 +1030,31 @@ public final class FileSystem {
   private Stat grouped(Pending p, byte[] data) {
     Stat o = p.opened();
     boolean root = isRoot(p.s());
-    if (data.length > GroupCreate.MAX_BYTES || !root && (o.mode() & (S_ISUID | S_ISGID)) != 0) {
+    if (!root && (o.mode() & (S_ISUID | S_ISGID)) != 0) {
       return null;
     }
-    List<byte[]> names = components(Names.bytes(p.path()), p.path());
-    if (names.size() != p.chain().size()) {
+    return inGroup(p.s(), p.path(), p.chain(), !root, o.ino(), o.mode(), o.uid(), o.gid(), time(o.atime()),
+        time(o.mtime()), data);
+  }
+
+  /**
+   * {@code data} as a new file at {@code path}, in the last directory of {@code chain}, written in a
+   * group with other callers' creates ({@link GroupCreate}): the path walked again against {@code
+   * chain} unless {@code walk} is false; inode number {@code ino} (null: the next of the reserve); times
+   * null for the commit's. Null if it cannot join a group (too large, or {@code chain} is not the path's
+   * directories) or its group was refused: then the caller creates it alone.
+   */
+  private Stat inGroup(Session s, String path, List<Stat> chain, boolean walk, Long ino, int mode, int uid, int gid,
+                       Long atime, Long mtime, byte[] data) {
+    if (data.length > GroupCreate.MAX_BYTES) {
       return null;
     }
-    Object made = groupCreate.create(new GroupCreate.NewFile(p.s(), object(p.path()), names, p.chain(), !root,
-        o.ino(), o.mode(), o.uid(), o.gid(), time(o.atime()), time(o.mtime()), data));
+    List<byte[]> names = components(Names.bytes(path), path);
+    if (names.size() != chain.size()) {
+      return null;
+    }
+    Object made = groupCreate.create(new GroupCreate.NewFile(s, object(path), names, chain, walk,
+        ino != null ? ino : inodeNumber(), mode, uid, gid, atime, mtime, data));
     return made instanceof Stat st ? st : null;
   }
 
