@@ -193,8 +193,17 @@ final class Txns {
     checkIntervals(t.success());
     checkIntervals(t.failure());
     Path path = decide(t);
-    checkPuts(t, path);
-    checkRanges(t, path);
+    checkPath(t, path, op -> {
+      if (op instanceof PutRequest p) {
+        checkPut(c, p);
+      }
+    });
+    // etcd's checkRequestRange: a Range at a revision compacted or beyond the state before the Txn fails it
+    checkPath(t, path, op -> {
+      if (op instanceof RangeRequest r) {
+        Reads.checkRevision(r, startRevision, compacted);
+      }
+    });
     TxnResponse resp;
     try {
       resp = execute(t, path);
@@ -230,25 +239,19 @@ final class Txns {
     return new Path(ok, nested);
   }
 
-  private void checkPuts(TxnRequest t, Path path) throws SQLException {
-    int i = 0;
-    for (Op op : path.succeeded ? t.success() : t.failure()) {
-      if (op instanceof PutRequest p) {
-        checkPut(c, p);
-      } else if (op instanceof TxnRequest n) {
-        checkPuts(n, path.nested.get(i++));
-      }
-    }
+  /** A check of one op on a Txn's chosen path, made before the Txn writes anything. */
+  private interface OpCheck {
+    void check(Op op) throws SQLException;
   }
 
-  /** etcd's checkRequestRange: a Range on the path at a revision compacted or beyond the state before the Txn fails it. */
-  private void checkRanges(TxnRequest t, Path path) {
+  /** Runs {@code check} on every op of the chosen path, nested Txns' included (etcd's checkRequests). */
+  private static void checkPath(TxnRequest t, Path path, OpCheck check) throws SQLException {
     int i = 0;
     for (Op op : path.succeeded ? t.success() : t.failure()) {
-      if (op instanceof RangeRequest r) {
-        Reads.checkRevision(r, startRevision, compacted);
-      } else if (op instanceof TxnRequest n) {
-        checkRanges(n, path.nested.get(i++));
+      if (op instanceof TxnRequest n) {
+        checkPath(n, path.nested.get(i++), check);
+      } else {
+        check.check(op);
       }
     }
   }
