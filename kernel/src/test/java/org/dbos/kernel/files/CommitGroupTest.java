@@ -104,6 +104,15 @@ class CommitGroupTest {
     assertThrows(IllegalStateException.class, () -> forgetful.submit(new Ask(2)));
   }
 
+  /** Waits until {@code t} is parked (the only wait in CommitGroup.submit) with its interrupt flag clear. */
+  static void awaitParked(Thread t) {
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (t.getState() != Thread.State.WAITING || t.isInterrupted()) {
+      assertTrue(System.nanoTime() < deadline, "the caller never waited: " + t.getState());
+      Thread.onSpinWait();
+    }
+  }
+
   @Test
   void anInterruptedCallerStillGetsItsAnswerAndKeepsTheInterrupt() throws Exception {
     var release = new CyclicBarrier(2);
@@ -128,9 +137,9 @@ class CommitGroupTest {
       kept.set(Thread.currentThread().isInterrupted() ? 1 : 0);
     });
     second.start();
-    Thread.sleep(50);
+    awaitParked(second); // queued behind the first group
     second.interrupt();
-    Thread.sleep(50);
+    awaitParked(second); // woken by the interrupt, and parked again: its request is still queued
     release.await();
     first.join(5000);
     second.join(5000);
