@@ -48,6 +48,15 @@ final class DurableCommits {
 
   /** Commits per second of {@code clients} callers at once, each on its own connection, for {@code time}. */
   static double perSecond(Connections db, int clients, Duration time) throws Exception {
+    return perSecond(db, clients, time, 0);
+  }
+
+  /**
+   * The same, each commit also storing {@code bytes} distinct random bytes beside its number (when
+   * {@code bytes} > 0): PostgreSQL's floor for a small file made durable one per commit, the bytes
+   * stored as DBFS stores a chunk's (out of line, not compressed) and nothing else, no key, no index.
+   */
+  static double perSecond(Connections db, int clients, Duration time, int bytes) throws Exception {
     List<Connection> connections = new ArrayList<>();
     try (ExecutorService pool = Executors.newFixedThreadPool(clients)) {
       for (int i = 0; i < clients; i++) {
@@ -57,12 +66,19 @@ final class DurableCommits {
       var counts = new ArrayList<Future<Long>>();
       for (Connection c : connections) {
         counts.add(pool.submit(() -> {
-          try (var ps = c.prepareStatement("INSERT INTO bench_floor VALUES (?)")) {
+          try (var ps = c.prepareStatement(bytes == 0 ? "INSERT INTO bench_floor VALUES (?)"
+              : "INSERT INTO bench_floor_bytes VALUES (?, ?)")) {
+            byte[] data = new byte[bytes];
+            new java.util.Random(connections.indexOf(c)).nextBytes(data);
             start.await();
             long end = System.nanoTime() + time.toNanos();
             long n = 0;
             while (System.nanoTime() < end) {
               ps.setLong(1, n++);
+              if (bytes > 0) {
+                java.nio.ByteBuffer.wrap(data).putLong(n); // distinct content, as each small file's
+                ps.setBytes(2, data);
+              }
               ps.executeUpdate();
             }
             return n;
@@ -96,6 +112,7 @@ final class DurableCommits {
       }
       st.execute("SET synchronous_commit = on");
       st.execute("CREATE TABLE IF NOT EXISTS bench_floor (n bigint)");
+      st.execute("CREATE TABLE IF NOT EXISTS bench_floor_bytes (n bigint, data bytea STORAGE EXTERNAL)");
       return c;
     } catch (SQLException | RuntimeException e) {
       c.close();

@@ -59,6 +59,8 @@ public final class FsBench {
    * what the comparison is about; ext4 and bindfs warm their caches in it alike.
    */
   static final int WARM_UP = 8;
+  /** Bytes of each small file. */
+  static final int SMALL_FILE = 4096;
   static final Duration COMMIT_TIME = Duration.ofSeconds(3);
   private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
@@ -95,11 +97,13 @@ public final class FsBench {
         st.execute("CHECKPOINT"); // the workloads' dirty pages written first: the commits do not queue behind them
       }
       var commits = new double[THREADS.length];
+      var rows = new double[THREADS.length];
       for (int i = 0; i < THREADS.length; i++) {
         commits[i] = DurableCommits.perSecond(kernel.database()::connection, THREADS[i], COMMIT_TIME);
+        rows[i] = DurableCommits.perSecond(kernel.database()::connection, THREADS[i], COMMIT_TIME, SMALL_FILE);
       }
       print(results, smallFiles, seqMiB, randomReads, tree, tarFiles(dir));
-      printCommitCeiling(results, commits);
+      printCommitCeiling(results, commits, rows);
       System.out.println();
       chunkSizes(kernel, admin, Math.min(seqMiB, 128));
     } finally {
@@ -152,7 +156,7 @@ public final class FsBench {
   static Map<String, Double> measurePosix(Path root, int smallFiles, int seqMiB, int randomReads)
       throws Exception {
     var r = new LinkedHashMap<String, Double>();
-    byte[] block = new byte[4096];
+    byte[] block = new byte[SMALL_FILE];
     new Random(1).nextBytes(block);
     IntFunction<SmallFileWriter> in = threads -> t -> {
       Path small = Files.createDirectories(root.resolve("small" + threads + "-" + t));
@@ -213,7 +217,7 @@ public final class FsBench {
       throws Exception {
     var r = new LinkedHashMap<String, Double>();
     fs.mkdir(s, "/api", 0755);
-    byte[] block = new byte[4096];
+    byte[] block = new byte[SMALL_FILE];
     new Random(1).nextBytes(block);
     IntFunction<SmallFileWriter> in = threads -> t -> {
       String dir = "/api/small" + threads + "-" + t;
@@ -355,14 +359,19 @@ public final class FsBench {
     System.out.println("(ratios > 1 are better for DBFS except for tar -x, which is seconds)");
   }
 
-  /** The small-file rates beside PostgreSQL's durable commit rate with as many callers. */
-  static void printCommitCeiling(Map<String, Map<String, Double>> results, double[] commits) {
+  /**
+   * The small-file rates beside PostgreSQL's durable commit rate with as many callers, bare and with a
+   * small file's bytes in each commit.
+   */
+  static void printCommitCeiling(Map<String, Map<String, Double>> results, double[] commits, double[] rows) {
     System.out.printf("%nceiling of one durable commit per file: bare one-row INSERT + COMMIT on DBFS's PostgreSQL, %d s each%n",
         COMMIT_TIME.toSeconds());
     System.out.printf("%-40s", "writers");
     Arrays.stream(THREADS).forEach(t -> System.out.printf("%12d", t));
     System.out.printf("%n%-40s", "PostgreSQL durable commits/s");
     Arrays.stream(commits).forEach(c -> System.out.printf("%12.0f", c));
+    System.out.printf("%n%-40s", "the same, each with 4 KiB of bytes");
+    Arrays.stream(rows).forEach(c -> System.out.printf("%12.0f", c));
     for (String target : results.keySet()) {
       System.out.printf("%n%-40s", target + " small files/s");
       for (int t : THREADS) {
@@ -372,6 +381,10 @@ public final class FsBench {
     System.out.printf("%n%-40s", "commits/s / ext4 files/s");
     for (int i = 0; i < THREADS.length; i++) {
       System.out.printf("%12.2f", commits[i] / results.get("ext4").get(smallMetric(THREADS[i])));
+    }
+    System.out.printf("%n%-40s", "with 4 KiB / ext4 files/s");
+    for (int i = 0; i < THREADS.length; i++) {
+      System.out.printf("%12.2f", rows[i] / results.get("ext4").get(smallMetric(THREADS[i])));
     }
     System.out.println();
   }

@@ -66,7 +66,9 @@ public final class FsProfile {
               END LOOP; END $$""");
       }
       if (System.getenv("PROFILE_SQL") != null) {
-        sql(kernel, System.getenv("PROFILE_SQL"));
+        for (String statement : System.getenv("PROFILE_SQL").split(";;")) { // ';;' between statements that must run alone (ALTER SYSTEM)
+          sql(kernel, statement);
+        }
       }
       byte[] block = new byte[4096];
       new Random(1).nextBytes(block);
@@ -178,6 +180,7 @@ public final class FsProfile {
 
   static void writers(Kernel kernel, long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
     Cpu cpu = Cpu.now(postmaster);
+    long[] wal = wal(kernel);
     double rate = FsBench.smallFiles(writers, n, t -> {
       String d = "/w" + writers + "-" + t;
       mkdir.make(d);
@@ -187,10 +190,30 @@ public final class FsProfile {
     var groups = kernel.meters().find("dbos.fs.create.group").summary();
     long count = groups == null ? 0 : groups.count();
     double total = groups == null ? 0 : groups.totalAmount();
-    System.out.printf("%2d writers: %.0f files/s, %s, %.1f files per group%n", writers, rate, cpu.perFile(files),
-        count == groupsBefore[0] ? 0 : (total - groupsBefore[1]) / (count - groupsBefore[0]));
+    long[] walAfter = wal(kernel);
+    if (System.getenv("PROFILE_IO") != null) {
+      try (var c = kernel.database().connection(); var st = c.createStatement();
+           var rs = st.executeQuery("SELECT context, writes, write_time, fsyncs, fsync_time FROM pg_stat_io WHERE object = 'wal' AND (writes > 0 OR fsyncs > 0)")) {
+        while (rs.next()) {
+          System.out.printf("  wal io %s: writes %d (%.0f ms), fsyncs %d (%.0f ms)%n", rs.getString(1), rs.getLong(2), rs.getDouble(3), rs.getLong(4), rs.getDouble(5));
+        }
+      }
+    }
+    System.out.printf("%2d writers: %.0f files/s, %s, %.1f files per group, WAL %.0f bytes and %.2f full pages per file%n",
+        writers, rate, cpu.perFile(files),
+        count == groupsBefore[0] ? 0 : (total - groupsBefore[1]) / (count - groupsBefore[0]),
+        (double) (walAfter[0] - wal[0]) / files, (double) (walAfter[1] - wal[1]) / files);
     groupsBefore[0] = count;
     groupsBefore[1] = (long) total;
+  }
+
+  /** The cluster's WAL bytes and full-page images so far (pg_stat_wal). */
+  static long[] wal(Kernel kernel) throws Exception {
+    try (var c = kernel.database().connection(); var st = c.createStatement();
+         var rs = st.executeQuery("SELECT wal_bytes, wal_fpi FROM pg_stat_wal")) {
+      rs.next();
+      return new long[] {rs.getLong(1), rs.getLong(2)};
+    }
   }
 
   /** The CPU this JVM and the cluster's PostgreSQL had used when read, to share among the files made since. */
