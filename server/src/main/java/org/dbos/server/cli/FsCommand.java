@@ -14,7 +14,6 @@ import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.function.Consumer;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -54,6 +53,15 @@ final class FsCommand {
     }
 
     abstract int run(FileSystem fs, Session s) throws Exception;
+  }
+
+  /**
+   * Prints {@code line} with each name in it as its bytes, as ls and find write names to a pipe: what
+   * is printed is then exactly the name, where an escape such as \xe9 could also be four characters
+   * of one. (The line is in {@link Names} form: UTF-8, the other bytes as U+DC00 + byte.)
+   */
+  static void println(String line) {
+    System.out.writeBytes(Names.bytes(line + "\n"));
   }
 
   static String child(String dir, String name) {
@@ -103,18 +111,18 @@ final class FsCommand {
       for (String p : paths) {
         Stat st = fs.stat(s, p, true);
         if (paths.size() > 1 && st.isDirectory()) {
-          System.out.println(Names.shown(p) + ":");
+          println(p + ":");
         }
         List<DirEntry> entries = st.isDirectory() ? fs.list(s, p) : List.of(new DirEntry(
             Names.bytes(p.substring(p.lastIndexOf('/') + 1)), st));
         for (DirEntry e : entries) {
           if (longFormat) {
             Stat es = e.stat();
-            String link = es.isSymlink() ? " -> " + Names.shown(fs.readlink(s, st.isDirectory() ? child(p, e.name()) : p)) : "";
-            System.out.printf("%s %3d %5d %5d %12d %s %s%s%n", mode(es), es.nlink(), es.uid(), es.gid(), es.size(),
-                TIME.format(es.mtime()), Names.shown(e.name()), link);
+            String link = es.isSymlink() ? " -> " + fs.readlink(s, st.isDirectory() ? child(p, e.name()) : p) : "";
+            println("%s %3d %5d %5d %12d %s %s%s".formatted(mode(es), es.nlink(), es.uid(), es.gid(), es.size(),
+                TIME.format(es.mtime()), e.name(), link));
           } else {
-            System.out.println(Names.shown(e.name()));
+            println(e.name());
           }
         }
       }
@@ -131,9 +139,10 @@ final class FsCommand {
     int run(FileSystem fs, Session s) {
       for (String p : paths) {
         Stat st = fs.stat(s, p, false);
-        System.out.printf("  File: %s%n  Size: %d  Kind: %s  Inode: %d  Links: %d  Version: %d%n"
-                + "Access: (%04o/%s)  Uid: %d  Gid: %d%nModify: %s%nChange: %s%n", p, st.size(), st.kind(), st.ino(),
-            st.nlink(), st.version(), st.mode(), mode(st), st.uid(), st.gid(), st.mtime(), st.ctime());
+        println("  File: %s%n  Size: %d  Kind: %s  Inode: %d  Links: %d  Version: %d%n"
+                .formatted(p, st.size(), st.kind(), st.ino(), st.nlink(), st.version())
+            + "Access: (%04o/%s)  Uid: %d  Gid: %d%nModify: %s%nChange: %s".formatted(st.mode(), mode(st), st.uid(),
+                st.gid(), st.mtime(), st.ctime()));
       }
       return 0;
     }
@@ -162,22 +171,23 @@ final class FsCommand {
     boolean recursive;
 
     @Parameters(index = "0", paramLabel = "LOCAL")
-    Path local;
+    String local;
 
     @Parameters(index = "1", paramLabel = "PATH", description = "Target; into it if it is a directory.")
     String target;
 
     @Override
     int run(FileSystem fs, Session s) throws IOException {
+      Path from = LocalPaths.of(local);
       String to = target;
       try {
         if (fs.stat(s, target, true).isDirectory()) {
-          to = child(target, local.getFileName().toString());
+          to = child(target, LocalPaths.name(from));
         }
       } catch (SyscallException e) {
         // a new name
       }
-      put(fs, s, local, to);
+      put(fs, s, from, to);
       return 0;
     }
 
@@ -190,17 +200,17 @@ final class FsCommand {
         fs.mkdir(s, to, mode);
         try (var list = Files.list(from)) {
           for (Path p : list.sorted().toList()) {
-            put(fs, s, p, child(to, p.getFileName().toString()));
+            put(fs, s, p, child(to, LocalPaths.name(p)));
           }
         }
         return;
       }
       if (Files.isSymbolicLink(from)) {
-        fs.symlink(s, Files.readSymbolicLink(from).toString(), to);
+        fs.symlink(s, LocalPaths.text(Files.readSymbolicLink(from)), to);
         return;
       }
       long size = Files.size(from);
-      try (InputStream in = progress(Files.newInputStream(from), "put " + from.getFileName(), size);
+      try (InputStream in = progress(Files.newInputStream(from), "put " + Names.shown(LocalPaths.name(from)), size);
            OutputStream out = fs.openOutput(s, to, mode)) {
         in.transferTo(out);
       }
@@ -228,11 +238,12 @@ final class FsCommand {
     String source;
 
     @Parameters(index = "1", paramLabel = "LOCAL", description = "Target; into it if it is a directory.")
-    Path local;
+    String local;
 
     @Override
     int run(FileSystem fs, Session s) throws IOException {
-      Path to = Files.isDirectory(local) ? local.resolve(source.substring(source.lastIndexOf('/') + 1)) : local;
+      Path into = LocalPaths.of(local);
+      Path to = Files.isDirectory(into) ? LocalPaths.child(into, source.substring(source.lastIndexOf('/') + 1)) : into;
       get(fs, s, source, fs.stat(s, source, false), to);
       return 0;
     }
@@ -244,15 +255,15 @@ final class FsCommand {
         }
         Files.createDirectories(to);
         for (DirEntry e : fs.list(s, from)) {
-          get(fs, s, child(from, e.name()), e.stat(), to.resolve(e.name()));
+          get(fs, s, child(from, e.name()), e.stat(), LocalPaths.child(to, e.name()));
         }
       } else if (st.isSymlink()) {
-        Files.createSymbolicLink(to, Path.of(fs.readlink(s, from)));
+        Files.createSymbolicLink(to, LocalPaths.target(fs.readlink(s, from)));
       } else if (st.isSpecial()) {
-        System.err.println("dbos fs get: skipping " + from + ": a named pipe or socket has no content to copy");
+        System.err.println("dbos fs get: skipping " + Names.shown(from) + ": a named pipe or socket has no content to copy");
         return;
       } else {
-        try (InputStream in = progress(fs.openInput(s, from), "get " + from, st.size());
+        try (InputStream in = progress(fs.openInput(s, from), "get " + Names.shown(from), st.size());
              OutputStream out = Files.newOutputStream(to)) {
           in.transferTo(out);
         }
@@ -373,7 +384,7 @@ final class FsCommand {
             total[0] += st.size();
           }
         });
-        System.out.printf("%d\t%s%n", total[0], Names.shown(p));
+        println(total[0] + "\t" + p);
       }
       return 0;
     }
@@ -394,12 +405,11 @@ final class FsCommand {
     @Override
     int run(FileSystem fs, Session s) {
       PathMatcher m = name == null ? null : java.nio.file.FileSystems.getDefault().getPathMatcher("glob:" + name);
-      Consumer<String> out = System.out::println;
       walk(fs, s, path, fs.stat(s, path, false), (p, st) -> {
         String last = Names.shown(p.substring(p.lastIndexOf('/') + 1)); // a Path holds no unpaired surrogate
         boolean typeOk = type == null || type.equals(mode(st).substring(0, 1).replace('-', 'f'));
         if (typeOk && (m == null || !last.isEmpty() && m.matches(Path.of(last)))) {
-          out.accept(Names.shown(p));
+          println(p);
         }
       });
       return 0;

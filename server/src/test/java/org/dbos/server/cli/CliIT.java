@@ -1,10 +1,12 @@
 package org.dbos.server.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -126,7 +128,22 @@ class CliIT {
             "fs", "mkdir", "-p");
         assertEquals(0, made.exit(), made.err());
       }
-      assertEquals("caf\\xe8\ncaf\\xe9\n", Dbos.run(cwd, "fs", "ls", "/raw").out());
+      assertArrayEquals(latin1("caf\u00e8\ncaf\u00e9\n"), Dbos.run(cwd, "fs", "ls", "/raw").raw(), "ls prints names as their bytes");
+      // and they go to the local disk and back with their bytes: get -r, put -r, a local name in an argument
+      Files.writeString(cwd.resolve("note"), "hello");
+      var put = rawArgs(cwd, "'/raw/caf\\351/note'", "fs", "put", "note");
+      assertEquals(0, put.exit(), put.err());
+      var got = Dbos.run(cwd, "fs", "get", "-r", "/raw", "got");
+      assertEquals(0, got.exit(), got.err());
+      assertEquals("hello", Files.readString(Path.of(URI.create(cwd.toUri() + "got/caf%E9/note"))));
+      assertArrayEquals(latin1("caf\u00e8\ncaf\u00e9\n"), run(cwd.resolve("got"), "ls"), "the local names are the same bytes");
+      var one = rawArgs(cwd, "'/raw/caf\\351/note' 'caf\\351.txt'", "fs", "get");
+      assertEquals(0, one.exit(), one.err());
+      assertEquals("hello", Files.readString(Path.of(URI.create(cwd.toUri() + "caf%E9.txt"))));
+      var back = Dbos.run(cwd, "fs", "put", "-r", "got", "/back");
+      assertEquals(0, back.exit(), back.err());
+      assertArrayEquals(latin1("caf\u00e8\ncaf\u00e9\n"), Dbos.run(cwd, "fs", "ls", "/back").raw());
+      assertEquals("hello", rawArgs(cwd, "'/back/caf\\351/note'", "fs", "cat").out());
 
       var secrets = Dbos.run(cwd, "sql", "select secret_hash from principals");
       assertEquals(3, secrets.exit(), "no one reads the password hashes through dbos sql");
@@ -207,5 +224,30 @@ class CliIT {
   static void assertOneLine(Dbos.Result r, String fragment) {
     assertEquals(1, r.errLines().size(), "one line on stderr, got: " + r.err());
     assertTrue(r.errLines().getFirst().startsWith("dbos: ") && r.errLines().getFirst().contains(fragment), r.err());
+  }
+
+  /** The bytes of {@code s}'s characters, each below 256: Latin-1 text as a file system holds it. */
+  private static byte[] latin1(String s) {
+    return s.getBytes(StandardCharsets.ISO_8859_1);
+  }
+
+  /**
+   * `dbos ARGS…` followed by arguments the shell makes from {@code printf} formats (each quoted in
+   * {@code formats}, separated by spaces), so that they reach dbos as the bytes they name.
+   */
+  private static Dbos.Result rawArgs(Path cwd, String formats, String... args) throws Exception {
+    var script = new StringBuilder("exec \"$@\"");
+    for (String f : formats.split(" ")) {
+      script.append(" \"$(printf ").append(f).append(")\"");
+    }
+    return Dbos.run(cwd, Map.of(), List.of("sh", "-c", script.toString(), "sh"), args);
+  }
+
+  /** What {@code command} prints in {@code dir}, as bytes. */
+  private static byte[] run(Path dir, String... command) throws Exception {
+    Process p = new ProcessBuilder(command).directory(dir.toFile()).start();
+    byte[] out = p.getInputStream().readAllBytes();
+    assertEquals(0, p.waitFor());
+    return out;
   }
 }

@@ -15,7 +15,8 @@ import java.util.concurrent.TimeUnit;
 
 /** Runs the built `bin/dbos` launcher as a user would, for the *IT tests. */
 final class Dbos {
-  record Result(int exit, String out, String err) {
+  /** What a run printed: its standard output as bytes ({@code raw}) and as UTF-8 text. */
+  record Result(int exit, String out, String err, byte[] raw) {
     List<String> errLines() {
       return err.lines().filter(l -> !l.isBlank()).toList();
     }
@@ -80,10 +81,10 @@ final class Dbos {
         // process gone
       }
     });
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    byte[] raw = p.getInputStream().readAllBytes();
     assertTrue(p.waitFor(120, TimeUnit.SECONDS), "dbos " + String.join(" ", args) + " hung");
     errReader.join();
-    return new Result(p.exitValue(), out, err.toString());
+    return new Result(p.exitValue(), new String(raw, StandardCharsets.UTF_8), err.toString(), raw);
   }
 
   /** Starts `dbos up ARGS` and returns once it printed its banner (or fails with what it printed). */
