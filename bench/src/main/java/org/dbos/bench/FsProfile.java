@@ -69,6 +69,8 @@ public final class FsProfile {
         for (String statement : System.getenv("PROFILE_SQL").split(";;")) { // ';;' between statements that must run alone (ALTER SYSTEM)
           sql(kernel, statement);
         }
+        // new connections, so that settings only a session's start reads (session_preload_libraries) hold
+        ((com.zaxxer.hikari.HikariDataSource) kernel.database().dataSource()).getHikariPoolMXBean().softEvictConnections();
       }
       byte[] block = new byte[4096];
       new Random(1).nextBytes(block);
@@ -176,7 +178,7 @@ public final class FsProfile {
 
   /** {@code n} files by {@code writers} threads, each in a directory of its own; files/s and CPU per file. */
   /** The group commit's count and total size of groups when the last round ended (GroupCreate). */
-  static final long[] groupsBefore = new long[2];
+  static final long[] groupsBefore = new long[3];
 
   static void writers(Kernel kernel, long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
     Cpu cpu = Cpu.now(postmaster);
@@ -199,12 +201,15 @@ public final class FsProfile {
         }
       }
     }
-    System.out.printf("%2d writers: %.0f files/s, %s, %.1f files per group, WAL %.0f bytes and %.2f full pages per file%n",
+    var failed = kernel.meters().find("dbos.fs.create.group.failed").counter();
+    long failures = failed == null ? 0 : (long) failed.count();
+    System.out.printf("%2d writers: %.0f files/s, %s, %.1f files per group (%d groups failed), WAL %.0f bytes and %.2f full pages per file%n",
         writers, rate, cpu.perFile(files),
-        count == groupsBefore[0] ? 0 : (total - groupsBefore[1]) / (count - groupsBefore[0]),
+        count == groupsBefore[0] ? 0 : (total - groupsBefore[1]) / (count - groupsBefore[0]), failures - groupsBefore[2],
         (double) (walAfter[0] - wal[0]) / files, (double) (walAfter[1] - wal[1]) / files);
     groupsBefore[0] = count;
     groupsBefore[1] = (long) total;
+    groupsBefore[2] = failures;
   }
 
   /** The cluster's WAL bytes and full-page images so far (pg_stat_wal). */

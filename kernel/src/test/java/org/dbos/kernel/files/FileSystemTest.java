@@ -795,6 +795,31 @@ class FileSystemTest {
     });
   }
 
+  /** The database itself keeps the file tables' rules (domains since V16), whatever writes to them. */
+  @Test
+  void theDatabaseRefusesRowsThatBreakTheRules() {
+    String[] broken = {
+        "INSERT INTO fs_dentries (parent, name, ino) VALUES (1, 'a/b'::bytea, 1)",
+        "INSERT INTO fs_dentries (parent, name, ino) VALUES (1, '\\x2e2e'::bytea, 1)",
+        "INSERT INTO fs_dentries (parent, name, ino) VALUES (1, '\\x'::bytea, 1)",
+        "INSERT INTO fs_dentries (parent, name, ino) VALUES (1, decode(repeat('61', 256), 'hex'), 1)",
+        "INSERT INTO fs_dentries (parent, name, ino) VALUES (1, '\\x6100'::bytea, 1)",
+        "UPDATE fs_inodes SET mode = 4096 WHERE ino = 1",
+        "UPDATE fs_inodes SET kind = 'x' WHERE ino = 1",
+        "UPDATE fs_inodes SET nlink = -1 WHERE ino = 1",
+        "UPDATE fs_inodes SET size = -1 WHERE ino = 1",
+        "UPDATE fs_inodes SET chunk_size = 0 WHERE ino = 1",
+        "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (1, -1, 1, '\\x00', 1)",
+        "INSERT INTO fs_chunks (ino, chunk_no, from_version, hash, length) VALUES (1, 0, 1, '\\x00', 0)"};
+    for (String sql : broken) {
+      var e = assertThrows(Exception.class, () -> kernel.database().transaction(c -> c.createStatement().executeUpdate(sql)), sql);
+      assertTrue(String.valueOf(e.getMessage()).contains("violates check constraint"), sql + ": " + e);
+    }
+    long fine = kernel.database().transaction(c -> c.createStatement().executeUpdate(
+        "UPDATE fs_inodes SET mode = mode, kind = kind, nlink = nlink, size = size WHERE ino = 1"));
+    assertEquals(1, fine, "the rules let the root's own row be written back");
+  }
+
   @Test
   void checkerFindsEveryKindOfDamage() {
     try (Node other = TestNode.boot()) {
