@@ -1,5 +1,6 @@
 package org.dbos.server.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.dbos.kernel.Node;
+import org.dbos.kernel.files.Names;
 import org.dbos.kernel.testing.TestDatabase;
 import org.dbos.kernel.testing.TestNode;
 import org.junit.jupiter.api.AfterAll;
@@ -42,7 +44,8 @@ class FsCliTest {
     node.close();
   }
 
-  record Out(int exit, String out, String err) {}
+  /** What a run printed: standard output as UTF-8 text and as its bytes ({@code raw}), standard error as text. */
+  record Out(int exit, String out, String err, byte[] raw) {}
 
   static synchronized Out dbos(String... args) {
     var all = new ArrayList<>(List.of(args));
@@ -55,7 +58,7 @@ class FsCliTest {
       System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
       System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
       int exit = Main.run(all.toArray(new String[0]));
-      return new Out(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+      return new Out(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8), o.toByteArray());
     } finally {
       System.setOut(out);
       System.setErr(err);
@@ -114,13 +117,16 @@ class FsCliTest {
     assertTrue(check.out().endsWith("consistent\n"), check.out());
   }
 
-  /** Bytes of a name that are not UTF-8 show as \xNN (ls, find, du); Java Strings write them U+DC80..U+DCFF. */
+  /**
+   * Names are printed as their bytes (ls, find, du), as ls and find print them to a pipe; Java Strings
+   * write the bytes that are not UTF-8 as U+DC80..U+DCFF ({@link Names}).
+   */
   @Test
   void namesThatAreNotUtf8() {
     assertEquals(0, dbos("fs", "mkdir", "-p", "/bytes/caf\udce9", "/bytes/\udcff", "/bytes/\udcfe", "/bytes/café").exit());
-    assertEquals("café\ncaf\\xe9\n\\xfe\n\\xff\n", dbos("fs", "ls", "/bytes").out());
-    assertEquals("/bytes/\\xfe\n", dbos("fs", "find", "/bytes", "-type", "d", "-name", "*fe").out());
-    assertEquals("0\t/bytes/\\xff\n", dbos("fs", "du", "/bytes/\udcff").out());
+    assertArrayEquals(Names.bytes("café\ncaf\udce9\n\udcfe\n\udcff\n"), dbos("fs", "ls", "/bytes").raw());
+    assertArrayEquals(Names.bytes("/bytes/\udcfe\n"), dbos("fs", "find", "/bytes", "-type", "d", "-name", "*fe").raw());
+    assertArrayEquals(Names.bytes("0\t/bytes/\udcff\n"), dbos("fs", "du", "/bytes/\udcff").raw());
     assertEquals(0, dbos("fs", "rm", "-r", "/bytes").exit());
   }
 
