@@ -18,10 +18,7 @@ final class LocalPaths {
 
   /** The local path a command-line argument names (relative to the working directory). */
   static Path of(String arg) {
-    if (!arg.startsWith("/")) {
-      return Path.of("").toAbsolutePath().resolve(relative(arg));
-    }
-    return fromBytes(Names.bytes(arg));
+    return Path.of("").toAbsolutePath().resolve(target(arg));
   }
 
   /** {@code dir}'s entry {@code name}. */
@@ -100,5 +97,4 @@ final class LocalPaths {
     }
     return n == b.length ? b : Arrays.copyOf(b, n);
   }
-
 }
