@@ -1,11 +1,13 @@
 package org.dbos.bench;
 
+import java.nio.ByteBuffer;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -69,14 +71,14 @@ final class DurableCommits {
           try (var ps = c.prepareStatement(bytes == 0 ? "INSERT INTO bench_floor VALUES (?)"
               : "INSERT INTO bench_floor_bytes VALUES (?, ?)")) {
             byte[] data = new byte[bytes];
-            new java.util.Random(connections.indexOf(c)).nextBytes(data);
+            new Random(connections.indexOf(c)).nextBytes(data);
             start.await();
             long end = System.nanoTime() + time.toNanos();
             long n = 0;
             while (System.nanoTime() < end) {
               ps.setLong(1, n++);
               if (bytes > 0) {
-                java.nio.ByteBuffer.wrap(data).putLong(n); // distinct content, as each small file's
+                ByteBuffer.wrap(data).putLong(n); // distinct content, as each small file's
                 ps.setBytes(2, data);
               }
               ps.executeUpdate();

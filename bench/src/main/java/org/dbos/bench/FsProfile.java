@@ -176,10 +176,10 @@ public final class FsProfile {
         (System.nanoTime() - t0) / 1e6 / n, open / 1e6 / n, write / 1e6 / n, sync / 1e6 / n);
   }
 
-  /** {@code n} files by {@code writers} threads, each in a directory of its own; files/s and CPU per file. */
-  /** The group commit's count and total size of groups when the last round ended (GroupCreate). */
+  /** The group commit's count of groups, their total size and the failed groups when the last round ended (GroupCreate). */
   static final long[] groupsBefore = new long[3];
 
+  /** {@code n} files by {@code writers} threads, each in a directory of its own; files/s and CPU per file. */
   static void writers(Kernel kernel, long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
     Cpu cpu = Cpu.now(postmaster);
     long[] wal = wal(kernel);
