@@ -19,7 +19,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.function.IntFunction;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Node;
 import org.dbos.kernel.NodeConfig;
@@ -35,7 +34,9 @@ import org.dbos.server.fuse.Mount;
  * the API, which is how the default chunk size was chosen. The small-file workload (create, write
  * 4 KiB, fsync, close) runs with 1, 8 and 32 threads, each in its own directory: one fsync at a time,
  * and enough at once for the file system's (or PostgreSQL's) group commit to share flushes. Through
- * the API that workload is one system call per file, {@link FileSystem#createFile}. Beside it, with
+ * the API that workload is one system call per file, {@link FileSystem#createFile}. The four targets
+ * take their small-file rounds in turn, as they take {@code tar -x}'s (see {@link #smallFilesInTurn}).
+ * Beside them, with
  * the same 1, 8 and 32 callers, PostgreSQL's bare durable single-row commits on DBFS's database: the
  * ceiling of any design that commits once per file. {@code tar -x} runs on the three targets in turn,
  * an unmeasured warm-up and three rounds, and reports each one's median, so that the shared machine's
@@ -43,7 +44,7 @@ import org.dbos.server.fuse.Mount;
  *
  * <p>Usage: {@code java -cp ... org.dbos.bench.FsBench [small-files] [seq-MiB] [random-reads] [tree-glob]}
  * (defaults 3200, 1024, 2000, *: the issue's sizes, a 1 GiB file and the whole src.zip, 15,224 files;
- * small-files is the total per thread count, after an unmeasured round of as many: see {@link #WARM_UP}). The
+ * small-files is the files of each round: see {@link #SMALL_RUNS}). The
  * embedded PostgreSQL runs with fsync on, with 40 connections so 32 writers need not queue for one.
  * Reads on ext4 and bindfs come from the page cache (nothing is dropped: the machine is shared);
  * reads through DBFS's mount go to the database (FUSE drops its page cache at open).
@@ -54,11 +55,13 @@ public final class FsBench {
   /** Small-file writers at once, each in its own directory: one, and enough for group commit to matter. */
   static final int[] THREADS = {1, 8, 32};
   /**
-   * Writers of the unmeasured small-file round each target gets first (its directories "small-8-*"):
-   * a JVM's first thousands of calls run while its JIT compiles them, and a server's steady state is
-   * what the comparison is about; ext4 and bindfs warm their caches in it alike.
+   * Measured passes of the small-file rounds, after an unmeasured one: the median per target and
+   * writer count is reported. The unmeasured pass runs every writer count, because a JVM's first
+   * thousands of calls of a path run while its JIT compiles them (C2 compiled the group commit's
+   * statement builder during a 1-writer round that followed a warm-up by 8 writers only), and a
+   * server's steady state is what the comparison is about; ext4 and bindfs warm their caches in it alike.
    */
-  static final int WARM_UP = 8;
+  static final int SMALL_RUNS = 3;
   /** Bytes of each small file. */
   static final int SMALL_FILE = 4096;
   static final Duration COMMIT_TIME = Duration.ofSeconds(3);
@@ -83,15 +86,20 @@ public final class FsBench {
       FileSystem fs = FileSystem.of(kernel);
       try (Mount mount = Mount.mount(kernel, dbfs)) {
         var targets = List.of(Map.entry("ext4", ext4), Map.entry("bindfs", bind), Map.entry("dbfs-fuse", dbfs));
+        var writers = new LinkedHashMap<String, SmallFileWriter>();
+        targets.forEach(t -> writers.put(t.getKey(), posixWriter(t.getValue())));
+        writers.put("dbfs-api", apiWriter(fs, admin));
+        System.out.println("measuring small files on each in turn …");
+        smallFilesInTurn(writers, smallFiles, results);
         for (var target : targets) {
           System.out.println("measuring " + target.getKey() + " …");
-          results.put(target.getKey(), measurePosix(target.getValue(), smallFiles, seqMiB, randomReads));
+          results.get(target.getKey()).putAll(measurePosix(target.getValue(), seqMiB, randomReads));
         }
         System.out.println("measuring tar -x on each in turn …");
         tarInTurn(targets, tar, results, postmasterPid(dir.resolve("node")));
       }
       System.out.println("measuring dbfs-api …");
-      results.put("dbfs-api", measureApi(fs, admin, smallFiles, seqMiB, randomReads));
+      results.get("dbfs-api").putAll(measureApi(fs, admin, seqMiB, randomReads));
       System.out.println("measuring PostgreSQL's durable commits …");
       try (var c = kernel.database().connection(); var st = c.createStatement()) {
         st.execute("CHECKPOINT"); // the workloads' dirty pages written first: the commits do not queue behind them
@@ -153,28 +161,73 @@ public final class FsBench {
     }
   }
 
-  static Map<String, Double> measurePosix(Path root, int smallFiles, int seqMiB, int randomReads)
+  /**
+   * The small-file rounds: for each pass (an unmeasured one, then {@value #SMALL_RUNS}), for each
+   * writer count, every target in turn, so that a burst of the shared machine's load falls on one
+   * round of each, not on one target's rounds; then the median per target and writer count. Every
+   * round writes {@code files} new files, in directories of its own.
+   */
+  static void smallFilesInTurn(Map<String, SmallFileWriter> targets, int files, Map<String, Map<String, Double>> results)
       throws Exception {
-    var r = new LinkedHashMap<String, Double>();
+    var rates = new LinkedHashMap<String, double[]>();
+    for (int pass = -1; pass < SMALL_RUNS; pass++) {
+      for (int threads : THREADS) {
+        for (var target : targets.entrySet()) {
+          int round = (pass + 1) * 100 + threads; // names the round's directories and stamps its files
+          double rate = smallFiles(threads, files, t -> target.getValue().in(round, t));
+          if (pass >= 0) {
+            rates.computeIfAbsent(target.getKey() + " " + threads, k -> new double[SMALL_RUNS])[pass] = rate;
+          }
+        }
+      }
+    }
+    for (String target : targets.keySet()) {
+      var r = results.computeIfAbsent(target, k -> new LinkedHashMap<>());
+      for (int threads : THREADS) {
+        double[] x = rates.get(target + " " + threads);
+        System.out.printf("small files/s on %s, %d writers: %s%n", target, threads,
+            String.join(" ", Arrays.stream(x).mapToObj(v -> String.format("%.0f", v)).toList()));
+        Arrays.sort(x);
+        r.put(smallMetric(threads), x[SMALL_RUNS / 2]);
+      }
+      r.put(TAR, Double.NaN); // measured by tarInTurn; the row keeps its place
+    }
+  }
+
+  /** Small files through the POSIX interface under {@code root}: create, write, fsync, close. */
+  static SmallFileWriter posixWriter(Path root) {
     byte[] block = new byte[SMALL_FILE];
     new Random(1).nextBytes(block);
-    IntFunction<SmallFileWriter> in = threads -> t -> {
-      Path small = Files.createDirectories(root.resolve("small" + threads + "-" + t));
+    return (round, t) -> {
+      Path small = Files.createDirectories(root.resolve("small" + round + "-" + t));
       byte[] mine = block.clone();
       return i -> {
         try (FileChannel ch = FileChannel.open(small.resolve("f" + i), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-          ch.write(ByteBuffer.wrap(distinct(mine, threads, t, i)));
+          ch.write(ByteBuffer.wrap(distinct(mine, round, t, i)));
           ch.force(true);
         }
       };
     };
-    smallFiles(WARM_UP, smallFiles, in.apply(-WARM_UP));
-    for (int threads : THREADS) {
-      r.put(smallMetric(threads), smallFiles(threads, smallFiles, in.apply(threads)));
-    }
+  }
 
+  /** The same through the Java API: create, write, fsync and close are one call. */
+  static SmallFileWriter apiWriter(FileSystem fs, Session s) {
+    fs.mkdir(s, "/api", 0755);
+    byte[] block = new byte[SMALL_FILE];
+    new Random(1).nextBytes(block);
+    return (round, t) -> {
+      String dir = "/api/small" + round + "-" + t;
+      fs.mkdir(s, dir, 0755);
+      byte[] mine = block.clone();
+      return i -> fs.createFile(s, dir + "/f" + i, 0644, distinct(mine, round, t, i));
+    };
+  }
+
+  /** Sequential write and read, and random reads, of one file through the POSIX interface under {@code root}. */
+  static Map<String, Double> measurePosix(Path root, int seqMiB, int randomReads) throws Exception {
+    var r = new LinkedHashMap<String, Double>();
+    run(root, "sh", "-c", "rm -rf small*"); // the small-file rounds' trees, out of the sequential file's way
     long t0;
-    r.put(TAR, Double.NaN); // measured by tarInTurn; the row keeps its place
 
     Path big = root.resolve("big");
     byte[] mb = new byte[1 << 20];
@@ -213,24 +266,8 @@ public final class FsBench {
 
   // ---- the same workload through the Java API (no FUSE, no kernel page cache) ----
 
-  static Map<String, Double> measureApi(FileSystem fs, Session s, int smallFiles, int seqMiB, int randomReads)
-      throws Exception {
+  static Map<String, Double> measureApi(FileSystem fs, Session s, int seqMiB, int randomReads) {
     var r = new LinkedHashMap<String, Double>();
-    fs.mkdir(s, "/api", 0755);
-    byte[] block = new byte[SMALL_FILE];
-    new Random(1).nextBytes(block);
-    IntFunction<SmallFileWriter> in = threads -> t -> {
-      String dir = "/api/small" + threads + "-" + t;
-      fs.mkdir(s, dir, 0755);
-      byte[] mine = block.clone();
-      // create, write, fsync, close: one call
-      return i -> fs.createFile(s, dir + "/f" + i, 0644, distinct(mine, threads, t, i));
-    };
-    smallFiles(WARM_UP, smallFiles, in.apply(-WARM_UP));
-    for (int threads : THREADS) {
-      r.put(smallMetric(threads), smallFiles(threads, smallFiles, in.apply(threads)));
-    }
-    r.put(TAR, Double.NaN);
     byte[] buf = new byte[4 << 20];
     new Random(2).nextBytes(buf);
     long t0 = System.nanoTime();
@@ -268,9 +305,9 @@ public final class FsBench {
     return block;
   }
 
-  /** One writer's work: its directory made, file {@code i} of it created, written, fsynced and closed. */
+  /** Writer {@code thread}'s work in round {@code round}: its directory made, then file {@code i} of it created, written, fsynced and closed. */
   interface SmallFileWriter {
-    FileWriter in(int thread) throws Exception;
+    FileWriter in(int round, int thread) throws Exception;
   }
 
   interface FileWriter {
@@ -281,8 +318,13 @@ public final class FsBench {
     return "small create+write+fsync, " + threads + (threads == 1 ? " thread" : " threads") + " (files/s)";
   }
 
+  /** A writer's files of one round, from thread {@code t}. */
+  interface RoundWriter {
+    FileWriter in(int t) throws Exception;
+  }
+
   /** {@code files} small files written by {@code threads} threads at once (each its share, in its own directory). */
-  static double smallFiles(int threads, int files, SmallFileWriter writer) throws Exception {
+  static double smallFiles(int threads, int files, RoundWriter writer) throws Exception {
     var writers = new ArrayList<FileWriter>();
     for (int t = 0; t < threads; t++) {
       writers.add(writer.in(t));
