@@ -212,10 +212,13 @@ public final class FsProfile {
     groupsBefore[2] = failures;
   }
 
-  /** The cluster's WAL bytes and full-page images so far (pg_stat_wal). */
+  /**
+   * The cluster's WAL bytes so far (its insert position: exact at once) and full-page images
+   * (pg_stat_wal, which a backend updates only every second or so: short rounds under-count them).
+   */
   static long[] wal(Kernel kernel) throws Exception {
     try (var c = kernel.database().connection(); var st = c.createStatement();
-         var rs = st.executeQuery("SELECT wal_bytes, wal_fpi FROM pg_stat_wal")) {
+         var rs = st.executeQuery("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint, wal_fpi FROM pg_stat_wal")) {
       rs.next();
       return new long[] {rs.getLong(1), rs.getLong(2)};
     }
