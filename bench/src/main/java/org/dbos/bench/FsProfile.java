@@ -69,8 +69,7 @@ public final class FsProfile {
         for (String statement : System.getenv("PROFILE_SQL").split(";;")) { // ';;' between statements that must run alone (ALTER SYSTEM)
           sql(kernel, statement);
         }
-        // new connections, so that settings only a session's start reads (session_preload_libraries) hold
-        ((com.zaxxer.hikari.HikariDataSource) kernel.database().dataSource()).getHikariPoolMXBean().softEvictConnections();
+        freshConnections(kernel);
       }
       byte[] block = new byte[4096];
       new Random(1).nextBytes(block);
@@ -141,9 +140,13 @@ public final class FsProfile {
       }
     }
     sql(kernel, "SELECT pg_reload_conf()");
-    // new connections load auto_explain
-    ((com.zaxxer.hikari.HikariDataSource) kernel.database().dataSource()).getHikariPoolMXBean().softEvictConnections();
+    freshConnections(kernel);
     Thread.sleep(300);
+  }
+
+  /** Retires the pool's connections, so that settings only a session's start reads (session_preload_libraries, auto_explain) hold. */
+  static void freshConnections(Kernel kernel) {
+    ((com.zaxxer.hikari.HikariDataSource) kernel.database().dataSource()).getHikariPoolMXBean().softEvictConnections();
   }
 
   static void sql(Kernel kernel, String statement) throws Exception {
