@@ -35,8 +35,8 @@ import org.dbos.server.fuse.Mount;
  * 4 KiB, fsync, close) runs with 1, 8 and 32 threads, each in its own directory: one fsync at a time,
  * and enough at once for the file system's (or PostgreSQL's) group commit to share flushes. Through
  * the API that workload is one system call per file, {@link FileSystem#createFile}. The four targets
- * take their small-file rounds in turn, as they take {@code tar -x}'s (see {@link #smallFilesInTurn}).
- * Beside them, with
+ * take their small-file rounds in turn, as they take {@code tar -x}'s (see {@link #smallFilesInTurn}),
+ * and with them the API's creates of empty files ({@link #NO_DATA}). Beside them, with
  * the same 1, 8 and 32 callers, PostgreSQL's bare durable single-row commits on DBFS's database: the
  * ceiling of any design that commits once per file. {@code tar -x} runs on the three targets in turn,
  * an unmeasured warm-up and three rounds, and reports each one's median, so that the shared machine's
@@ -64,6 +64,12 @@ public final class FsBench {
   static final int SMALL_RUNS = 3;
   /** Bytes of each small file. */
   static final int SMALL_FILE = 4096;
+  /**
+   * The API's creates of empty files, in the same rounds: what a create costs with no chunk and no
+   * blob to write (its audit record, inode and entry, one durable commit per group). No way of storing
+   * a small file's bytes can make DBFS faster than this.
+   */
+  static final String NO_DATA = "api-nodata";
   static final Duration COMMIT_TIME = Duration.ofSeconds(3);
   private static final Path SRC_ZIP = Path.of(System.getProperty("java.home"), "lib", "src.zip");
 
@@ -88,7 +94,8 @@ public final class FsBench {
         var targets = List.of(Map.entry("ext4", ext4), Map.entry("bindfs", bind), Map.entry("dbfs-fuse", dbfs));
         var writers = new LinkedHashMap<String, SmallFileWriter>();
         targets.forEach(t -> writers.put(t.getKey(), posixWriter(t.getValue())));
-        writers.put("dbfs-api", apiWriter(fs, admin));
+        writers.put("dbfs-api", apiWriter(fs, admin, "/api", SMALL_FILE));
+        writers.put(NO_DATA, apiWriter(fs, admin, "/nodata", 0));
         System.out.println("measuring small files on each in turn …");
         smallFilesInTurn(writers, smallFiles, results);
         for (var target : targets) {
@@ -210,13 +217,13 @@ public final class FsBench {
     };
   }
 
-  /** The same through the Java API: create, write, fsync and close are one call. */
-  static SmallFileWriter apiWriter(FileSystem fs, Session s) {
-    fs.mkdir(s, "/api", 0755);
-    byte[] block = new byte[SMALL_FILE];
+  /** The same through the Java API, files of {@code bytes} under {@code top}: create, write, fsync and close are one call. */
+  static SmallFileWriter apiWriter(FileSystem fs, Session s, String top, int bytes) {
+    fs.mkdir(s, top, 0755);
+    byte[] block = new byte[bytes];
     new Random(1).nextBytes(block);
     return (round, t) -> {
-      String dir = "/api/small" + round + "-" + t;
+      String dir = top + "/small" + round + "-" + t;
       fs.mkdir(s, dir, 0755);
       byte[] mine = block.clone();
       return i -> fs.createFile(s, dir + "/f" + i, 0644, distinct(mine, round, t, i));
@@ -301,7 +308,9 @@ public final class FsBench {
    * would share one blob, which ext4 cannot do).
    */
   static byte[] distinct(byte[] block, int round, int writer, int file) {
-    ByteBuffer.wrap(block).putInt(round).putInt(writer).putInt(file);
+    if (block.length > 0) {
+      ByteBuffer.wrap(block).putInt(round).putInt(writer).putInt(file);
+    }
     return block;
   }
 
@@ -392,7 +401,7 @@ public final class FsBench {
     for (String metric : results.get("ext4").keySet()) {
       System.out.printf("%-48s", metric);
       for (String n : names) {
-        double v = results.get(n).get(metric);
+        double v = results.get(n).getOrDefault(metric, Double.NaN);
         System.out.printf("%12s", Double.isNaN(v) ? "-" : String.format(v < 10 ? "%.2f" : "%.0f", v));
       }
       double d = results.get("dbfs-fuse").get(metric);
@@ -427,6 +436,12 @@ public final class FsBench {
     System.out.printf("%n%-40s", "with 4 KiB / ext4 files/s");
     for (int i = 0; i < THREADS.length; i++) {
       System.out.printf("%12.2f", rows[i] / results.get("ext4").get(smallMetric(THREADS[i])));
+    }
+    for (String target : List.of("dbfs-api", NO_DATA)) {
+      System.out.printf("%n%-40s", target + " / ext4 files/s");
+      for (int t : THREADS) {
+        System.out.printf("%12.2f", results.get(target).get(smallMetric(t)) / results.get("ext4").get(smallMetric(t)));
+      }
     }
     System.out.println();
   }

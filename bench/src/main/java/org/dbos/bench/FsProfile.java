@@ -32,12 +32,14 @@ import org.dbos.server.fuse.Mount;
  * </ul>
  * {@code -Dlog=FILE}: the last round ({@code -DlogRound=K}: round K, from 0) runs with {@code log_min_duration_statement = 0} (and with
  * {@code -Dexplain} also auto_explain, analyzed, with triggers) and the server log is copied to FILE.
- * {@code -DdropChecks}: drops the CHECK constraints of fs_inodes, fs_dentries and fs_chunks first (to
+ * {@code -Dbytes=N}: files of N bytes (4096; 0 for empty files). {@code -DdropChecks}: drops the CHECK constraints of fs_inodes, fs_dentries and fs_chunks first (to
  * measure what they cost). Environment {@code PROFILE_SQL}: SQL run on the fresh node first (the same,
  * for any other schema change). {@code tar} prints the CPU per file of this JVM and of PostgreSQL.
  */
 public final class FsProfile {
-  static final int[] WRITERS = {1, 8, 32};
+  /** Writers of each round: 1, 8 and 32, or those of {@code -Dwriters=8,32}. */
+  static final int[] WRITERS = java.util.Arrays.stream(System.getProperty("writers", "1,8,32").split(","))
+      .mapToInt(Integer::parseInt).toArray();
 
   /** One writer's way to make file {@code i} in directory {@code dir} (a DBFS path). */
   interface SmallFile {
@@ -71,7 +73,7 @@ public final class FsProfile {
         }
         freshConnections(kernel);
       }
-      byte[] block = new byte[4096];
+      byte[] block = new byte[Integer.getInteger("bytes", 4096)];
       new Random(1).nextBytes(block);
       Path mnt = Files.createDirectories(dir.resolve("mnt"));
       try (Mount mount = Mount.mount(kernel, mnt)) {
