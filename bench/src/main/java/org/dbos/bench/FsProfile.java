@@ -116,7 +116,7 @@ public final class FsProfile {
               : d -> fs.mkdir(s, d, 0755);
           for (int k = 0; k < WRITERS.length; k++) {
             logLastRound(kernel, k == Integer.getInteger("logRound", WRITERS.length - 1));
-            writers(kernel, postmaster, WRITERS[k], n, mkdir, file);
+            writers(kernel, postmaster, k, WRITERS[k], n, mkdir, file);
           }
         }
       }
@@ -184,12 +184,12 @@ public final class FsProfile {
   /** The group commit's count of groups, their total size and the failed groups when the last round ended (GroupCreate). */
   static final long[] groupsBefore = new long[3];
 
-  /** {@code n} files by {@code writers} threads, each in a directory of its own; files/s and CPU per file. */
-  static void writers(Kernel kernel, long postmaster, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
+  /** Round {@code round}: {@code n} files by {@code writers} writers, each in a directory of its own; files/s and CPU per file. */
+  static void writers(Kernel kernel, long postmaster, int round, int writers, int n, DirMaker mkdir, SmallFile file) throws Exception {
     Cpu cpu = Cpu.now(postmaster);
     long[] wal = wal(kernel);
     double rate = FsBench.smallFiles(writers, n, t -> {
-      String d = "/w" + writers + "-" + t;
+      String d = "/r" + round + "w" + writers + "-" + t; // a writer count may come twice (-Dwriters=32,32)
       mkdir.make(d);
       return i -> file.make(d, i);
     });
