@@ -103,8 +103,8 @@ final class DbfsFuse implements FuseOperations {
   /**
    * A bigger one only while it fills: if at least one name in RELIST_RATIO is new since it was last
    * listed. Without the listing, each new name costs a lookup and a create the slow way (~1 ms more,
-   * and its 1-writer creates ran at half the rate past 4,096 names); the listing costs ~1 µs a name
-   * (15 ms for 15,000). So tar filling a directory of 20,000 names keeps it listed; one new name a
+   * and its 1-writer creates ran at half the rate past 4,096 names); the listing costs ~3 µs a name
+   * (40–75 ms for 20,000). So tar filling a directory of 20,000 names keeps it listed; one new name a
    * second in a directory of 100,000 does not.
    */
   static final int RELIST_RATIO = 256;
