@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Random;
 import org.dbos.kernel.Kernel;
 import org.dbos.kernel.Node;
@@ -32,13 +33,12 @@ import org.dbos.server.fuse.Mount;
  * </ul>
  * {@code -Dlog=FILE}: the last round ({@code -DlogRound=K}: round K, from 0) runs with {@code log_min_duration_statement = 0} (and with
  * {@code -Dexplain} also auto_explain, analyzed, with triggers) and the server log is copied to FILE.
- * {@code -Dbytes=N}: files of N bytes (4096; 0 for empty files). {@code -DdropChecks}: drops the CHECK constraints of fs_inodes, fs_dentries and fs_chunks first (to
- * measure what they cost). Environment {@code PROFILE_SQL}: SQL run on the fresh node first (the same,
- * for any other schema change). {@code tar} prints the CPU per file of this JVM and of PostgreSQL.
+ * {@code -Dbytes=N}: files of N bytes (4096; 0 for empty files). Environment {@code PROFILE_SQL}: SQL
+ * run on the fresh node first (a schema change to measure). {@code tar} prints the CPU per file of this JVM and of PostgreSQL.
  */
 public final class FsProfile {
   /** Writers of each round: 1, 8 and 32, or those of {@code -Dwriters=8,32}. */
-  static final int[] WRITERS = java.util.Arrays.stream(System.getProperty("writers", "1,8,32").split(","))
+  static final int[] WRITERS = Arrays.stream(System.getProperty("writers", "1,8,32").split(","))
       .mapToInt(Integer::parseInt).toArray();
 
   /** One writer's way to make file {@code i} in directory {@code dir} (a DBFS path). */
@@ -59,14 +59,6 @@ public final class FsProfile {
       Session s = kernel.openSession(Kernel.ADMIN, Duration.ofHours(1));
       FileSystem fs = FileSystem.of(kernel);
       long postmaster = FsBench.postmasterPid(dir.resolve("node"));
-      if (System.getProperty("dropChecks") != null) {
-        sql(kernel, """
-            DO $$ DECLARE r record; BEGIN
-              FOR r IN SELECT conrelid::regclass AS t, conname FROM pg_constraint
-                       WHERE contype = 'c' AND conrelid::regclass::text IN ('fs_inodes', 'fs_dentries', 'fs_chunks') LOOP
-                EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.t, r.conname);
-              END LOOP; END $$""");
-      }
       if (System.getenv("PROFILE_SQL") != null) {
         for (String statement : System.getenv("PROFILE_SQL").split(";;")) { // ';;' between statements that must run alone (ALTER SYSTEM)
           sql(kernel, statement);
